@@ -1,0 +1,351 @@
+"""Dev-time training of the Fashion-MNIST reference models (not used at run time).
+
+Trains a small timm-style pre-norm ViT classifier, then fine-tunes the same backbone into a
+retrieval encoder (L2-normalized 64-d embedding trained against learned class prototypes),
+exports both to ONNX and writes their model cards. Run with Debian's python (torch 1.13):
+
+  /usr/bin/python3 deploy/demo/training/vit_fmnist.py train-classifier
+  /usr/bin/python3 deploy/demo/training/vit_fmnist.py train-encoder
+  /usr/bin/python3 deploy/demo/training/vit_fmnist.py export
+
+Deterministic given the seed and thread count (2 threads, CPU).
+"""
+import argparse
+import gzip
+import json
+import math
+import os
+import struct
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEMO = os.path.dirname(HERE)
+MODELS = os.path.join(DEMO, 'models')
+CHECKPOINTS = os.path.join(HERE, 'checkpoints')
+DATA = os.environ.get('FMNIST_DIR', '/usr/share/datasets/fashion-mnist')
+
+MEAN, STD = 0.2860, 0.3530
+LABELS = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat',
+          'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot']
+ARCH = dict(image_size=28, patch_size=7, in_chans=1, dim=128, depth=6, heads=4, mlp_ratio=2)
+EMBED_DIM = 64
+SEED = 20261129
+
+
+def read_idx(path):
+    with gzip.open(path, 'rb') as f:
+        raw = f.read()
+    zero, dtype, ndim = struct.unpack('>HBB', raw[:4])
+    assert zero == 0 and dtype == 0x08, f'{path}: not a uint8 IDX file'
+    dims = struct.unpack('>' + 'I' * ndim, raw[4:4 + 4 * ndim])
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def load_split(split):
+    prefix = 'train' if split == 'train' else 't10k'
+    x = read_idx(os.path.join(DATA, f'{prefix}-images-idx3-ubyte.gz'))
+    y = read_idx(os.path.join(DATA, f'{prefix}-labels-idx1-ubyte.gz'))
+    x = (torch.from_numpy(x.astype(np.float32)) / 255.0 - MEAN) / STD
+    return x.unsqueeze(1), torch.from_numpy(y.astype(np.int64))
+
+
+class Attention(nn.Module):
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.heads = heads
+        self.scale = (dim // heads) ** -0.5
+        self.qkv = nn.Linear(dim, dim * 3)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        b, n, c = x.shape
+        qkv = self.qkv(x).reshape(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        attn = (q @ k.transpose(-2, -1)) * self.scale
+        attn = attn.softmax(dim=-1)
+        return self.proj((attn @ v).transpose(1, 2).reshape(b, n, c))
+
+
+class Mlp(nn.Module):
+    def __init__(self, dim, hidden):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x):
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class Block(nn.Module):
+    def __init__(self, dim, heads, mlp_ratio):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = Attention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = Mlp(dim, dim * mlp_ratio)
+
+    def forward(self, x):
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class PatchEmbed(nn.Module):
+    def __init__(self, patch_size, in_chans, dim):
+        super().__init__()
+        self.proj = nn.Conv2d(in_chans, dim, kernel_size=patch_size, stride=patch_size)
+
+    def forward(self, x):
+        return self.proj(x).flatten(2).transpose(1, 2)
+
+
+class VisionTransformer(nn.Module):
+    """Pre-norm ViT; `head` maps the final class-token feature to logits or to an embedding."""
+
+    def __init__(self, image_size, patch_size, in_chans, dim, depth, heads, mlp_ratio, out_dim, normalize):
+        super().__init__()
+        tokens = (image_size // patch_size) ** 2 + 1
+        self.patch_embed = PatchEmbed(patch_size, in_chans, dim)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos_embed = nn.Parameter(torch.randn(1, tokens, dim) * 0.02)
+        self.blocks = nn.Sequential(*[Block(dim, heads, mlp_ratio) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.head = nn.Linear(dim, out_dim)
+        self.normalize = normalize
+        self.apply(self._init)
+
+    @staticmethod
+    def _init(m):
+        if isinstance(m, nn.Linear):
+            nn.init.trunc_normal_(m.weight, std=0.02)
+            nn.init.zeros_(m.bias)
+
+    def forward(self, x):
+        x = self.patch_embed(x)
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embed
+        x = self.norm(self.blocks(x))
+        out = self.head(x[:, 0])
+        return F.normalize(out, dim=-1) if self.normalize else out
+
+
+def make_classifier():
+    return VisionTransformer(**ARCH, out_dim=len(LABELS), normalize=False)
+
+
+def make_encoder():
+    return VisionTransformer(**ARCH, out_dim=EMBED_DIM, normalize=True)
+
+
+class PrototypeLoss(nn.Module):
+    """Normalized softmax (CLIP-style) between embeddings and learned, normalized class prototypes."""
+
+    def __init__(self, classes, dim, temperature=0.05):
+        super().__init__()
+        self.prototypes = nn.Parameter(torch.randn(classes, dim))
+        self.temperature = temperature
+
+    def forward(self, emb, y):
+        logits = emb @ F.normalize(self.prototypes, dim=-1).t() / self.temperature
+        return F.cross_entropy(logits, y)
+
+
+def augment(x, gen):
+    """Horizontal flip and a random shift of up to 2 px (zero padding in normalized space)."""
+    b = x.shape[0]
+    flip = torch.rand(b, generator=gen) < 0.5
+    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    pad = 2
+    background = -MEAN / STD
+    padded = F.pad(x, (pad, pad, pad, pad), value=background)
+    dx = torch.randint(0, 2 * pad + 1, (b,), generator=gen)
+    dy = torch.randint(0, 2 * pad + 1, (b,), generator=gen)
+    rows = (dy[:, None] + torch.arange(28)[None, :])  # [b, 28]
+    cols = (dx[:, None] + torch.arange(28)[None, :])
+    idx_b = torch.arange(b)[:, None, None]
+    return padded[idx_b, 0, rows[:, :, None], cols[:, None, :]].unsqueeze(1)
+
+
+def log(msg):
+    print(f'[{time.strftime("%H:%M:%S")}] {msg}', flush=True)
+
+
+def train(model, loss_fn, params, epochs, lr, batch_size, ckpt_name, warmup_steps, use_aug):
+    torch.manual_seed(SEED)
+    gen = torch.Generator().manual_seed(SEED)
+    x, y = load_split('train')
+    n = x.shape[0]
+    steps_per_epoch = n // batch_size
+    total = epochs * steps_per_epoch
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.05)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warmup_steps) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+    ckpt_path = os.path.join(CHECKPOINTS, ckpt_name)
+    start_epoch = 0
+    if os.path.exists(ckpt_path):
+        state = torch.load(ckpt_path)
+        model.load_state_dict(state['model'])
+        loss_fn.load_state_dict(state['loss'])
+        opt.load_state_dict(state['opt'])
+        sched.load_state_dict(state['sched'])
+        gen.set_state(state['gen'])
+        start_epoch = state['epoch']
+        log(f'resumed from {ckpt_path} at epoch {start_epoch}')
+    started = time.time()
+    for epoch in range(start_epoch, epochs):
+        model.train()
+        perm = torch.randperm(n, generator=gen)
+        running = 0.0
+        for step in range(steps_per_epoch):
+            idx = perm[step * batch_size:(step + 1) * batch_size]
+            xb = augment(x[idx], gen) if use_aug else x[idx]
+            loss = loss_fn(model(xb), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            sched.step()
+            running += loss.item()
+            if (step + 1) % 50 == 0:
+                rate = (step + 1 + (epoch - start_epoch) * steps_per_epoch) * batch_size / (time.time() - started)
+                log(f'epoch {epoch + 1}/{epochs} step {step + 1}/{steps_per_epoch} '
+                    f'loss {running / 50:.4f} lr {sched.get_last_lr()[0]:.2e} {rate:.0f} img/s')
+                running = 0.0
+        os.makedirs(CHECKPOINTS, exist_ok=True)
+        torch.save({'model': model.state_dict(), 'loss': loss_fn.state_dict(), 'opt': opt.state_dict(),
+                    'sched': sched.state_dict(), 'gen': gen.get_state(), 'epoch': epoch + 1}, ckpt_path)
+        log(f'epoch {epoch + 1} done, checkpoint saved, elapsed {time.time() - started:.0f}s')
+    return time.time() - started
+
+
+class CrossEntropy(nn.Module):
+    def __init__(self, smoothing):
+        super().__init__()
+        self.smoothing = smoothing
+
+    def forward(self, logits, y):
+        return F.cross_entropy(logits, y, label_smoothing=self.smoothing)
+
+
+def cmd_train_classifier(args):
+    model = make_classifier()
+    loss_fn = CrossEntropy(0.1)
+    seconds = train(model, loss_fn, list(model.parameters()), args.epochs, args.lr, args.batch_size,
+                    'classifier.pt', 200, not args.no_aug)
+    torch.save(model.state_dict(), os.path.join(CHECKPOINTS, 'classifier-final.pt'))
+    write_json(os.path.join(CHECKPOINTS, 'classifier-training.json'), {
+        'epochs': args.epochs, 'lr': args.lr, 'batchSize': args.batch_size, 'augmentation': not args.no_aug,
+        'labelSmoothing': 0.1, 'seconds': round(seconds)})
+    log(f'classifier test top-1 {evaluate_classifier(model)["top1"]:.4f}')
+
+
+def cmd_train_encoder(args):
+    """Starts from the trained classifier's backbone: the encoder reuses its features and only
+    learns the embedding head and a short fine-tune of the blocks."""
+    model = make_encoder()
+    backbone = torch.load(os.path.join(CHECKPOINTS, 'classifier-final.pt'))
+    backbone = {k: v for k, v in backbone.items() if not k.startswith('head.')}
+    missing = model.load_state_dict(backbone, strict=False)
+    assert set(missing.missing_keys) == {'head.weight', 'head.bias'}, missing
+    loss_fn = PrototypeLoss(len(LABELS), EMBED_DIM)
+    params = list(model.parameters()) + list(loss_fn.parameters())
+    seconds = train(model, loss_fn, params, args.epochs, args.lr, args.batch_size, 'encoder.pt', 100,
+                    not args.no_aug)
+    torch.save(model.state_dict(), os.path.join(CHECKPOINTS, 'encoder-final.pt'))
+    write_json(os.path.join(CHECKPOINTS, 'encoder-training.json'), {
+        'epochs': args.epochs, 'lr': args.lr, 'batchSize': args.batch_size, 'augmentation': not args.no_aug,
+        'temperature': loss_fn.temperature, 'initializedFrom': 'classifier backbone', 'seconds': round(seconds)})
+    log(f'encoder retrieval {evaluate_encoder(model)}')
+
+
+@torch.no_grad()
+def predict(model, x, batch_size=500):
+    model.eval()
+    return torch.cat([model(x[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)])
+
+
+def evaluate_classifier(model):
+    x, y = load_split('test')
+    logits = predict(model, x)
+    top5 = logits.topk(5, dim=1).indices
+    return {
+        'top1': (top5[:, 0] == y).float().mean().item(),
+        'top5': (top5 == y[:, None]).any(dim=1).float().mean().item(),
+        'sample1000Top1': (top5[:1000, 0] == y[:1000]).float().mean().item(),
+        'testImages': int(x.shape[0]),
+    }
+
+
+def retrieval_metrics(q, qy, g, gy, chunk=250):
+    """Recall@k: a query scores when any of its k nearest gallery items shares its class.
+    AP over the full ranking (cosine similarity, descending), relevance = same class."""
+    hits1 = hits5 = 0
+    ap_sum = 0.0
+    for i in range(0, q.shape[0], chunk):
+        sims = q[i:i + chunk] @ g.t()
+        order = sims.argsort(dim=1, descending=True)
+        rel = (gy[order] == qy[i:i + chunk, None]).double()
+        hits1 += rel[:, :1].any(dim=1).sum().item()
+        hits5 += rel[:, :5].any(dim=1).sum().item()
+        cum = rel.cumsum(dim=1)
+        ranks = torch.arange(1, rel.shape[1] + 1, dtype=torch.float64)
+        ap_sum += ((cum / ranks) * rel).sum(dim=1).div(rel.sum(dim=1).clamp(min=1)).sum().item()
+    n = q.shape[0]
+    return {'recallAt1': hits1 / n, 'recallAt5': hits5 / n, 'mAP': ap_sum / n}
+
+
+def evaluate_encoder(model, sample=False):
+    xq, yq = load_split('test')
+    xg, yg = load_split('train')
+    q, g = predict(model, xq), predict(model, xg)
+    metrics = retrieval_metrics(q, yq, g, yg)
+    metrics.update({'queries': int(q.shape[0]), 'gallery': int(g.shape[0])})
+    # The committed sample: first 1000 test queries against the first 1024 train images.
+    sample_metrics = retrieval_metrics(q[:1000], yq[:1000], g[:1024], yg[:1024])
+    metrics.update({f'sample{k[0].upper()}{k[1:]}': v for k, v in sample_metrics.items()})
+    return metrics
+
+
+def write_json(path, obj):
+    with open(path, 'w') as f:
+        json.dump(obj, f, indent=2)
+        f.write('\n')
+
+
+if __name__ == '__main__':
+    torch.set_num_threads(2)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest='cmd', required=True)
+    for name, epochs, lr in [('train-classifier', 6, 1e-3), ('train-encoder', 2, 3e-4)]:
+        p = sub.add_parser(name)
+        p.add_argument('--epochs', type=int, default=epochs)
+        p.add_argument('--lr', type=float, default=lr)
+        p.add_argument('--batch-size', type=int, default=128)
+        p.add_argument('--no-aug', action='store_true')
+    sub.add_parser('bench')
+    args = parser.parse_args()
+    if args.cmd == 'train-classifier':
+        cmd_train_classifier(args)
+    elif args.cmd == 'train-encoder':
+        cmd_train_encoder(args)
+    elif args.cmd == 'bench':
+        torch.manual_seed(SEED)
+        m = make_classifier()
+        print('params', sum(p.numel() for p in m.parameters()))
+        opt = torch.optim.AdamW(m.parameters(), lr=1e-3)
+        x = torch.randn(128, 1, 28, 28)
+        y = torch.randint(0, 10, (128,))
+        gen = torch.Generator().manual_seed(0)
+        for i in range(12):
+            if i == 2:
+                t = time.time()
+            loss = F.cross_entropy(m(augment(x, gen)), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        print(f'{10 * 128 / (time.time() - t):.0f} img/s')
