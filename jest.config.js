@@ -17,6 +17,7 @@ module.exports = {
     ],
   },
   setupFiles: ['reflect-metadata'],
+  globalSetup: '<rootDir>/test/support/global-setup.ts',
   testTimeout: 60000,
   // Suites share one PostgreSQL server and one NATS server; two cores make more workers slower.
   maxWorkers: 2,

@@ -1,0 +1,103 @@
+import path from 'node:path';
+
+/**
+ * The gateway's whole configuration, read once from environment variables by `loadConfig`.
+ * Every variable is documented in the README's configuration table; keep the two in step.
+ */
+export interface GatewayConfig {
+  host: string;
+  port: number;
+  /** Root for the embedded defaults: SQLite file and content-addressed artifacts. */
+  dataDir: string;
+  /** PostgreSQL connection string; absent means the embedded SQLite file under dataDir. */
+  databaseUrl: string | undefined;
+  /** NATS server for jobs and artifacts; absent means the in-process transport. */
+  natsUrl: string | undefined;
+  /** Sets (or re-asserts) the admin token instead of generating one on first start. */
+  adminToken: string | undefined;
+  /** Development switch: when false every request acts as admin. Never the default. */
+  authEnabled: boolean;
+  /** Largest artifact upload accepted, in bytes. */
+  maxUploadBytes: number;
+  /** Largest JSON or GraphQL request body accepted, in bytes. */
+  maxRequestBytes: number;
+  /** Module specifiers of the plugins to load, in order. */
+  plugins: string[];
+  logLevel: string;
+}
+
+export class ConfigError extends Error {}
+
+type Env = Record<string, string | undefined>;
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${name} must be an integer in ${min}..${max}, got "${raw}"`);
+  }
+  return value;
+}
+
+function byteSize(env: Env, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const match = /^(\d+)\s*(b|kb|k|mb|m|gb|g)?$/i.exec(raw.trim());
+  if (!match) throw new ConfigError(`${name} must be a size such as 200mb or 1048576, got "${raw}"`);
+  const unit = (match[2] ?? 'b').toLowerCase()[0];
+  const factor = unit === 'k' ? 1024 : unit === 'm' ? 1024 ** 2 : unit === 'g' ? 1024 ** 3 : 1;
+  return Number(match[1]) * factor;
+}
+
+function boolean(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name]?.trim().toLowerCase();
+  if (raw === undefined || raw === '') return fallback;
+  if (['1', 'true', 'yes', 'on'].includes(raw)) return true;
+  if (['0', 'false', 'no', 'off'].includes(raw)) return false;
+  throw new ConfigError(`${name} must be true or false, got "${env[name]}"`);
+}
+
+function url(env: Env, name: string, protocols: string[]): string | undefined {
+  const raw = env[name]?.trim();
+  if (!raw) return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    throw new ConfigError(`${name} is not a URL: "${raw}"`);
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(`${name} must use ${protocols.join(' or ')}, got "${parsed.protocol}"`);
+  }
+  return raw;
+}
+
+/** Plugins shipped with the gateway and loaded when GATEWAY_PLUGINS is unset. */
+export const DEFAULT_PLUGINS: string[] = [];
+
+export function loadConfig(env: Env = process.env): GatewayConfig {
+  const adminToken = env.GATEWAY_ADMIN_TOKEN?.trim() || undefined;
+  if (adminToken !== undefined && adminToken.length < 16) {
+    throw new ConfigError('GATEWAY_ADMIN_TOKEN must be at least 16 characters');
+  }
+  const logLevel = env.LOG_LEVEL?.trim() || 'info';
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) {
+    throw new ConfigError(`LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent; got "${logLevel}"`);
+  }
+  return {
+    host: env.HOST?.trim() || '0.0.0.0',
+    port: integer(env, 'PORT', 8080, 0, 65535),
+    dataDir: path.resolve(env.DATA_DIR?.trim() || 'data'),
+    databaseUrl: url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
+    natsUrl: url(env, 'NATS_URL', ['nats:', 'tls:', 'ws:', 'wss:']),
+    adminToken,
+    authEnabled: !boolean(env, 'GATEWAY_AUTH_DISABLED', false),
+    maxUploadBytes: byteSize(env, 'MAX_UPLOAD_BYTES', 512 * 1024 ** 2),
+    maxRequestBytes: byteSize(env, 'MAX_REQUEST_BYTES', 64 * 1024 ** 2),
+    plugins: env.GATEWAY_PLUGINS === undefined
+      ? DEFAULT_PLUGINS
+      : env.GATEWAY_PLUGINS.split(',').map((s) => s.trim()).filter(Boolean),
+    logLevel,
+  };
+}

@@ -1,0 +1,128 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import express, { Router } from 'express';
+import type { Logger } from 'pino';
+import { FileArtifactStore } from './artifacts/file-artifact-store';
+import { AuditLog } from './audit/audit-log';
+import { TokenService } from './auth/token-service';
+import type { GatewayConfig } from './config/config';
+import { openDatabase } from './db/database';
+import { migrateToLatest } from './db/migrate';
+import { EventBus } from './events/event-bus';
+import { buildGatewaySchema, CORE_RESOLVERS, ResolverContainer } from './graphql/build-schema';
+import { startGraphQL } from './graphql/graphql-server';
+import { artifactRoutes } from './http/artifact-routes';
+import { errorHandler, notFoundHandler } from './http/errors-middleware';
+import { healthRoutes } from './http/health-routes';
+import { RequestAuthenticator } from './http/http-auth';
+import { requestId } from './http/request-id';
+import type { GatewayPlugin, PluginContext } from './plugins/plugin-api';
+import { loadPlugins } from './plugins/plugin-loader';
+import { RegistryRepository } from './registry/registry-repository';
+import { RegistryService } from './registry/registry-service';
+import type { GatewayServices } from './services';
+
+export interface RunningGateway {
+  url: string;
+  services: GatewayServices;
+  /** The admin token created on this start, when the database had no token yet. */
+  initialAdminToken: string | undefined;
+  stop(): Promise<void>;
+}
+
+export interface GatewayOptions {
+  config: GatewayConfig;
+  logger: Logger;
+  /** Plugins given directly (tests); otherwise those named by the configuration are loaded. */
+  plugins?: GatewayPlugin[];
+}
+
+/**
+ * Builds and starts one gateway process: database (migrated), artifact store, registry, auth,
+ * plugins, GraphQL and HTTP. The only place where parts are wired together.
+ */
+export async function startGateway({ config, logger, plugins: givenPlugins }: GatewayOptions): Promise<RunningGateway> {
+  const database = openDatabase(config);
+  const cleanups: Array<() => Promise<void> | void> = [() => database.close()];
+  const cleanup = async () => {
+    for (const step of cleanups.reverse()) {
+      try {
+        await step();
+      } catch (error) {
+        logger.warn({ err: error }, 'shutdown step failed');
+      }
+    }
+  };
+
+  try {
+    const applied = await migrateToLatest(database);
+    logger.info({ database: database.location, dialect: database.dialect, applied }, 'database ready');
+
+    const events = new EventBus((event, error) => logger.error({ err: error, event }, 'event listener failed'));
+    const artifacts = new FileArtifactStore(path.join(config.dataDir, 'artifacts'));
+    const audit = new AuditLog(database.db);
+    const tokens = new TokenService(database.db, audit);
+    const repository = new RegistryRepository(database.db);
+    const registry = new RegistryService(repository, artifacts, audit, events, logger, config.maxUploadBytes);
+    const services: GatewayServices = { config, logger, database, artifacts, audit, tokens, registry, events };
+
+    const initialAdminToken = await tokens.bootstrapAdmin(config.adminToken);
+    if (!config.authEnabled) logger.warn('authentication is DISABLED (GATEWAY_AUTH_DISABLED): every caller is admin');
+
+    const auth = new RequestAuthenticator(tokens, config.authEnabled);
+    let started = false;
+    const app = express();
+    app.disable('x-powered-by');
+    app.use(requestId);
+    app.use(healthRoutes(database, () => started));
+    app.use(artifactRoutes({ artifacts, repository, auth, maxBytes: config.maxUploadBytes }));
+    const httpServer = http.createServer(app);
+
+    const plugins = givenPlugins ?? loadPlugins(config.plugins);
+    const container = new ResolverContainer();
+    container.add(CORE_RESOLVERS, { ...services, routes: Router() });
+    for (const plugin of plugins) {
+      const context: PluginContext = { ...services, routes: Router() };
+      await plugin.start?.(context);
+      if (plugin.stop) cleanups.push(() => plugin.stop?.());
+      container.add(plugin.resolvers ?? [], context);
+      app.use(context.routes);
+      logger.info({ plugin: plugin.name }, 'plugin started');
+    }
+
+    const schema = await buildGatewaySchema(plugins, container);
+    const graphql = await startGraphQL({ schema, httpServer, auth, logger });
+    cleanups.push(graphql.stop);
+    app.use('/graphql', express.json({ limit: config.maxRequestBytes }), graphql.middleware);
+    app.use(notFoundHandler);
+    app.use(errorHandler(logger));
+
+    await new Promise<void>((resolve, reject) => {
+      httpServer.once('error', reject);
+      httpServer.listen(config.port, config.host, () => resolve());
+    });
+    cleanups.push(() => new Promise<void>((resolve) => httpServer.close(() => resolve())));
+    started = true;
+    const { port } = httpServer.address() as AddressInfo;
+    const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+    const url = `http://${host}:${port}`;
+    logger.info({ url, plugins: plugins.map((p) => p.name) }, 'gateway listening');
+
+    let stopped = false;
+    return {
+      url,
+      services,
+      initialAdminToken,
+      stop: async () => {
+        if (stopped) return;
+        stopped = true;
+        started = false;
+        await cleanup();
+      },
+    };
+  } catch (error) {
+    await cleanup();
+    throw error;
+  }
+}

@@ -1,0 +1,35 @@
+import type { GraphQLSchema } from 'graphql';
+import { buildSchema, type NonEmptyArray } from 'type-graphql';
+import type { PluginContext, ResolverClass } from '../plugins/plugin-api';
+import type { GatewayPlugin } from '../plugins/plugin-api';
+import { authChecker } from './auth-checker';
+import { AccessResolver } from './resolvers/access-resolver';
+import { ModelResolver, VariantResolver } from './resolvers/model-resolver';
+
+export const CORE_RESOLVERS: readonly ResolverClass[] = [ModelResolver, VariantResolver, AccessResolver];
+
+/** Resolver instances by class, built once with the context of whoever contributed the class. */
+export class ResolverContainer {
+  private readonly instances = new Map<ResolverClass, object>();
+
+  add(classes: readonly ResolverClass[], context: PluginContext): void {
+    for (const cls of classes) this.instances.set(cls, new cls(context));
+  }
+
+  get(cls: unknown): object {
+    const instance = this.instances.get(cls as ResolverClass);
+    if (!instance) throw new Error(`resolver ${(cls as { name?: string }).name} was never constructed`);
+    return instance;
+  }
+}
+
+/** The control plane's schema: the core resolvers plus every plugin's, in plugin order. */
+export function buildGatewaySchema(plugins: readonly GatewayPlugin[], container?: ResolverContainer): Promise<GraphQLSchema> {
+  const resolvers = [...CORE_RESOLVERS, ...plugins.flatMap((p) => p.resolvers ?? [])];
+  return buildSchema({
+    resolvers: resolvers as unknown as NonEmptyArray<ResolverClass>,
+    authChecker,
+    container: container ? { get: (cls) => container.get(cls) } : undefined,
+    validate: { forbidUnknownValues: false },
+  });
+}

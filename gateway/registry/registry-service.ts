@@ -1,0 +1,299 @@
+import fsp from 'node:fs/promises';
+import type { Logger } from 'pino';
+import { validatePreprocessing, type Preprocessing, type TensorLayout } from '../../workers/common/preprocessing';
+import { isSha256, type ArtifactStore } from '../artifacts/artifact-store';
+import type { AuditLog } from '../audit/audit-log';
+import { badInput, conflict, GatewayError, notFound } from '../errors';
+import type { EventBus } from '../events/event-bus';
+import { checkSignatureFitsTask, readSignature } from './model-signature';
+import type { RegistryRepository } from './registry-repository';
+import type { Actor, ModelRecord, ModelTask, NewVariant, VariantRecord, VariantStatus } from './registry-types';
+
+export const ONNX_MEDIA_TYPE = 'application/onnx';
+const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const VARIANT_TAG = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+export interface PreprocessingRequest {
+  inputName?: string;
+  layout?: TensorLayout;
+  height: number;
+  width: number;
+  channels: number;
+  mean?: number[];
+  std?: number[];
+}
+
+export interface RegisterModelRequest {
+  name: string;
+  task: ModelTask;
+  description?: string;
+  labels?: string[];
+  preprocessing: PreprocessingRequest;
+  /** An artifact uploaded earlier through the artifact endpoint. */
+  artifactSha256?: string;
+  /** A file on the gateway's own disk (admins only; convenient for demos and scripts). */
+  localPath?: string;
+}
+
+export interface AddVariantRequest {
+  modelId: string;
+  parentVariantId: string | null;
+  tag: string;
+  precision: string;
+  method: string;
+  config: Record<string, unknown>;
+  metrics: Record<string, unknown>;
+  artifactSha256: string;
+  status?: VariantStatus;
+}
+
+/**
+ * The registry's rules: what a valid model is, how variants come and go, and that every change
+ * is audited and announced. Resolvers and plugins go through here, never to the tables.
+ */
+export class RegistryService {
+  constructor(
+    private readonly repository: RegistryRepository,
+    private readonly artifacts: ArtifactStore,
+    private readonly audit: AuditLog,
+    private readonly events: EventBus,
+    private readonly logger: Logger,
+    private readonly maxArtifactBytes: number,
+  ) {}
+
+  async registerModel(request: RegisterModelRequest, actor: Actor): Promise<{ model: ModelRecord; variant: VariantRecord }> {
+    if (!MODEL_NAME.test(request.name)) {
+      throw badInput(`model name "${request.name}" must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit`);
+    }
+    const labels = request.labels ?? [];
+    if (labels.some((l) => l.trim() === '')) throw badInput('labels must not be empty strings');
+    if (new Set(labels).size !== labels.length) throw badInput('labels must be distinct');
+    if ((request.artifactSha256 === undefined) === (request.localPath === undefined)) {
+      throw badInput('give exactly one of artifactSha256 (after uploading to /v1/artifacts) or localPath');
+    }
+    if (await this.repository.findModelByName(request.name)) {
+      throw conflict(`a model named "${request.name}" already exists`);
+    }
+
+    const bytes = request.localPath !== undefined
+      ? await this.readLocalModel(request.localPath)
+      : await this.readUploadedArtifact(request.artifactSha256 as string);
+    const signature = await readSignature(bytes);
+    const input = signature.inputs[0];
+    const preprocessing = this.completePreprocessing(request.preprocessing, input?.name);
+    checkSignatureFitsTask(signature, request.task, preprocessing, labels.length);
+    const classCount = signature.outputs[0].shape[1];
+    const finalLabels = request.task === 'CLASSIFICATION' && labels.length === 0
+      ? Array.from({ length: classCount }, (_, i) => `class_${i}`)
+      : labels;
+
+    const stored = await this.artifacts.put(bytes);
+    const created = await this.repository
+      .transaction(async (tx) => {
+        await tx.recordArtifact(stored.sha256, stored.size, ONNX_MEDIA_TYPE);
+        const model = await tx.insertModel({
+          name: request.name,
+          task: request.task,
+          description: request.description ?? '',
+          labels: finalLabels,
+          preprocessing,
+        });
+        const variant = await tx.insertVariant({
+          modelId: model.id,
+          parentVariantId: null,
+          tag: 'fp32',
+          precision: 'FP32',
+          method: 'upload',
+          config: {},
+          metrics: {},
+          signature,
+          artifactSha256: stored.sha256,
+          artifactSize: stored.size,
+          status: 'ready',
+        });
+        await this.audit.record(
+          {
+            actor: actor.name,
+            action: 'model.register',
+            subjectType: 'model',
+            subjectId: model.id,
+            details: { name: model.name, task: model.task, variantId: variant.id, sha256: stored.sha256 },
+          },
+          tx.executor,
+        );
+        return { model, variant };
+      })
+      .catch((error: unknown) => {
+        // Two registrations racing past the name check meet the unique index here.
+        if (/unique|duplicate/i.test(String((error as Error)?.message))) {
+          throw conflict(`a model named "${request.name}" already exists`);
+        }
+        throw error;
+      });
+    this.logger.info({ model: created.model.name, variant: created.variant.id, actor: actor.name }, 'model registered');
+    this.events.emit('model.registered', created);
+    return created;
+  }
+
+  /** Adds a variant (for example a quantized one) beside a model's existing variants. */
+  async addVariant(request: AddVariantRequest, actor: Actor): Promise<VariantRecord> {
+    if (!VARIANT_TAG.test(request.tag)) throw badInput(`variant tag "${request.tag}" must be 1-64 letters, digits, '.', '_' or '-'`);
+    const model = await this.repository.findModelById(request.modelId);
+    if (!model) throw notFound(`no model with id ${request.modelId}`);
+    if (request.parentVariantId !== null) {
+      const parent = await this.repository.findVariant(request.parentVariantId);
+      if (!parent || parent.modelId !== model.id) throw notFound(`model ${model.name} has no variant ${request.parentVariantId}`);
+    }
+    if (await this.repository.findVariantByTag(model.id, request.tag)) {
+      throw conflict(`model ${model.name} already has a variant tagged "${request.tag}"`);
+    }
+    const bytes = await this.readUploadedArtifact(request.artifactSha256);
+    const signature = await readSignature(bytes);
+    checkSignatureFitsTask(signature, model.task, model.preprocessing, model.labels.length);
+    const newVariant: NewVariant = {
+      modelId: model.id,
+      parentVariantId: request.parentVariantId,
+      tag: request.tag,
+      precision: request.precision,
+      method: request.method,
+      config: request.config,
+      metrics: request.metrics,
+      signature,
+      artifactSha256: request.artifactSha256,
+      artifactSize: bytes.length,
+      status: request.status ?? 'ready',
+    };
+    const variant = await this.repository.transaction(async (tx) => {
+      await tx.recordArtifact(request.artifactSha256, bytes.length, ONNX_MEDIA_TYPE);
+      const inserted = await tx.insertVariant(newVariant);
+      await this.audit.record(
+        {
+          actor: actor.name,
+          action: 'variant.add',
+          subjectType: 'variant',
+          subjectId: inserted.id,
+          details: { model: model.name, tag: inserted.tag, method: inserted.method, sha256: inserted.artifactSha256 },
+        },
+        tx.executor,
+      );
+      return inserted;
+    });
+    this.events.emit('variant.added', { model, variant });
+    return variant;
+  }
+
+  listModels(): Promise<ModelRecord[]> {
+    return this.repository.listModels();
+  }
+
+  async getModel(name: string): Promise<ModelRecord> {
+    const model = await this.repository.findModelByName(name);
+    if (!model) throw notFound(`no model named "${name}"`);
+    return model;
+  }
+
+  findModel(name: string): Promise<ModelRecord | undefined> {
+    return this.repository.findModelByName(name);
+  }
+
+  async getModelById(id: string): Promise<ModelRecord> {
+    const model = await this.repository.findModelById(id);
+    if (!model) throw notFound(`no model with id ${id}`);
+    return model;
+  }
+
+  listVariants(modelId: string): Promise<VariantRecord[]> {
+    return this.repository.listVariants(modelId);
+  }
+
+  listVariantsByStatus(status: VariantStatus): Promise<VariantRecord[]> {
+    return this.repository.listVariantsByStatus(status);
+  }
+
+  findVariant(id: string): Promise<VariantRecord | undefined> {
+    return this.repository.findVariant(id);
+  }
+
+  async getVariant(id: string): Promise<VariantRecord> {
+    const variant = await this.repository.findVariant(id);
+    if (!variant) throw notFound(`no variant with id ${id}`);
+    return variant;
+  }
+
+  /** A variant by id or, within the model, by tag: the data plane's version path takes either. */
+  async resolveVariant(model: ModelRecord, idOrTag: string): Promise<VariantRecord | undefined> {
+    const byTag = await this.repository.findVariantByTag(model.id, idOrTag);
+    if (byTag) return byTag;
+    const byId = await this.repository.findVariant(idOrTag);
+    return byId?.modelId === model.id ? byId : undefined;
+  }
+
+  async retireVariant(id: string, actor: Actor): Promise<VariantRecord> {
+    return this.setVariantStatus(id, 'retired', null, actor);
+  }
+
+  async setVariantStatus(id: string, status: VariantStatus, reason: string | null, actor: Actor): Promise<VariantRecord> {
+    const variant = await this.getVariant(id);
+    if (variant.status === status) return variant;
+    if (variant.status === 'retired') {
+      throw new GatewayError('CONFLICT', `variant ${id} is retired; a retired variant cannot become ${status}`);
+    }
+    await this.repository.transaction(async (tx) => {
+      await tx.updateVariantStatus(id, status, reason);
+      await this.audit.record(
+        {
+          actor: actor.name,
+          action: `variant.${status}`,
+          subjectType: 'variant',
+          subjectId: id,
+          details: { from: variant.status, to: status, reason },
+        },
+        tx.executor,
+      );
+    });
+    const updated = await this.getVariant(id);
+    this.events.emit('variant.status', { variant: updated, previous: variant.status });
+    return updated;
+  }
+
+  private completePreprocessing(request: PreprocessingRequest, modelInputName: string | undefined): Preprocessing {
+    const channels = request.channels;
+    try {
+      return validatePreprocessing({
+        inputName: request.inputName ?? modelInputName ?? '',
+        layout: request.layout ?? 'NCHW',
+        height: request.height,
+        width: request.width,
+        channels,
+        mean: request.mean ?? new Array(channels).fill(0),
+        std: request.std ?? new Array(channels).fill(1),
+      });
+    } catch (error) {
+      throw badInput((error as Error).message);
+    }
+  }
+
+  private async readUploadedArtifact(sha256: string): Promise<Buffer> {
+    if (!isSha256(sha256)) throw badInput(`artifactSha256 must be 64 lowercase hex digits, got "${sha256}"`);
+    if (!(await this.artifacts.has(sha256))) {
+      throw notFound(`no artifact with sha256 ${sha256}; upload the file to POST /v1/artifacts first`);
+    }
+    return this.artifacts.read(sha256);
+  }
+
+  private async readLocalModel(file: string): Promise<Buffer> {
+    let size: number;
+    try {
+      const stat = await fsp.stat(file);
+      if (!stat.isFile()) throw badInput(`localPath ${file} is not a file`);
+      size = stat.size;
+    } catch (error) {
+      if (error instanceof GatewayError) throw error;
+      throw badInput(`cannot read localPath ${file}: ${(error as NodeJS.ErrnoException).code ?? 'unknown error'}`);
+    }
+    if (size > this.maxArtifactBytes) {
+      throw new GatewayError('PAYLOAD_TOO_LARGE', `localPath ${file} is ${size} bytes, over the limit of ${this.maxArtifactBytes}`);
+    }
+    return fsp.readFile(file);
+  }
+}

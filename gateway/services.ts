@@ -1,0 +1,20 @@
+import type { Logger } from 'pino';
+import type { ArtifactStore } from './artifacts/artifact-store';
+import type { AuditLog } from './audit/audit-log';
+import type { TokenService } from './auth/token-service';
+import type { GatewayConfig } from './config/config';
+import type { DatabaseHandle } from './db/database';
+import type { EventBus } from './events/event-bus';
+import type { RegistryService } from './registry/registry-service';
+
+/** What the composition root builds once and hands to resolvers, routes and plugins. */
+export interface GatewayServices {
+  config: GatewayConfig;
+  logger: Logger;
+  database: DatabaseHandle;
+  artifacts: ArtifactStore;
+  audit: AuditLog;
+  tokens: TokenService;
+  registry: RegistryService;
+  events: EventBus;
+}

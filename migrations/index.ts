@@ -1,0 +1,10 @@
+import type { MigrationFactory } from './migration';
+import { registryMigration } from './0001_registry';
+
+/**
+ * Every migration in order. Names are permanent: kysely records them in its migration table,
+ * so rename nothing here; append new entries with the next number.
+ */
+export const migrations: Record<string, MigrationFactory> = {
+  '0001_registry': registryMigration,
+};

@@ -1,0 +1,135 @@
+import { GraphQLJSONObject } from 'graphql-scalars';
+import { ArrayMaxSize, IsIn, IsInt, IsOptional, IsString, Length, Max, Min, ValidateNested } from 'class-validator';
+import { Field, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
+
+export enum ModelTaskEnum {
+  CLASSIFICATION = 'CLASSIFICATION',
+  RETRIEVAL = 'RETRIEVAL',
+}
+registerEnumType(ModelTaskEnum, {
+  name: 'ModelTask',
+  description: 'CLASSIFICATION: the output is [batch, classes] logits. RETRIEVAL: the output is [batch, dim] embeddings.',
+});
+
+export enum VariantStatusEnum {
+  registered = 'registered',
+  ready = 'ready',
+  failed = 'failed',
+  retired = 'retired',
+}
+registerEnumType(VariantStatusEnum, { name: 'VariantStatus' });
+
+export enum TensorLayoutEnum {
+  NCHW = 'NCHW',
+  NHWC = 'NHWC',
+}
+registerEnumType(TensorLayoutEnum, { name: 'TensorLayout' });
+
+@ObjectType({ description: 'How images become the model input: x = (pixel / 255 - mean) / std per channel.' })
+export class Preprocessing {
+  @Field() inputName!: string;
+  @Field(() => TensorLayoutEnum) layout!: TensorLayoutEnum;
+  @Field(() => Int) height!: number;
+  @Field(() => Int) width!: number;
+  @Field(() => Int) channels!: number;
+  @Field(() => [Number]) mean!: number[];
+  @Field(() => [Number]) std!: number[];
+}
+
+@ObjectType({ description: 'A tensor as the Open Inference Protocol describes it; -1 marks a dimension of any size.' })
+export class TensorSignature {
+  @Field() name!: string;
+  @Field() datatype!: string;
+  @Field(() => [Int]) shape!: number[];
+}
+
+@ObjectType()
+export class ModelSignature {
+  @Field(() => [TensorSignature]) inputs!: TensorSignature[];
+  @Field(() => [TensorSignature]) outputs!: TensorSignature[];
+}
+
+@ObjectType({ description: 'One servable ONNX file of a model: the uploaded original or a quantized child.' })
+export class Variant {
+  @Field(() => ID) id!: string;
+  @Field(() => ID) modelId!: string;
+  @Field(() => ID, { nullable: true }) parentVariantId!: string | null;
+  @Field({ description: 'Unique within the model, such as fp32 or w4a4-fimaq.' }) tag!: string;
+  @Field({ description: 'Weight/activation precision, such as FP32 or W4A4.' }) precision!: string;
+  @Field({ description: 'upload for registered files, else the quantization method.' }) method!: string;
+  @Field(() => GraphQLJSONObject) config!: Record<string, unknown>;
+  @Field(() => GraphQLJSONObject, { description: 'Figures recorded with the variant, such as the worker evaluation.' })
+  metrics!: Record<string, unknown>;
+  @Field(() => ModelSignature) signature!: ModelSignature;
+  @Field() artifactSha256!: string;
+  @Field(() => Number, { description: 'Bytes.' }) artifactSize!: number;
+  @Field(() => VariantStatusEnum) status!: VariantStatusEnum;
+  @Field(() => String, { nullable: true }) statusReason!: string | null;
+  @Field() createdAt!: Date;
+  @Field() updatedAt!: Date;
+}
+
+@ObjectType()
+export class Model {
+  @Field(() => ID) id!: string;
+  @Field() name!: string;
+  @Field(() => ModelTaskEnum) task!: ModelTaskEnum;
+  @Field() description!: string;
+  @Field(() => [String]) labels!: string[];
+  @Field(() => Preprocessing) preprocessing!: Preprocessing;
+  @Field() createdAt!: Date;
+  @Field() updatedAt!: Date;
+}
+
+@InputType()
+export class PreprocessingInput {
+  @Field({ nullable: true, description: "Defaults to the model's only input." })
+  @IsOptional()
+  @IsString()
+  inputName?: string;
+
+  @Field(() => TensorLayoutEnum, { nullable: true, defaultValue: TensorLayoutEnum.NCHW })
+  layout?: TensorLayoutEnum;
+
+  @Field(() => Int) @IsInt() @Min(1) @Max(4096) height!: number;
+  @Field(() => Int) @IsInt() @Min(1) @Max(4096) width!: number;
+  @Field(() => Int) @IsIn([1, 3]) channels!: number;
+
+  @Field(() => [Number], { nullable: true, description: 'Defaults to 0 per channel.' })
+  @IsOptional()
+  @ArrayMaxSize(3)
+  mean?: number[];
+
+  @Field(() => [Number], { nullable: true, description: 'Defaults to 1 per channel.' })
+  @IsOptional()
+  @ArrayMaxSize(3)
+  std?: number[];
+}
+
+@InputType()
+export class RegisterModelInput {
+  @Field() @Length(1, 64) name!: string;
+  @Field(() => ModelTaskEnum) task!: ModelTaskEnum;
+  @Field({ nullable: true }) @IsOptional() @Length(0, 2000) description?: string;
+
+  @Field(() => [String], { nullable: true, description: 'Class names in output order (classifiers). Defaults to class_0..class_{K-1}.' })
+  @IsOptional()
+  @ArrayMaxSize(100000)
+  labels?: string[];
+
+  @Field(() => PreprocessingInput) @ValidateNested() preprocessing!: PreprocessingInput;
+
+  @Field({ nullable: true, description: 'SHA-256 returned by POST /v1/artifacts.' })
+  @IsOptional()
+  artifactSha256?: string;
+
+  @Field({ nullable: true, description: "A file on the gateway's disk (admins only)." })
+  @IsOptional()
+  localPath?: string;
+}
+
+@ObjectType()
+export class RegisterModelResult {
+  @Field(() => Model) model!: Model;
+  @Field(() => Variant, { description: 'The fp32 variant made from the uploaded file.' }) variant!: Variant;
+}
