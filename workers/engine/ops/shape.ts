@@ -1,0 +1,206 @@
+/** Shape manipulation, indexing, constants and casts. Shape-valued operands are small int32 tensors. */
+import * as tf from '@tensorflow/tfjs';
+import { onnx } from '../onnx/proto';
+import { hostDType } from '../onnx/tensor';
+import {
+  KernelTable, OpContext, attrFloat, attrInt, attrInts, attrString, attrTensor, axesOf, hostToTf, intsOf, normalizeAxis, required,
+  unsupported,
+} from './kernel';
+
+type Inputs = (tf.Tensor | undefined)[];
+
+function reshape(inputs: Inputs, ctx: OpContext): tf.Tensor[] {
+  const x = required(inputs, 0, ctx);
+  const allowZero = attrInt(ctx.node, 'allowzero', 0) === 1;
+  const target = intsOf(required(inputs, 1, ctx)).map((d, i) => (d === 0 && !allowZero ? x.shape[i] : d));
+  return [tf.reshape(x, target)];
+}
+
+function transpose(inputs: Inputs, ctx: OpContext): tf.Tensor[] {
+  const x = required(inputs, 0, ctx);
+  return [tf.transpose(x, attrInts(ctx.node, 'perm'))];
+}
+
+function concat(inputs: Inputs, ctx: OpContext): tf.Tensor[] {
+  const present = inputs.filter((t): t is tf.Tensor => t !== undefined);
+  const axis = normalizeAxis(attrInt(ctx.node, 'axis', 0), present[0].rank);
+  // ONNX allows empty operands (e.g. a [0] shape piece); tfjs concat does not need them.
+  const nonEmpty = present.filter((t) => t.size > 0);
+  if (nonEmpty.length === 0) return [present[0]];
+  return [nonEmpty.length === 1 ? tf.clone(nonEmpty[0]) : tf.concat(nonEmpty, axis)];
+}
+
+function gather(inputs: Inputs, ctx: OpContext): tf.Tensor[] {
+  const x = required(inputs, 0, ctx);
+  const axis = normalizeAxis(attrInt(ctx.node, 'axis', 0), x.rank);
+  const indices = tf.cast(required(inputs, 1, ctx), 'int32');
+  const wrapped = tf.where(tf.less(indices, tf.scalar(0, 'int32')), tf.add(indices, tf.scalar(x.shape[axis], 'int32')), indices);
+  return [tf.gather(x, wrapped, axis)];
+}
+
+function sliceParameters(inputs: Inputs, ctx: OpContext): { starts: number[]; ends: number[]; axes?: number[]; steps?: number[] } {
+  if (ctx.opset < 10) {
+    return { starts: attrInts(ctx.node, 'starts') ?? [], ends: attrInts(ctx.node, 'ends') ?? [], axes: attrInts(ctx.node, 'axes') };
+  }
+  const optional = (i: number): number[] | undefined => (inputs[i] ? intsOf(inputs[i] as tf.Tensor) : undefined);
+  return { starts: intsOf(required(inputs, 1, ctx)), ends: intsOf(required(inputs, 2, ctx)), axes: optional(3), steps: optional(4) };
+}
+
+function slice(inputs: Inputs, ctx: OpContext): tf.Tensor[] {
+  const x = required(inputs, 0, ctx);
+  const { starts, ends, axes, steps } = sliceParameters(inputs, ctx);
+  const begin = new Array<number>(x.rank).fill(0);
+  const end = [...x.shape];
+  const strides = new Array<number>(x.rank).fill(1);
+  let endMask = 0;
+  starts.forEach((s, i) => {
+    const axis = normalizeAxis(axes ? axes[i] : i, x.rank);
+    const dim = x.shape[axis];
+    const step = steps ? steps[i] : 1;
+    const clampIndex = (v: number, lo: number, hi: number): number => Math.min(Math.max(v < 0 ? v + dim : v, lo), hi);
+    strides[axis] = step;
+    if (step > 0) {
+      begin[axis] = clampIndex(s, 0, dim);
+      end[axis] = clampIndex(ends[i], 0, dim);
+    } else {
+      begin[axis] = clampIndex(s, -1, dim - 1);
+      const e = ends[i] < -dim ? -1 : clampIndex(ends[i], -1, dim - 1);
+      // A negative-step slice that runs to the front has no representable end index in tfjs.
+      if (e === -1) endMask |= 1 << axis;
+      end[axis] = e;
+    }
+  });
+  return [tf.stridedSlice(x, begin, end, strides, 0, endMask)];
+}
+
+function shape(inputs: Inputs, ctx: OpContext): tf.Tensor[] {
+  const dims = required(inputs, 0, ctx).shape;
+  const rank = dims.length;
+  const clampAxis = (a: number): number => Math.min(Math.max(a < 0 ? a + rank : a, 0), rank);
+  const start = clampAxis(attrInt(ctx.node, 'start', 0));
+  const end = clampAxis(attrInt(ctx.node, 'end', rank));
+  return [tf.tensor1d(dims.slice(start, end), 'int32')];
+}
+
+function unsqueeze(inputs: Inputs, ctx: OpContext): tf.Tensor[] {
+  const x = required(inputs, 0, ctx);
+  const axes = axesOf(inputs, 1, ctx, 13) ?? [];
+  const rank = x.rank + axes.length;
+  const inserted = new Set(axes.map((a) => normalizeAxis(a, rank)));
+  const dims: number[] = [];
+  let next = 0;
+  for (let i = 0; i < rank; i++) dims.push(inserted.has(i) ? 1 : x.shape[next++]);
+  return [tf.reshape(x, dims)];
+}
+
+function squeeze(inputs: Inputs, ctx: OpContext): tf.Tensor[] {
+  const x = required(inputs, 0, ctx);
+  const axes = axesOf(inputs, 1, ctx, 13);
+  return [tf.squeeze(x, axes?.map((a) => normalizeAxis(a, x.rank)))];
+}
+
+function flatten(inputs: Inputs, ctx: OpContext): tf.Tensor[] {
+  const x = required(inputs, 0, ctx);
+  const axis = normalizeAxis(attrInt(ctx.node, 'axis', 1), x.rank);
+  const rows = x.shape.slice(0, axis).reduce((a, b) => a * b, 1);
+  return [tf.reshape(x, [rows, x.size / Math.max(rows, 1)])];
+}
+
+function expand(inputs: Inputs, ctx: OpContext): tf.Tensor[] {
+  const x = required(inputs, 0, ctx);
+  const target = intsOf(required(inputs, 1, ctx));
+  const shape = tf.backend_util.assertAndGetBroadcastShape(x.shape, target);
+  const lifted = x.rank < shape.length ? tf.reshape(x, [...new Array<number>(shape.length - x.rank).fill(1), ...x.shape]) : x;
+  return [tf.broadcastTo(lifted, shape)];
+}
+
+function tile(inputs: Inputs, ctx: OpContext): tf.Tensor[] {
+  return [tf.tile(required(inputs, 0, ctx), intsOf(required(inputs, 1, ctx)))];
+}
+
+function constant(_inputs: Inputs, ctx: OpContext): tf.Tensor[] {
+  const value = attrTensor(ctx.node, 'value');
+  if (value) return [hostToTf(value)];
+  const attrs = ctx.node.attributes;
+  if (attrs.has('value_float')) return [tf.scalar(attrFloat(ctx.node, 'value_float', 0), 'float32')];
+  if (attrs.has('value_int')) return [tf.scalar(attrInt(ctx.node, 'value_int', 0), 'int32')];
+  if (attrs.has('value_floats')) return [tf.tensor1d(attrInts(ctx.node, 'value_floats') ?? [], 'float32')];
+  if (attrs.has('value_ints')) return [tf.tensor1d(attrInts(ctx.node, 'value_ints') ?? [], 'int32')];
+  return unsupported(ctx, 'a Constant without a numeric value');
+}
+
+function constantOfShape(inputs: Inputs, ctx: OpContext): tf.Tensor[] {
+  const dims = intsOf(required(inputs, 0, ctx));
+  const value = attrTensor(ctx.node, 'value');
+  return [tf.fill(dims, value ? value.data[0] : 0, value?.dtype ?? 'float32')];
+}
+
+function cast(inputs: Inputs, ctx: OpContext): tf.Tensor[] {
+  const x = required(inputs, 0, ctx);
+  const to = hostDType(attrInt(ctx.node, 'to', onnx.TensorProto.DataType.FLOAT));
+  if (to === x.dtype) return [x];
+  // tfjs float->int32 cast truncates toward zero, as ONNX does.
+  return [tf.cast(to === 'bool' ? tf.notEqual(x, 0) : x, to)];
+}
+
+function split(inputs: Inputs, ctx: OpContext): tf.Tensor[] {
+  const x = required(inputs, 0, ctx);
+  const axis = normalizeAxis(attrInt(ctx.node, 'axis', 0), x.rank);
+  const given = ctx.opset >= 13 ? (inputs[1] ? intsOf(inputs[1]) : undefined) : attrInts(ctx.node, 'split');
+  const dim = x.shape[axis];
+  const parts = ctx.node.outputs.length;
+  let sizes = given;
+  if (!sizes) {
+    const count = attrInt(ctx.node, 'num_outputs', parts);
+    const chunk = Math.ceil(dim / count);
+    sizes = Array.from({ length: count }, (_, i) => Math.max(0, Math.min(chunk, dim - chunk * i)));
+  }
+  return tf.split(x, sizes, axis);
+}
+
+function range(inputs: Inputs, ctx: OpContext): tf.Tensor[] {
+  const [start, limit, delta] = [0, 1, 2].map((i) => required(inputs, i, ctx));
+  const s = start.dataSync()[0];
+  const d = delta.dataSync()[0];
+  const count = Math.max(Math.ceil((limit.dataSync()[0] - s) / d), 0);
+  return [tf.tensor1d(Array.from({ length: count }, (_, i) => s + i * d), start.dtype === 'int32' ? 'int32' : 'float32')];
+}
+
+function identity(inputs: Inputs, ctx: OpContext): tf.Tensor[] {
+  return [required(inputs, 0, ctx)];
+}
+
+function pad(inputs: Inputs, ctx: OpContext): tf.Tensor[] {
+  const x = required(inputs, 0, ctx);
+  const mode = attrString(ctx.node, 'mode', 'constant');
+  if (mode !== 'constant') unsupported(ctx, `mode ${mode}`);
+  const pads = ctx.opset >= 11 ? intsOf(required(inputs, 1, ctx)) : attrInts(ctx.node, 'pads') ?? [];
+  const value = ctx.opset >= 11 ? (inputs[2] ? inputs[2].dataSync()[0] : 0) : attrFloat(ctx.node, 'value', 0);
+  const axes = ctx.opset >= 18 && inputs[3] ? intsOf(inputs[3]).map((a) => normalizeAxis(a, x.rank)) : x.shape.map((_, i) => i);
+  const paddings: [number, number][] = x.shape.map(() => [0, 0]);
+  axes.forEach((axis, i) => { paddings[axis] = [pads[i], pads[i + axes.length]]; });
+  return [tf.pad(x, paddings, value)];
+}
+
+export const shapeKernels: KernelTable = {
+  Reshape: reshape,
+  Transpose: transpose,
+  Concat: concat,
+  Gather: gather,
+  Slice: slice,
+  Shape: shape,
+  Size: (inputs, ctx) => [tf.scalar(required(inputs, 0, ctx).size, 'int32')],
+  Unsqueeze: unsqueeze,
+  Squeeze: squeeze,
+  Flatten: flatten,
+  Expand: expand,
+  Tile: tile,
+  Constant: constant,
+  ConstantOfShape: constantOfShape,
+  Cast: cast,
+  Split: split,
+  Range: range,
+  Identity: identity,
+  Dropout: identity,
+  Pad: pad,
+};
