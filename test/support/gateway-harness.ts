@@ -40,7 +40,7 @@ export async function startTestGateway(
     ...(database ? { DATABASE_URL: database.url } : {}),
     ...options.env,
   });
-  const gateway = await startGateway({ config, logger: pino({ level: 'silent' }), plugins: options.plugins ?? [] });
+  const gateway = await startGateway({ config, logger: pino({ level: 'silent' }), plugins: options.plugins });
   return {
     ...gateway,
     dataDir,
