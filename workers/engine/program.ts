@@ -42,6 +42,8 @@ export class OnnxProgram {
   private readonly batchCache = new Map<number, Map<string, tf.Tensor>>();
   /** Batch axis of every activation, known after resolveBatchShapes. */
   readonly batchAxes = new Map<string, number>();
+  /** Shape of every activation at batch size 1, known after resolveBatchShapes. */
+  readonly shapesAtBatchOne = new Map<string, number[]>();
 
   static fromBytes(bytes: Uint8Array, source?: string): OnnxProgram {
     return new OnnxProgram(parseOnnx(bytes, source));
@@ -159,6 +161,7 @@ export class OnnxProgram {
       if (perBatch.every((k) => k >= 0)) this.templates.set(index, { offset: one.map((v, i) => v - perBatch[i]), perBatch });
     }
     for (const [name, one] of probes[0].shapes) {
+      this.shapesAtBatchOne.set(name, one);
       const two = probes[1].shapes.get(name) ?? one;
       const axis = one.findIndex((d, i) => two[i] !== d);
       if (axis >= 0) this.batchAxes.set(name, axis);

@@ -1,0 +1,63 @@
+/**
+ * Asymmetric uniform quantization (FIMAQ.md): q = clamp(round(x / s) + z, 0, 2^b - 1),
+ * x̂ = (q - z) · s. Rounding passes gradients straight through, so scales, zero points and
+ * the inputs all receive gradients and tf.grad works through a fake-quantized program.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+/** round(x) forward, identity backward (straight-through estimator). */
+export const roundStraightThrough: (x: tf.Tensor) => tf.Tensor = tf.customGrad((x: tf.Tensor, save: tf.GradSaveFunc) => {
+  save([]);
+  return { value: tf.round(x), gradFunc: (dy: tf.Tensor) => dy };
+}) as (x: tf.Tensor) => tf.Tensor;
+
+export function levels(bits: number): number {
+  return 2 ** bits;
+}
+
+/** Fake quantization with broadcastable scale and zero point (zero point holds integral values). */
+export function fakeQuantize(x: tf.Tensor, scale: tf.Tensor, zeroPoint: tf.Tensor, bits: number): tf.Tensor {
+  return tf.tidy(() => {
+    const q = tf.clipByValue(tf.add(roundStraightThrough(tf.div(x, scale)), zeroPoint), 0, levels(bits) - 1);
+    return tf.mul(tf.sub(q, zeroPoint), scale);
+  });
+}
+
+/** The integer codes q of x (no gradient): what the exporter stores for weights. */
+export function quantizeToIntegers(x: tf.Tensor, scale: tf.Tensor, zeroPoint: tf.Tensor, bits: number): tf.Tensor {
+  return tf.tidy(() => tf.clipByValue(tf.add(tf.round(tf.div(x, scale)), zeroPoint), 0, levels(bits) - 1));
+}
+
+/** Scale and zero point that map [min, max] (widened to contain 0) onto the 2^b levels. */
+export function minMaxParameters(min: tf.Tensor, max: tf.Tensor, bits: number): { scale: tf.Tensor; zeroPoint: tf.Tensor } {
+  return tf.tidy(() => {
+    const lo = tf.minimum(min, 0);
+    const hi = tf.maximum(max, 0);
+    const scale = tf.maximum(tf.div(tf.sub(hi, lo), levels(bits) - 1), 1e-8);
+    const zeroPoint = tf.clipByValue(tf.round(tf.neg(tf.div(lo, scale))), 0, levels(bits) - 1);
+    return { scale, zeroPoint };
+  });
+}
+
+/**
+ * One quantizer: bit width plus trainable scale and zero point shaped to broadcast against the
+ * operand (e.g. [C, 1] for a per-row weight, [1, H, 1, 1] for per-head attention inputs).
+ */
+export class UniformQuantizer {
+  readonly scale: tf.Variable;
+  readonly zeroPoint: tf.Variable;
+
+  constructor(readonly bits: number, scale: tf.Tensor, zeroPoint: tf.Tensor) {
+    this.scale = tf.variable(scale, true);
+    this.zeroPoint = tf.variable(zeroPoint, false);
+  }
+
+  apply(x: tf.Tensor): tf.Tensor {
+    return fakeQuantize(x, this.scale, this.zeroPoint, this.bits);
+  }
+
+  dispose(): void {
+    this.scale.dispose();
+    this.zeroPoint.dispose();
+  }
+}
