@@ -2,6 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { CalibrationSource } from '../../workers/engine/quantize-model';
 
 export const fixtureDir = path.join(__dirname, '..', 'fixtures', 'engine');
 export const tinyClassifier = (opset: 13 | 17): string => path.join(fixtureDir, `tiny-vit-cls-op${opset}.onnx`);
@@ -36,4 +37,31 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let worst = 0;
   for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
   return worst;
+}
+
+/** An in-memory calibration source over synthetic images. */
+export function syntheticCalibration(count: number, chw: readonly number[], seed = 7): CalibrationSource {
+  const data = syntheticImages(count, chw, seed);
+  const per = chw.reduce((a, b) => a * b, 1);
+  return {
+    size: count,
+    description: `${count} synthetic images`,
+    async *batches({ batchSize, limit = count, offset = 0 }) {
+      for (let start = offset; start < Math.min(count, offset + limit); start += batchSize) {
+        const n = Math.min(batchSize, offset + limit - start, count - start);
+        yield { data: data.slice(start * per, (start + n) * per), dims: [n, ...chw] };
+      }
+    },
+  };
+}
+
+/** Predicted class per row of a [N, K] logits array. */
+export function argmaxRows(values: ArrayLike<number>, classes: number): number[] {
+  const out: number[] = [];
+  for (let r = 0; r < values.length / classes; r++) {
+    let best = 0;
+    for (let c = 1; c < classes; c++) if (values[r * classes + c] > values[r * classes + best]) best = c;
+    out.push(best);
+  }
+  return out;
 }

@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { onnx } from './onnx/proto';
-import { OnnxProgram } from './program';
+import { OnnxProgram, RunOptions } from './program';
 
 export interface ImageInput {
   name: string;
@@ -49,7 +49,7 @@ export function loadImageModelFile(path: string): ImageModel {
   return loadImageModel(fs.readFileSync(path), path);
 }
 
-/** FP32 forward pass of a batch of images; the result is owned by the caller. */
-export function forward(model: ImageModel, images: tf.Tensor): tf.Tensor {
-  return tf.tidy(() => model.program.run({ [model.input.name]: images })[model.outputName]);
+/** Forward pass of a batch of images (FP32, or quantized with a QuantizedModel's hooks); the result is owned by the caller. */
+export function forward(model: ImageModel, images: tf.Tensor, options: RunOptions = {}): tf.Tensor {
+  return tf.tidy(() => model.program.run({ [model.input.name]: images }, options)[model.outputName]);
 }

@@ -6,10 +6,9 @@
 import * as tf from '@tensorflow/tfjs';
 
 /** round(x) forward, identity backward (straight-through estimator). */
-export const roundStraightThrough: (x: tf.Tensor) => tf.Tensor = tf.customGrad((x: tf.Tensor, save: tf.GradSaveFunc) => {
-  save([]);
-  return { value: tf.round(x), gradFunc: (dy: tf.Tensor) => dy };
-}) as (x: tf.Tensor) => tf.Tensor;
+export const roundStraightThrough: (x: tf.Tensor) => tf.Tensor = tf.customGrad(
+  ((x: tf.Tensor) => ({ value: tf.round(x), gradFunc: (dy: tf.Tensor) => dy })) as unknown as Parameters<typeof tf.customGrad>[0],
+) as (x: tf.Tensor) => tf.Tensor;
 
 export function levels(bits: number): number {
   return 2 ** bits;

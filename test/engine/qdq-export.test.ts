@@ -1,0 +1,43 @@
+/** @jest-environment ./test/engine/ort-environment.js */
+import * as fs from 'node:fs';
+import * as tf from '@tensorflow/tfjs';
+import { forward } from '../../workers/engine/image-model';
+import { decodeModel } from '../../workers/engine/onnx/proto';
+import { QuantizeResult, quantizeModel } from '../../workers/engine/quantize-model';
+import { argmaxRows, maxAbsDiff, runOrt, syntheticCalibration, syntheticImages, tinyClassifier } from './fixtures';
+
+const EVAL_IMAGES = 64;
+
+async function compare(result: QuantizeResult): Promise<{ maxDelta: number; agreement: number }> {
+  const { imageModel, quantized } = result;
+  const shape = [EVAL_IMAGES, ...imageModel.input.chw];
+  const data = syntheticImages(EVAL_IMAGES, imageModel.input.chw, 99);
+  const simulated = forward(imageModel, tf.tensor(data, shape), { hooks: quantized.hooks() });
+  const ours = simulated.dataSync();
+  simulated.dispose();
+  const exported = await runOrt(result.onnx, imageModel.input.name, data, shape);
+  const a = argmaxRows(ours, 10);
+  const b = argmaxRows(exported, 10);
+  return { maxDelta: maxAbsDiff(ours, exported), agreement: a.filter((v, i) => v === b[i]).length / a.length };
+}
+
+describe.each([13, 17] as const)('rtn QDQ export of the opset %i classifier', (opset) => {
+  it.each(['w8a8', 'w4a4', 'w3a3'])('reproduces the simulated %s model in onnxruntime', async (bits) => {
+    const result = await quantizeModel({
+      model: fs.readFileSync(tinyClassifier(opset)),
+      calibration: syntheticCalibration(32, [1, 28, 28]),
+      bits,
+      method: 'rtn',
+      calibSize: 32,
+    });
+    const { maxDelta, agreement } = await compare(result);
+    console.log(`op${opset} ${bits}: max |Δ logit| sim vs ORT = ${maxDelta.toExponential(2)}, top-1 agreement ${(agreement * 100).toFixed(1)}%`);
+    expect(agreement).toBe(1);
+    expect(maxDelta).toBeLessThan(1e-3);
+    const model = decodeModel(result.onnx);
+    const ops = model.graph?.node?.map((n) => n.opType) ?? [];
+    expect(ops.filter((o) => o === 'DequantizeLinear').length).toBeGreaterThanOrEqual(result.quantized.sites.length);
+    expect(model.graph?.initializer?.some((t) => t.dataType === (bits === 'w8a8' ? 2 : 3))).toBe(true); // integer weights
+    result.quantized.dispose();
+  });
+});

@@ -1,0 +1,17 @@
+/** Registry of quantization methods by their CLI/API name. */
+import { QuantizationMethod } from './method';
+import { roundToNearest } from './rtn';
+
+export type { MethodContext, MethodProgress, QuantizationMethod } from './method';
+
+const methods: Record<string, QuantizationMethod> = {
+  rtn: roundToNearest,
+};
+
+export const methodNames: readonly string[] = Object.keys(methods);
+
+export function methodFor(name: string): QuantizationMethod {
+  const method = methods[name];
+  if (!method) throw new Error(`unknown quantization method "${name}"; available: ${methodNames.join(', ')}`);
+  return method;
+}

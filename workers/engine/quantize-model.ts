@@ -1,0 +1,152 @@
+/**
+ * The engine's library entry: ONNX bytes + calibration images in, QDQ ONNX bytes + a report out.
+ * The CLI (`fimaq quantize`) and the job worker both call quantizeModel with a progress callback.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { EngineBackend, initBackend } from './backend';
+import { formatBits, parseBits } from './bits';
+import { partitionBlocks } from './blocks';
+import { exportQdq } from './export/qdq';
+import { ImageModel, loadImageModel } from './image-model';
+import { MethodProgress, methodFor } from './methods';
+import { QuantizedModel } from './simulation';
+import { SiteOptions, findSites } from './sites';
+
+/** One batch of preprocessed images, as the dataset layer yields them. */
+export interface CalibrationBatch {
+  data: Float32Array;
+  dims: number[];
+}
+
+/** What quantizeModel reads calibration images from (the dataset layer's ImageDataset fits). */
+export interface CalibrationSource {
+  readonly size: number;
+  readonly description?: string;
+  batches(options: { batchSize: number; limit?: number; offset?: number }): AsyncIterable<CalibrationBatch>;
+}
+
+export interface QuantizeOptions {
+  /** The FP32 ONNX model. */
+  model: Uint8Array;
+  /** Name for messages (a path or registry id). */
+  modelName?: string;
+  calibration: CalibrationSource;
+  /** "w4a4", "w3a3", "w4a8", ... */
+  bits: string;
+  method: string;
+  /** Calibration images to use (default 128). */
+  calibSize?: number;
+  batchSize?: number;
+  linearActivations?: SiteOptions['linearActivations'];
+  attentionActivations?: SiteOptions['attentionActivations'];
+  backend?: EngineBackend;
+}
+
+export interface QuantizeProgress extends MethodProgress {
+  /** Overall fraction done, 0..1. */
+  fraction: number;
+}
+
+export interface SiteReport {
+  id: string;
+  kind: string;
+  position: string;
+  operands: { tensor: string; role: string; bits: number; granularity: string }[];
+}
+
+export interface QuantizeReport {
+  model: string;
+  method: string;
+  bits: string;
+  backend: EngineBackend;
+  calibrationImages: number;
+  calibrationSource?: string;
+  blocks: { name: string; kind: string; input: string; output: string; sites: SiteReport[] }[];
+  seconds: { load: number; method: number; export: number };
+  onnxBytes: number;
+}
+
+export interface QuantizeResult {
+  onnx: Uint8Array;
+  report: QuantizeReport;
+  /** The loaded model and its simulated quantized twin, for evaluation; dispose when done. */
+  imageModel: ImageModel;
+  quantized: QuantizedModel;
+}
+
+async function loadCalibration(source: CalibrationSource, model: ImageModel, count: number, batchSize: number): Promise<tf.Tensor[]> {
+  if (!Number.isInteger(count) || count < 1) throw new Error(`calibration size must be a positive integer, got ${count}`);
+  if (source.size < count) {
+    throw new Error(`the calibration set has ${source.size} images, fewer than the ${count} requested; lower --calib-size or use a larger set`);
+  }
+  const expected = model.input.chw;
+  const batches: tf.Tensor[] = [];
+  for await (const batch of source.batches({ batchSize, limit: count })) {
+    const [n, ...item] = batch.dims;
+    if (item.length !== 3 || item.some((d, i) => d !== expected[i])) {
+      batches.forEach((b) => b.dispose());
+      throw new Error(`calibration images have shape [${batch.dims.slice(1).join(', ')}] per image but the model input '${model.input.name}' takes [${expected.join(', ')}] (NCHW); check --size, --channels and --layout`);
+    }
+    batches.push(tf.tensor(batch.data, [n, ...item]));
+  }
+  return batches;
+}
+
+function siteReport(site: QuantizedModel['sites'][number]): SiteReport {
+  return {
+    id: site.id,
+    kind: site.kind,
+    position: site.position,
+    operands: site.operands.map((o) => ({ tensor: o.tensor, role: o.role, bits: o.bits, granularity: o.granularity })),
+  };
+}
+
+export async function quantizeModel(options: QuantizeOptions, onProgress: (p: QuantizeProgress) => void = () => undefined): Promise<QuantizeResult> {
+  const widths = parseBits(options.bits);
+  const method = methodFor(options.method);
+  const backend = await initBackend(options.backend);
+  const modelName = options.modelName ?? 'model';
+  const started = performance.now();
+  const imageModel = loadImageModel(options.model, modelName);
+  const sites = findSites(imageModel.program, {
+    ...widths, linearActivations: options.linearActivations, attentionActivations: options.attentionActivations,
+  });
+  if (sites.length === 0) throw new Error(`${modelName} has no quantizable site (no MatMul, Gemm or Conv on activations)`);
+  const blocks = partitionBlocks(imageModel.program, sites);
+  const quantized = new QuantizedModel(imageModel.program, sites);
+  const calibSize = options.calibSize ?? 128;
+  const calibration = await loadCalibration(options.calibration, imageModel, calibSize, options.batchSize ?? 32);
+  const loaded = performance.now();
+  try {
+    await method({
+      model: imageModel,
+      quantized,
+      blocks,
+      calibration,
+      onProgress: (p) => onProgress({ ...p, fraction: 0.95 * (p.total ? p.done / p.total : 0) }),
+    });
+  } finally {
+    calibration.forEach((t) => t.dispose());
+  }
+  const learned = performance.now();
+  onProgress({ stage: 'export', done: 0, total: 1, fraction: 0.95 });
+  const onnx = exportQdq(quantized, { method: options.method, bits: formatBits(widths) });
+  const exported = performance.now();
+  onProgress({ stage: 'export', done: 1, total: 1, fraction: 1 });
+  return {
+    onnx,
+    imageModel,
+    quantized,
+    report: {
+      model: modelName,
+      method: options.method,
+      bits: formatBits(widths),
+      backend,
+      calibrationImages: calibSize,
+      calibrationSource: options.calibration.description,
+      blocks: blocks.map((b) => ({ name: b.name, kind: b.kind, input: b.input, output: b.output, sites: b.sites.map(siteReport) })),
+      seconds: { load: (loaded - started) / 1000, method: (learned - loaded) / 1000, export: (exported - learned) / 1000 },
+      onnxBytes: onnx.length,
+    },
+  };
+}
