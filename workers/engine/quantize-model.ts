@@ -8,7 +8,7 @@ import { formatBits, parseBits } from './bits';
 import { partitionBlocks } from './blocks';
 import { exportQdq } from './export/qdq';
 import { ImageModel, loadImageModel } from './image-model';
-import { MethodProgress, methodFor } from './methods';
+import { MethodOptions, MethodProgress, MethodReport, methodFor } from './methods';
 import { QuantizedModel } from './simulation';
 import { SiteOptions, findSites } from './sites';
 
@@ -40,6 +40,8 @@ export interface QuantizeOptions {
   linearActivations?: SiteOptions['linearActivations'];
   attentionActivations?: SiteOptions['attentionActivations'];
   backend?: EngineBackend;
+  /** Method-specific settings (FIMA-Q: iters, rank, reconSize, seed, ...). */
+  methodOptions?: MethodOptions;
 }
 
 export interface QuantizeProgress extends MethodProgress {
@@ -64,6 +66,8 @@ export interface QuantizeReport {
   blocks: { name: string; kind: string; input: string; output: string; sites: SiteReport[] }[];
   seconds: { load: number; method: number; export: number };
   onnxBytes: number;
+  /** What the method reported (FIMA-Q: per-block losses, stage times). */
+  methodReport?: MethodReport;
 }
 
 export interface QuantizeResult {
@@ -117,13 +121,17 @@ export async function quantizeModel(options: QuantizeOptions, onProgress: (p: Qu
   const calibSize = options.calibSize ?? 128;
   const calibration = await loadCalibration(options.calibration, imageModel, calibSize, options.batchSize ?? 32);
   const loaded = performance.now();
+  let methodReport: MethodReport | void;
   try {
-    await method({
+    methodReport = await method({
       model: imageModel,
       quantized,
       blocks,
       calibration,
-      onProgress: (p) => onProgress({ ...p, fraction: 0.95 * (p.total ? p.done / p.total : 0) }),
+      sourceSize: options.calibration.size,
+      loadImages: (count, batchSize) => loadCalibration(options.calibration, imageModel, count, batchSize),
+      options: options.methodOptions ?? {},
+      onProgress: (p) => onProgress({ ...p, fraction: 0.95 * (p.fraction ?? (p.total ? p.done / p.total : 0)) }),
     });
   } finally {
     calibration.forEach((t) => t.dispose());
@@ -147,6 +155,7 @@ export async function quantizeModel(options: QuantizeOptions, onProgress: (p: Qu
       blocks: blocks.map((b) => ({ name: b.name, kind: b.kind, input: b.input, output: b.output, sites: b.sites.map(siteReport) })),
       seconds: { load: (loaded - started) / 1000, method: (learned - loaded) / 1000, export: (exported - learned) / 1000 },
       onnxBytes: onnx.length,
+      ...(methodReport ? { methodReport } : {}),
     },
   };
 }

@@ -2,7 +2,7 @@
 import { QuantizationMethod } from './method';
 import { roundToNearest } from './rtn';
 
-export type { MethodContext, MethodProgress, QuantizationMethod } from './method';
+export type { MethodContext, MethodOptions, MethodProgress, MethodReport, QuantizationMethod } from './method';
 
 const methods: Record<string, QuantizationMethod> = {
   rtn: roundToNearest,

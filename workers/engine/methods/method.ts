@@ -10,7 +10,21 @@ export interface MethodProgress {
   total: number;
   /** Optional detail: block name, loss, ... */
   detail?: string;
+  /** Overall fraction done (0..1) when the method knows it better than done/total of its stage. */
+  fraction?: number;
+  /** Structured detail of iterative stages (reconstruction). */
+  block?: string;
+  iteration?: number;
+  iterations?: number;
+  loss?: number;
+  etaSeconds?: number;
 }
+
+/** Method-specific settings passed through quantizeModel unchanged (e.g. FIMA-Q's iters, rank, seed); each method validates its own. */
+export type MethodOptions = Readonly<Record<string, unknown>>;
+
+/** What a method reports back (per-block losses, stage times, ...), stored in the quantize report; JSON-serializable. */
+export type MethodReport = Readonly<Record<string, unknown>>;
 
 export interface MethodContext {
   model: ImageModel;
@@ -18,8 +32,13 @@ export interface MethodContext {
   blocks: readonly Block[];
   /** Calibration images as batches of [N, C, H, W] tensors, owned by quantizeModel. */
   calibration: readonly tf.Tensor[];
+  /** Size of the calibration source, which may hold more images than `calibration`. */
+  sourceSize: number;
+  /** Loads the first `count` images of the calibration source as batches (owned by the caller). */
+  loadImages: (count: number, batchSize: number) => Promise<tf.Tensor[]>;
+  options: MethodOptions;
   onProgress: (progress: MethodProgress) => void;
 }
 
 /** Fills every site's quantizer (and whatever else the method learns) in `context.quantized`. */
-export type QuantizationMethod = (context: MethodContext) => Promise<void>;
+export type QuantizationMethod = (context: MethodContext) => Promise<MethodReport | void>;
