@@ -1,0 +1,90 @@
+/**
+ * What the worker runtime asks of a quantization engine, and the default engine: the library
+ * entry in `workers/engine/quantize-model.ts`. `WORKER_ENGINE_MODULE` names another module with
+ * an `engine` export (an experimental engine, or a stand-in with predictable timing in tests).
+ */
+import path from 'node:path';
+import type { Preprocessing } from '../common/preprocessing';
+import { openDataset } from '../data';
+import { quantizeModel } from '../engine/quantize-model';
+
+export interface EngineProgress {
+  stage: string;
+  block?: number;
+  blocks?: number;
+  /** 0..100. */
+  progress: number;
+  message?: string;
+}
+
+export interface EngineRequest {
+  model: Uint8Array;
+  modelName: string;
+  preprocessing: Preprocessing;
+  /** NPY images (float32 in [0, 1]) the control plane packed from the chosen calibration set. */
+  calibrationPath: string;
+  /** Lower case, as the engine names them: `w4a4`, `fimaq`, `rtn`. */
+  bits: string;
+  method: string;
+  calibSize: number;
+  reconSize: number;
+  iters: number;
+  rank: number;
+  seed: number;
+  /** Called often; throwing from it (cancellation, shutdown) stops the engine. */
+  onProgress: (progress: EngineProgress) => void;
+}
+
+export interface EngineOutput {
+  onnx: Uint8Array;
+  /** The configuration as run (recorded on the variant). */
+  config: Record<string, unknown>;
+}
+
+export type QuantizationEngine = (request: EngineRequest) => Promise<EngineOutput>;
+
+export const libraryEngine: QuantizationEngine = async (request) => {
+  const calibration = await openDataset({ path: request.calibrationPath, format: 'npy' }, request.preprocessing);
+  const result = await quantizeModel(
+    {
+      model: request.model,
+      modelName: request.modelName,
+      calibration,
+      bits: request.bits,
+      method: request.method,
+      calibSize: request.calibSize,
+    },
+    (p) => request.onProgress({
+      stage: p.stage,
+      ...(p.total > 1 ? { block: p.done, blocks: p.total } : {}),
+      progress: 100 * p.fraction,
+      message: p.detail,
+    }),
+  );
+  result.quantized.dispose();
+  const { report } = result;
+  return {
+    onnx: result.onnx,
+    config: {
+      method: report.method,
+      bits: report.bits,
+      backend: report.backend,
+      calibrationImages: report.calibrationImages,
+      reconSize: request.reconSize,
+      iters: request.iters,
+      rank: request.rank,
+      seed: request.seed,
+      blocks: report.blocks.length,
+      seconds: report.seconds,
+    },
+  };
+};
+
+/** The engine a worker process runs: the library's, unless a module is configured. */
+export function loadEngine(modulePath: string | undefined): QuantizationEngine {
+  if (!modulePath) return libraryEngine;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const loaded = require(path.resolve(modulePath)) as { engine?: unknown };
+  if (typeof loaded.engine !== 'function') throw new Error(`WORKER_ENGINE_MODULE ${modulePath} has no "engine" function export`);
+  return loaded.engine as QuantizationEngine;
+}
