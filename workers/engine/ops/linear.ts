@@ -52,6 +52,28 @@ function spatialPadding(ctx: OpContext, inputSize: number[], kernel: number[], s
   return inputSize.map((_, i) => [pads[i], pads[i + dims]]);
 }
 
+/**
+ * A convolution whose stride equals its kernel (a ViT patch embedding) as one product of patches
+ * with the flattened filter: exact, and differentiable on wasm, which lacks Conv2DBackpropFilter.
+ */
+function patchEmbedding(x: tf.Tensor, w: tf.Tensor): tf.Tensor {
+  const [n, c, h, width] = x.shape;
+  const [out, , ph, pw] = w.shape;
+  const rows = Math.floor(h / ph);
+  const cols = Math.floor(width / pw);
+  const cropped = rows * ph === h && cols * pw === width ? x : tf.slice(x, [0, 0, 0, 0], [n, c, rows * ph, cols * pw]);
+  const patches = tf.reshape(tf.transpose(tf.reshape(cropped, [n, c, rows, ph, cols, pw]), [0, 2, 4, 1, 3, 5]), [n * rows * cols, c * ph * pw]);
+  const y = tf.matMul(patches, tf.reshape(w, [out, c * ph * pw]), false, true);
+  return tf.transpose(tf.reshape(y, [n, rows, cols, out]), [0, 3, 1, 2]);
+}
+
+function isPatchEmbedding(ctx: OpContext, kernel: number[], strides: number[], dilations: number[], group: number): boolean {
+  const pads = attrInts(ctx.node, 'pads') ?? [];
+  const autoPad = attrString(ctx.node, 'auto_pad', 'NOTSET');
+  return group === 1 && (autoPad === 'NOTSET' || autoPad === 'VALID') && pads.every((p) => p === 0)
+    && kernel.every((k, i) => k === strides[i] && dilations[i] === 1);
+}
+
 function conv(inputs: (tf.Tensor | undefined)[], ctx: OpContext): tf.Tensor[] {
   const x = required(inputs, 0, ctx);
   const w = required(inputs, 1, ctx);
@@ -60,6 +82,11 @@ function conv(inputs: (tf.Tensor | undefined)[], ctx: OpContext): tf.Tensor[] {
   const strides = attrInts(ctx.node, 'strides') ?? [1, 1];
   const dilations = attrInts(ctx.node, 'dilations') ?? [1, 1];
   const group = attrInt(ctx.node, 'group', 1);
+  const bias = inputs[2];
+  if (isPatchEmbedding(ctx, kernel, strides, dilations, group)) {
+    const y = patchEmbedding(x, w);
+    return [bias ? tf.add(y, tf.reshape(bias, [1, -1, 1, 1])) : y];
+  }
   const padding = spatialPadding(ctx, x.shape.slice(2), kernel, strides, dilations);
   // tfjs convolutions are channels-last.
   const xNhwc = tf.transpose(x, [0, 2, 3, 1]) as tf.Tensor4D;
@@ -75,7 +102,6 @@ function conv(inputs: (tf.Tensor | undefined)[], ctx: OpContext): tf.Tensor[] {
     unsupported(ctx, `grouped convolution with group=${group}`);
   }
   let out: tf.Tensor = tf.transpose(y, [0, 3, 1, 2]);
-  const bias = inputs[2];
   if (bias) out = tf.add(out, tf.reshape(bias, [1, -1, 1, 1]));
   return [out];
 }

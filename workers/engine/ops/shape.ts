@@ -30,12 +30,37 @@ function concat(inputs: Inputs, ctx: OpContext): tf.Tensor[] {
   return [nonEmpty.length === 1 ? tf.clone(nonEmpty[0]) : tf.concat(nonEmpty, axis)];
 }
 
+/**
+ * tfjs differentiates gather with UnsortedSegmentSum, which the wasm backend lacks; the gradient
+ * here scatters through a one-hot product instead (cls-token selection, qkv unbinding).
+ */
+function differentiableGather(x: tf.Tensor, indices: tf.Tensor, axis: number): tf.Tensor {
+  const shape = x.shape;
+  const before = shape.slice(0, axis).reduce((a, b) => a * b, 1);
+  const after = shape.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const gathered = tf.customGrad(((value: tf.Tensor, index: tf.Tensor, save: tf.GradSaveFunc) => {
+    // The tape keeps saved tensors alive until the backward pass, beyond the forward tidy scopes.
+    save([index]);
+    return {
+      value: tf.gather(value, index, axis),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [kept] = saved;
+        const dy3 = tf.reshape(dy, [before, kept.size, after]);
+        const oneHot = tf.cast(tf.oneHot(tf.reshape(kept, [-1]), shape[axis]), 'float32');
+        const scattered = tf.matMul(tf.reshape(tf.transpose(dy3, [0, 2, 1]), [before * after, kept.size]), oneHot);
+        return [tf.reshape(tf.transpose(tf.reshape(scattered, [before, after, shape[axis]]), [0, 2, 1]), shape), tf.zerosLike(kept)];
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return gathered(x, indices);
+}
+
 function gather(inputs: Inputs, ctx: OpContext): tf.Tensor[] {
   const x = required(inputs, 0, ctx);
   const axis = normalizeAxis(attrInt(ctx.node, 'axis', 0), x.rank);
   const indices = tf.cast(required(inputs, 1, ctx), 'int32');
   const wrapped = tf.where(tf.less(indices, tf.scalar(0, 'int32')), tf.add(indices, tf.scalar(x.shape[axis], 'int32')), indices);
-  return [tf.gather(x, wrapped, axis)];
+  return [x.dtype === 'float32' ? differentiableGather(x, wrapped, axis) : tf.gather(x, wrapped, axis)];
 }
 
 function sliceParameters(inputs: Inputs, ctx: OpContext): { starts: number[]; ends: number[]; axes?: number[]; steps?: number[] } {
