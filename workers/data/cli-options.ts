@@ -33,7 +33,7 @@ Dataset formats (--data PATH, detected from the path unless --format is given):
                   [N,H,W], [N,H,W,C] or [N,C,H,W]. Labels (integer, shape [N]) come from
                   images.labels.npy next to it when present, or from --labels FILE.
 Preprocessing: x = (pixel / 255 - mean) / std per channel, in the model's layout. It comes from the
-model card (<model>.card.json) when there is one; the flags below override it.`;
+model card (<model>.card.json) when there is one; the flags above override it.`;
 
 /** Adds the dataset and preprocessing flags to a command. */
 export function addDatasetOptions(cmd: Command, defaults: { split: DatasetSplit } = { split: 'test' }): Command {

@@ -1,3 +1,6 @@
+import { InferenceSession, Tensor } from 'onnxruntime-node';
+import { rankingModel } from './ranking-graph';
+
 /**
  * Retrieval metrics of query embeddings against a gallery, ranked by dot product (cosine for
  * L2-normalized embeddings), relevance = same label.
@@ -20,122 +23,56 @@ export interface EmbeddingSet {
   dim: number;
 }
 
-/** Queries scored together: their rows stay in cache while the gallery streams past once. */
-const QUERY_BLOCK = 8;
-const K = 5;
+/** Queries ranked per graph run; bounds memory at a few [block, gallery] tensors (~0.5 GB at 60k). */
+const QUERY_BLOCK = 128;
 
 /**
  * `leaveOneOut`: the gallery is the query set itself and each query's own row is skipped.
  * `onProgress` is called with the number of queries done.
  */
-export function retrievalMetrics(
+export async function retrievalMetrics(
   queries: EmbeddingSet,
   gallery: EmbeddingSet,
-  options: { leaveOneOut?: boolean; onProgress?: (done: number) => void } = {},
-): RetrievalMetrics {
+  options: { leaveOneOut?: boolean; onProgress?: (done: number) => void; threads?: number } = {},
+): Promise<RetrievalMetrics> {
   if (queries.dim !== gallery.dim) throw new Error(`embedding sizes differ: queries ${queries.dim}, gallery ${gallery.dim}`);
   const nq = queries.labels.length;
   const ng = gallery.labels.length;
-  const relevantPerLabel = countLabels(gallery.labels);
-  const scores = new Float32Array(QUERY_BLOCK * ng);
-  const relevant = new Float32Array(ng);
-  const irrelevant = new Float32Array(ng);
+  const d = queries.dim;
+  const session = await InferenceSession.create(rankingModel(), { intraOpNumThreads: options.threads ?? 0 });
+  const galleryFeeds = {
+    gallery: new Tensor('float32', gallery.vectors, [ng, d]),
+    gallery_labels: new Tensor('int32', gallery.labels, [ng]),
+    gallery_positions: new Tensor('int64', BigInt64Array.from({ length: ng }, (_, i) => BigInt(i)), [ng]),
+    k: new Tensor('int64', BigInt64Array.from([BigInt(ng)]), [1]),
+  };
   let hits1 = 0;
   let hits5 = 0;
   let apSum = 0;
-  for (let q0 = 0; q0 < nq; q0 += QUERY_BLOCK) {
-    const block = Math.min(QUERY_BLOCK, nq - q0);
-    scoreBlock(queries, q0, block, gallery, scores);
-    for (let b = 0; b < block; b++) {
-      const q = q0 + b;
-      const row = scores.subarray(b * ng, (b + 1) * ng);
-      const self = options.leaveOneOut ? q : -1;
-      const label = queries.labels[q];
-      const nearest = topKLabels(row, gallery.labels, self);
-      if (nearest[0] === label) hits1++;
-      if (nearest.includes(label)) hits5++;
-      const relevantCount = (relevantPerLabel.get(label) ?? 0) - (self >= 0 ? 1 : 0);
-      apSum += averagePrecision(row, gallery.labels, label, self, relevantCount, relevant, irrelevant);
+  try {
+    for (let q0 = 0; q0 < nq; q0 += QUERY_BLOCK) {
+      const block = Math.min(QUERY_BLOCK, nq - q0);
+      const self = BigInt64Array.from({ length: block }, (_, i) => BigInt(options.leaveOneOut ? q0 + i : -1));
+      const out = await session.run({
+        ...galleryFeeds,
+        queries: new Tensor('float32', queries.vectors.subarray(q0 * d, (q0 + block) * d), [block, d]),
+        query_labels: new Tensor('int32', queries.labels.subarray(q0, q0 + block), [block]),
+        query_self: new Tensor('int64', self, [block]),
+      });
+      const ap = out.ap_sum.data as Float32Array;
+      const relevant = out.relevant.data as Float32Array;
+      const top5 = out.top5.data as Float32Array;
+      const width = top5.length / block;
+      for (let b = 0; b < block; b++) {
+        if (top5[b * width] > 0) hits1++;
+        if (top5.subarray(b * width, (b + 1) * width).some((r) => r > 0)) hits5++;
+        if (relevant[b] > 0) apSum += ap[b] / relevant[b];
+      }
+      options.onProgress?.(q0 + block);
     }
-    options.onProgress?.(q0 + block);
+  } finally {
+    await session.release();
   }
   const n = Math.max(1, nq);
   return { task: 'retrieval', queries: nq, gallery: ng, recallAt1: hits1 / n, recallAt5: hits5 / n, mAP: apSum / n };
-}
-
-function scoreBlock(queries: EmbeddingSet, q0: number, block: number, gallery: EmbeddingSet, out: Float32Array): void {
-  const d = queries.dim;
-  const ng = gallery.labels.length;
-  const qv = queries.vectors;
-  const gv = gallery.vectors;
-  for (let b = 0; b < block; b++) {
-    const qBase = (q0 + b) * d;
-    const outBase = b * ng;
-    for (let g = 0; g < ng; g++) {
-      const gBase = g * d;
-      let s = 0;
-      for (let k = 0; k < d; k++) s += qv[qBase + k] * gv[gBase + k];
-      out[outBase + g] = s;
-    }
-  }
-}
-
-/** Labels of the K highest-scoring gallery items, best first (insertion into a short list). */
-function topKLabels(row: Float32Array, labels: Int32Array, skip: number): number[] {
-  const best = new Float32Array(K).fill(-Infinity);
-  const bestLabels = new Array<number>(K).fill(-1);
-  for (let g = 0; g < row.length; g++) {
-    const s = row[g];
-    if (s <= best[K - 1] || g === skip) continue;
-    let i = K - 1;
-    while (i > 0 && best[i - 1] < s) {
-      best[i] = best[i - 1];
-      bestLabels[i] = bestLabels[i - 1];
-      i--;
-    }
-    best[i] = s;
-    bestLabels[i] = labels[g];
-  }
-  return bestLabels;
-}
-
-/**
- * AP = mean over relevant items of (relevant items ranked at or above it) / (its rank). Sorting the
- * relevant and the irrelevant scores apart lets one merge walk count, for each relevant item, the
- * irrelevant items ranked above it.
- */
-function averagePrecision(
-  row: Float32Array,
-  labels: Int32Array,
-  label: number,
-  skip: number,
-  relevantCount: number,
-  relevantScratch: Float32Array,
-  irrelevantScratch: Float32Array,
-): number {
-  if (relevantCount <= 0) return 0;
-  let nr = 0;
-  let ni = 0;
-  for (let g = 0; g < row.length; g++) {
-    if (g === skip) continue;
-    if (labels[g] === label) relevantScratch[nr++] = row[g];
-    else irrelevantScratch[ni++] = row[g];
-  }
-  // Typed-array sort is numeric and ascending; walk both from the top.
-  const rel = relevantScratch.subarray(0, nr).sort();
-  const irr = irrelevantScratch.subarray(0, ni).sort();
-  let above = 0;
-  let sum = 0;
-  for (let j = 0; j < nr; j++) {
-    const s = rel[nr - 1 - j];
-    while (above < ni && irr[ni - 1 - above] > s) above++;
-    sum += (j + 1) / (j + 1 + above);
-  }
-  return sum / nr;
-}
-
-function countLabels(labels: Int32Array): Map<number, number> {
-  const counts = new Map<number, number>();
-  for (const l of labels) counts.set(l, (counts.get(l) ?? 0) + 1);
-  return counts;
 }
