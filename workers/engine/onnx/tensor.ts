@@ -52,6 +52,10 @@ function halfToFloat(h: number): number {
   return sign * 2 ** (exp - 15) * (1 + frac / 1024);
 }
 
+function bfloat16ToFloat(bits: number): number {
+  return new Float32Array(new Uint32Array([(bits & 0xffff) << 16]).buffer)[0];
+}
+
 function readRaw(t: onnx.ITensorProto, count: number): number[] {
   const raw = t.rawData as Uint8Array;
   const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
@@ -61,7 +65,7 @@ function readRaw(t: onnx.ITensorProto, count: number): number[] {
       case DT.FLOAT: out[i] = view.getFloat32(i * 4, true); break;
       case DT.DOUBLE: out[i] = view.getFloat64(i * 8, true); break;
       case DT.FLOAT16: out[i] = halfToFloat(view.getUint16(i * 2, true)); break;
-      case DT.BFLOAT16: out[i] = new Float32Array(new Uint32Array([view.getUint16(i * 2, true) << 16]).buffer)[0]; break;
+      case DT.BFLOAT16: out[i] = bfloat16ToFloat(view.getUint16(i * 2, true)); break;
       case DT.INT8: out[i] = view.getInt8(i); break;
       case DT.UINT8: case DT.BOOL: out[i] = view.getUint8(i); break;
       case DT.INT16: out[i] = view.getInt16(i * 2, true); break;
@@ -82,6 +86,7 @@ function readTyped(t: onnx.ITensorProto): number[] {
     case DT.INT64: return (t.int64Data ?? []).map((v) => int64ToNumber(v as Int64Like));
     case DT.UINT32: case DT.UINT64: return (t.uint64Data ?? []).map((v) => int64ToNumber(v as Int64Like));
     case DT.FLOAT16: return (t.int32Data ?? []).map(halfToFloat);
+    case DT.BFLOAT16: return (t.int32Data ?? []).map(bfloat16ToFloat);
     default: return t.int32Data ?? [];
   }
 }

@@ -36,21 +36,28 @@ function pow(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
 function mod(inputs: (tf.Tensor | undefined)[], ctx: OpContext): tf.Tensor[] {
   const a = required(inputs, 0, ctx);
   const b = required(inputs, 1, ctx);
-  if (attrFloat(ctx.node, 'fmod', 0) === 1) return [tf.sub(a, tf.mul(tf.cast(tf.div(a, b), 'int32').cast(a.dtype), b))];
+  if (attrFloat(ctx.node, 'fmod', 0) === 1) {
+    // C fmod: the remainder of the truncated quotient, carrying the dividend's sign.
+    const quotient = tf.cast(tf.div(tf.cast(a, 'float32'), tf.cast(b, 'float32')), 'int32');
+    return [tf.sub(a, tf.mul(tf.cast(quotient, a.dtype), b))];
+  }
   return [tf.mod(a, b)];
 }
 
 function clip(inputs: (tf.Tensor | undefined)[], ctx: OpContext): tf.Tensor[] {
   const x = required(inputs, 0, ctx);
-  const bound = (index: number, attr: string, fallback: number): number => {
-    if (ctx.opset < 11) return attrFloat(ctx.node, attr, fallback);
+  const bound = (index: number, attr: string): number | undefined => {
+    if (ctx.opset < 11) return ctx.node.attributes.has(attr) ? attrFloat(ctx.node, attr, 0) : undefined;
     const t = inputs[index];
-    return t ? t.dataSync()[0] : fallback;
+    return t ? t.dataSync()[0] : undefined;
   };
-  const lo = bound(1, 'min', -3.4028234663852886e38);
-  const hi = bound(2, 'max', 3.4028234663852886e38);
-  // tf.clipByValue's gradient is the straight mask inside [lo, hi], matching ONNX semantics.
-  return [tf.clipByValue(x, lo, hi)];
+  const lo = bound(1, 'min');
+  const hi = bound(2, 'max');
+  // A missing bound is no bound: no sentinel that an int32 input could not represent.
+  if (lo !== undefined && hi !== undefined) return [tf.clipByValue(x, lo, hi)];
+  if (lo !== undefined) return [tf.maximum(x, tf.scalar(lo, x.dtype))];
+  if (hi !== undefined) return [tf.minimum(x, tf.scalar(hi, x.dtype))];
+  return [x];
 }
 
 function gelu(inputs: (tf.Tensor | undefined)[], ctx: OpContext): tf.Tensor[] {

@@ -195,16 +195,24 @@ function identity(inputs: Inputs, ctx: OpContext): tf.Tensor[] {
   return [required(inputs, 0, ctx)];
 }
 
+/** Inference-mode Dropout: identity, with an all-true mask when the mask output is requested. */
+function dropout(inputs: Inputs, ctx: OpContext): tf.Tensor[] {
+  const x = required(inputs, 0, ctx);
+  const training = ctx.opset >= 12 && inputs[2] ? inputs[2].dataSync()[0] !== 0 : attrInt(ctx.node, 'is_test', 1) === 0 && ctx.opset < 7;
+  if (training) unsupported(ctx, 'training-mode dropout');
+  return ctx.node.outputs.length > 1 ? [x, tf.onesLike(x).cast('bool')] : [x];
+}
+
 function pad(inputs: Inputs, ctx: OpContext): tf.Tensor[] {
   const x = required(inputs, 0, ctx);
   const mode = attrString(ctx.node, 'mode', 'constant');
-  if (mode !== 'constant') unsupported(ctx, `mode ${mode}`);
+  if (mode !== 'constant' && mode !== 'reflect') unsupported(ctx, `mode ${mode}`);
   const pads = ctx.opset >= 11 ? intsOf(required(inputs, 1, ctx)) : attrInts(ctx.node, 'pads') ?? [];
   const value = ctx.opset >= 11 ? (inputs[2] ? inputs[2].dataSync()[0] : 0) : attrFloat(ctx.node, 'value', 0);
   const axes = ctx.opset >= 18 && inputs[3] ? intsOf(inputs[3]).map((a) => normalizeAxis(a, x.rank)) : x.shape.map((_, i) => i);
   const paddings: [number, number][] = x.shape.map(() => [0, 0]);
   axes.forEach((axis, i) => { paddings[axis] = [pads[i], pads[i + axes.length]]; });
-  return [tf.pad(x, paddings, value)];
+  return [mode === 'reflect' ? tf.mirrorPad(x, paddings, 'reflect') : tf.pad(x, paddings, value)];
 }
 
 export const shapeKernels: KernelTable = {
@@ -226,6 +234,6 @@ export const shapeKernels: KernelTable = {
   Split: split,
   Range: range,
   Identity: identity,
-  Dropout: identity,
+  Dropout: dropout,
   Pad: pad,
 };
