@@ -1,5 +1,6 @@
 import type { MigrationFactory } from './migration';
 import { registryMigration } from './0001_registry';
+import { servingMigration } from './0002_serving';
 
 /**
  * Every migration in order. Names are permanent: kysely records them in its migration table,
@@ -7,4 +8,5 @@ import { registryMigration } from './0001_registry';
  */
 export const migrations: Record<string, MigrationFactory> = {
   '0001_registry': registryMigration,
+  '0002_serving': servingMigration,
 };

@@ -24,6 +24,28 @@ export interface GatewayConfig {
   /** Module specifiers of the plugins to load, in order. */
   plugins: string[];
   logLevel: string;
+  serving: ServingConfig;
+}
+
+/** The inference data plane's knobs (SERVING_* and ORT_* variables). */
+export interface ServingConfig {
+  /** onnxruntime intra-op threads per variant session; 0 lets onnxruntime choose. */
+  intraOpThreads: number;
+  /** onnxruntime inter-op threads per variant session; 0 lets onnxruntime choose. */
+  interOpThreads: number;
+  /** onnxruntime execution providers in order of preference, e.g. cuda,cpu. */
+  executionProviders: string[];
+  /** Requests allowed to wait per variant before 429. */
+  queueLimit: number;
+  /** Dynamic batching for models whose policy sets none: rows per run (1 = off). */
+  batchMaxSize: number;
+  batchMaxDelayMs: number;
+  /** Recent requests remembered for /feedback. */
+  feedbackWindow: number;
+  /** Items per retrieval gallery. */
+  galleryMaxItems: number;
+  /** How often per-minute metric rollups are written to the database. */
+  rollupFlushMs: number;
 }
 
 export class ConfigError extends Error {}
@@ -73,6 +95,12 @@ function url(env: Env, name: string, protocols: string[]): string | undefined {
   return raw;
 }
 
+function list(env: Env, name: string, fallback: string[]): string[] {
+  const raw = env[name]?.trim();
+  if (!raw) return fallback;
+  return raw.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
 /** Plugins shipped with the gateway and loaded when GATEWAY_PLUGINS is unset. */
 export const DEFAULT_PLUGINS: string[] = [];
 
@@ -99,5 +127,16 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
       ? DEFAULT_PLUGINS
       : env.GATEWAY_PLUGINS.split(',').map((s) => s.trim()).filter(Boolean),
     logLevel,
+    serving: {
+      intraOpThreads: integer(env, 'ORT_INTRA_OP_THREADS', 0, 0, 1024),
+      interOpThreads: integer(env, 'ORT_INTER_OP_THREADS', 0, 0, 1024),
+      executionProviders: list(env, 'ORT_EXECUTION_PROVIDERS', ['cpu']),
+      queueLimit: integer(env, 'SERVING_QUEUE_LIMIT', 64, 1, 100000),
+      batchMaxSize: integer(env, 'SERVING_BATCH_MAX_SIZE', 1, 1, 1024),
+      batchMaxDelayMs: integer(env, 'SERVING_BATCH_MAX_DELAY_MS', 2, 0, 1000),
+      feedbackWindow: integer(env, 'SERVING_FEEDBACK_WINDOW', 100000, 1, 10000000),
+      galleryMaxItems: integer(env, 'SERVING_GALLERY_MAX_ITEMS', 100000, 1, 10000000),
+      rollupFlushMs: integer(env, 'SERVING_ROLLUP_FLUSH_MS', 10000, 100, 3600000),
+    },
   };
 }

@@ -64,10 +64,44 @@ export interface AuditLogTable {
   created_at: Timestamp;
 }
 
+export interface TrafficPoliciesTable {
+  model_id: string;
+  policy: Json;
+  version: number;
+  updated_by: string;
+  updated_at: Timestamp;
+}
+
+/** One gateway instance's totals for one (model, variant) in one minute. */
+export interface ServingRollupsTable {
+  minute: Timestamp;
+  model_id: string;
+  variant_id: string;
+  instance_id: string;
+  requests: number;
+  errors: number;
+  shadow_requests: number;
+  shadow_errors: number;
+  latency_ms_sum: number;
+  /** JSON array of counts per bucket of `ROLLUP_LATENCY_BUCKETS_MS`, plus one overflow count. */
+  latency_buckets: Json;
+  compute_ms_sum: number;
+  compared: number;
+  agreed: number;
+  kl_sum: number;
+  top1_delta_sum: number;
+  cosine_sum: number;
+  overlap_sum: number;
+  feedback: number;
+  correct: number;
+}
+
 export interface Database {
   models: ModelsTable;
   variants: VariantsTable;
   artifacts: ArtifactsTable;
   api_tokens: ApiTokensTable;
   audit_log: AuditLogTable;
+  traffic_policies: TrafficPoliciesTable;
+  serving_rollups: ServingRollupsTable;
 }

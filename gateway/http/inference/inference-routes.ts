@@ -1,0 +1,206 @@
+import packageJson from '../../../package.json';
+import express, { Router, type NextFunction, type Request, type Response } from 'express';
+import { badInput, GatewayError, notFound } from '../../errors';
+import type { TensorSignature } from '../../registry/model-signature';
+import type { VariantRecord } from '../../registry/registry-types';
+import type { Serving } from '../../serving/serving';
+import { OverloadedError } from '../../serving/serving-errors';
+import type { ModelServingState } from '../../serving/serving-catalog';
+import type { RequestAuthenticator } from '../http-auth';
+import { decodeInferenceRequest, encodeInferenceResponse, HEADER_LENGTH } from './inference-codec';
+import { parseJson } from './json-tensors';
+
+const SERVER_NAME = 'vit-gateway';
+const SERVER_VERSION: string = packageJson.version;
+/** Protocol extensions this server speaks beyond the core (reported by GET /v2). */
+export const EXTENSIONS = ['binary_tensor_data', 'classify', 'feedback', 'gallery_search'];
+const DEFAULT_TOP = 5;
+const MAX_TOP = 1000;
+
+type Handler = (req: Request, res: Response) => Promise<void>;
+
+/** Express 5 routes with async handlers: every rejection reaches the error middleware. */
+const handle = (fn: Handler) => (req: Request, res: Response, next: NextFunction) => fn(req, res).catch(next);
+
+function integerParam(value: unknown, name: string, fallback: number, max: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > max) throw badInput(`${name} must be an integer in 1..${max}`);
+  return n;
+}
+
+function bodyOf(req: Request): Buffer {
+  return Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+}
+
+function modelMetadata(state: ModelServingState, variant: VariantRecord | undefined) {
+  const ready = state.variants.filter((v) => v.status === 'ready');
+  const describe = (t: TensorSignature) => ({ name: t.name, datatype: t.datatype, shape: t.shape });
+  return {
+    name: state.model.name,
+    versions: ready.map((v) => v.tag),
+    platform: 'onnxruntime_onnx',
+    inputs: (variant?.signature.inputs ?? []).map(describe),
+    outputs: (variant?.signature.outputs ?? []).map(describe),
+    properties: { task: state.model.task, ...(variant ? { variant_id: variant.id, precision: variant.precision } : {}) },
+  };
+}
+
+function findVariant(state: ModelServingState, version: string): VariantRecord {
+  const variant = state.variants.find((v) => v.tag === version) ?? state.variants.find((v) => v.id === version);
+  if (!variant) throw notFound(`model ${state.model.name} has no variant "${version}"`);
+  return variant;
+}
+
+/** The variant a policy routes to first: what unversioned metadata describes. */
+function defaultVariant(state: ModelServingState): VariantRecord | undefined {
+  const routed = state.policy.routes.find((r) => r.weight > 0);
+  return state.variants.find((v) => v.id === routed?.variantId) ?? state.variants.find((v) => v.status === 'ready');
+}
+
+/**
+ * The Open Inference Protocol v2 over HTTP, plus the gateway's conveniences (/classify,
+ * /feedback, /gallery, /search) and /metrics. Only wire formats live here; what happens to a
+ * request is the serving layer's business.
+ */
+export function inferenceRoutes(options: { serving: Serving; auth: RequestAuthenticator; maxBodyBytes: number }): Router {
+  const { serving, auth } = options;
+  const { inference, catalog } = serving;
+  const router = Router();
+  const rawBody = express.raw({ type: () => true, limit: options.maxBodyBytes });
+  const inferenceRole = auth.require('inference');
+
+  router.get('/metrics', handle(async (_req, res) => {
+    res.setHeader('content-type', serving.metrics.registry.contentType);
+    res.send(await serving.metrics.registry.metrics());
+  }));
+
+  router.get(['/v2', '/v2/'], (_req, res) => {
+    res.json({ name: SERVER_NAME, version: SERVER_VERSION, extensions: EXTENSIONS });
+  });
+
+  router.get(['/v2/models/:model', '/v2/models/:model/versions/:version'], inferenceRole, handle(async (req, res) => {
+    const state = await catalog.get(req.params.model as string);
+    const version = req.params.version as string | undefined;
+    res.json(modelMetadata(state, version === undefined ? defaultVariant(state) : findVariant(state, version)));
+  }));
+
+  router.get(['/v2/models/:model/ready', '/v2/models/:model/versions/:version/ready'], inferenceRole, handle(async (req, res) => {
+    const state = await catalog.get(req.params.model as string);
+    const version = req.params.version as string | undefined;
+    const variant = version === undefined ? defaultVariant(state) : findVariant(state, version);
+    if (!variant || variant.status !== 'ready') {
+      throw new GatewayError('UNAVAILABLE', `model ${state.model.name}${version ? `/${version}` : ''} has no ready variant`);
+    }
+    // Ready means the session is loaded; asking loads it, so probes warm a fresh replica.
+    await serving.sessions.runner(state.model, variant);
+    res.json({ name: state.model.name, version: variant.tag, ready: true });
+  }));
+
+  router.post(['/v2/models/:model/infer', '/v2/models/:model/versions/:version/infer'], inferenceRole, rawBody, handle(async (req, res) => {
+    const modelName = req.params.model as string;
+    const headerLength = req.headers[HEADER_LENGTH] as string | undefined;
+    const state = await catalog.get(modelName);
+    const rawInput = () => {
+      const variant = req.params.version === undefined ? defaultVariant(state) : findVariant(state, req.params.version as string);
+      return variant?.signature.inputs.length === 1 ? variant.signature.inputs[0] : undefined;
+    };
+    const decoded = decodeInferenceRequest(bodyOf(req), headerLength, rawInput);
+    res.locals.failureCounted = true;
+    const requestId = res.locals.requestId as string;
+    const answer = await inference.infer({
+      modelName,
+      version: req.params.version as string | undefined,
+      requestId,
+      header: (name) => req.header(name),
+      inputs: decoded.inputs,
+      outputs: decoded.outputs.map((o) => o.name),
+    });
+    const encoded = encodeInferenceResponse(decoded, { modelName: answer.model.name, modelVersion: answer.variant.tag, id: decoded.id ?? requestId, outputs: answer.outputs });
+    res.setHeader('x-variant', answer.variant.tag);
+    res.setHeader('content-type', encoded.contentType);
+    if (encoded.headerLength !== undefined) res.setHeader('Inference-Header-Content-Length', String(encoded.headerLength));
+    res.send(encoded.body);
+  }));
+
+  router.post(['/v2/models/:model/classify', '/v2/models/:model/versions/:version/classify'], inferenceRole, rawBody, handle(async (req, res) => {
+    const requestId = res.locals.requestId as string;
+    const top = integerParam(req.query.top, 'top', DEFAULT_TOP, MAX_TOP);
+    const image = bodyOf(req);
+    if (image.length === 0) throw badInput('send the image file (PNG or JPEG) as the request body');
+    res.locals.failureCounted = true;
+    const { answer, predictions } = await inference.classify({
+      modelName: req.params.model as string,
+      version: req.params.version as string | undefined,
+      requestId,
+      header: (name) => req.header(name),
+      image,
+      top,
+    });
+    res.setHeader('x-variant', answer.variant.tag);
+    res.json({ model_name: answer.model.name, model_version: answer.variant.tag, id: requestId, predictions });
+  }));
+
+  router.post(['/v2/models/:model/search', '/v2/models/:model/versions/:version/search'], inferenceRole, rawBody, handle(async (req, res) => {
+    const requestId = res.locals.requestId as string;
+    const k = integerParam(req.query.k, 'k', 10, MAX_TOP);
+    const image = bodyOf(req);
+    if (image.length === 0) throw badInput('send the query image file (PNG or JPEG) as the request body');
+    res.locals.failureCounted = true;
+    const { answer, results } = await inference.search({
+      modelName: req.params.model as string,
+      version: req.params.version as string | undefined,
+      requestId,
+      header: (name) => req.header(name),
+      image,
+      k,
+    });
+    res.setHeader('x-variant', answer.variant.tag);
+    res.json({ model_name: answer.model.name, model_version: answer.variant.tag, id: requestId, results });
+  }));
+
+  router.post('/v2/models/:model/feedback', inferenceRole, rawBody, handle(async (req, res) => {
+    const body = parseJson(bodyOf(req), 'feedback') as { id?: unknown; label?: unknown; labels?: unknown } | null;
+    if (typeof body !== 'object' || body === null || typeof body.id !== 'string') {
+      throw badInput('feedback is {"id": "<x-request-id of the answered request>", "label": <name or class index>} (or "labels": [...] for a batch)');
+    }
+    const labels = body.labels !== undefined ? body.labels : [body.label];
+    if (!Array.isArray(labels) || labels.length === 0 || !labels.every((l) => typeof l === 'string' || typeof l === 'number')) {
+      throw badInput('"label" must be a label name or class index ("labels": an array of them)');
+    }
+    const scored = await inference.feedback(req.params.model as string, body.id, labels as Array<string | number>);
+    res.json({ id: body.id, rows: scored.rows, scored_variants: scored.variants });
+  }));
+
+  router.post('/v2/models/:model/gallery', auth.require('admin'), rawBody, handle(async (req, res) => {
+    const body = parseJson(bodyOf(req), 'gallery upload') as { items?: unknown } | null;
+    const items = body && Array.isArray(body.items) ? body.items : undefined;
+    if (!items || items.length === 0) throw badInput('the gallery upload is {"items": [{"id": "...", "image": "<base64 PNG or JPEG>"}, ...]}');
+    const decoded = items.map((item: unknown, i) => {
+      const entry = item as { id?: unknown; image?: unknown };
+      if (typeof entry?.id !== 'string' || entry.id === '' || typeof entry.image !== 'string') {
+        throw badInput(`items[${i}] needs a non-empty string "id" and a base64 "image"`);
+      }
+      return { id: entry.id, image: Buffer.from(entry.image, 'base64') };
+    });
+    if (new Set(decoded.map((d) => d.id)).size !== decoded.length) throw badInput('gallery item ids must be distinct within one upload');
+    const result = await inference.addToGallery(req.params.model as string, decoded);
+    res.json({ model_name: req.params.model, size: result.size });
+  }));
+
+  // Requests refused before the serving layer saw them (body too large, malformed) still count.
+  router.use('/v2/models/:model', (error: unknown, req: Request, res: Response, next: NextFunction) => {
+    if (req.method === 'POST' && !res.locals.failureCounted && /\/(infer|classify|search)$/.test(req.path)) {
+      const status = error instanceof GatewayError ? error.httpStatus : Number((error as { status?: number }).status) || 500;
+      const name = req.params.model as string;
+      catalog.get(name).then(
+        () => serving.metrics.failed({ modelName: name }, 'primary', status),
+        () => serving.metrics.failed(undefined, 'primary', status),
+      );
+    }
+    if (error instanceof OverloadedError) res.setHeader('Retry-After', String(error.retryAfterSeconds));
+    next(error);
+  });
+
+  return router;
+}

@@ -1,0 +1,132 @@
+import { badInput } from '../../errors';
+import { datatypeInfo, elementCount, type Tensor, type TensorArray } from '../../serving/tensor';
+
+/** An input as the request's JSON header declares it, before its data is attached. */
+export interface DeclaredInput {
+  name: string;
+  datatype: string;
+  shape: number[];
+  /** Bytes in the binary section (binary tensor extension); undefined: `data` holds the values. */
+  binaryDataSize: number | undefined;
+  data: unknown;
+}
+
+export interface RequestedOutput {
+  name: string;
+  binary: boolean;
+}
+
+export interface DeclaredRequest {
+  id: string | undefined;
+  inputs: DeclaredInput[];
+  outputs: RequestedOutput[];
+  /** `parameters.binary_data_output`: every output in binary unless it says otherwise. */
+  binaryOutputsByDefault: boolean;
+}
+
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+export function parseJson(body: Buffer, what: string): unknown {
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch (error) {
+    throw badInput(`malformed JSON ${what}: ${(error as Error).message}`);
+  }
+}
+
+function parametersOf(value: unknown, where: string): Record<string, unknown> {
+  if (value === undefined) return {};
+  if (!isObject(value)) throw badInput(`${where}.parameters must be an object`);
+  return value;
+}
+
+/** Reads the inference request object of the protocol, checking every field it relies on. */
+export function declaredRequest(json: unknown): DeclaredRequest {
+  if (!isObject(json)) throw badInput('the request body must be a JSON object with an "inputs" array');
+  if (json.id !== undefined && typeof json.id !== 'string') throw badInput('"id" must be a string');
+  const parameters = parametersOf(json.parameters, 'request');
+  if (!Array.isArray(json.inputs) || json.inputs.length === 0) throw badInput('"inputs" must be a non-empty array');
+  const inputs = json.inputs.map((raw, i): DeclaredInput => {
+    const where = `inputs[${i}]`;
+    if (!isObject(raw)) throw badInput(`${where} must be an object`);
+    if (typeof raw.name !== 'string' || raw.name === '') throw badInput(`${where}.name must be a non-empty string`);
+    if (typeof raw.datatype !== 'string' || !datatypeInfo(raw.datatype)) {
+      throw badInput(`input "${raw.name}" has unsupported datatype ${JSON.stringify(raw.datatype)}`);
+    }
+    if (!Array.isArray(raw.shape) || !raw.shape.every((d) => Number.isInteger(d) && (d as number) >= 0)) {
+      throw badInput(`input "${raw.name}": shape must be an array of non-negative integers`);
+    }
+    const size = parametersOf(raw.parameters, where).binary_data_size;
+    if (size !== undefined && !(Number.isInteger(size) && (size as number) >= 0)) {
+      throw badInput(`input "${raw.name}": binary_data_size must be a non-negative integer`);
+    }
+    if (size === undefined && raw.data === undefined) throw badInput(`input "${raw.name}" has neither "data" nor parameters.binary_data_size`);
+    if (size !== undefined && raw.data !== undefined) throw badInput(`input "${raw.name}" has both "data" and parameters.binary_data_size`);
+    return { name: raw.name, datatype: raw.datatype, shape: raw.shape as number[], binaryDataSize: size as number | undefined, data: raw.data };
+  });
+  if (json.outputs !== undefined && !Array.isArray(json.outputs)) throw badInput('"outputs" must be an array');
+  const binaryOutputsByDefault = parameters.binary_data_output === true;
+  const outputs = ((json.outputs as unknown[] | undefined) ?? []).map((raw, i): RequestedOutput => {
+    if (!isObject(raw) || typeof raw.name !== 'string') throw badInput(`outputs[${i}] must be an object with a "name"`);
+    const binary = parametersOf(raw.parameters, `outputs[${i}]`).binary_data;
+    return { name: raw.name, binary: typeof binary === 'boolean' ? binary : binaryOutputsByDefault };
+  });
+  return { id: json.id as string | undefined, inputs, outputs, binaryOutputsByDefault };
+}
+
+/** Flattens nested `data` row-major and converts it to the datatype's typed array. */
+export function tensorFromJson(input: DeclaredInput): Tensor {
+  const type = datatypeInfo(input.datatype);
+  if (!type) throw badInput(`input "${input.name}" has unsupported datatype ${input.datatype}`);
+  if (input.datatype === 'FP16') throw badInput(`input "${input.name}": send FP16 tensors in binary form (binary tensor extension)`);
+  const values: unknown[] = [];
+  const flatten = (value: unknown) => {
+    if (Array.isArray(value)) for (const v of value) flatten(v);
+    else values.push(value);
+  };
+  if (!Array.isArray(input.data)) throw badInput(`input "${input.name}": "data" must be an array`);
+  flatten(input.data);
+  const expected = elementCount(input.shape);
+  if (values.length !== expected) {
+    throw badInput(`input "${input.name}" has ${values.length} elements but shape [${input.shape.join(', ')}] needs ${expected}`);
+  }
+  const data = type.create(expected);
+  const wrong = (v: unknown) => badInput(`input "${input.name}": ${JSON.stringify(v)} is not a valid ${input.datatype} value`);
+  if (input.datatype === 'BOOL') {
+    values.forEach((v, i) => {
+      if (typeof v !== 'boolean') throw wrong(v);
+      data[i] = v ? 1 : 0;
+    });
+  } else if (data instanceof BigInt64Array || data instanceof BigUint64Array) {
+    values.forEach((v, i) => {
+      if (!Number.isInteger(v)) throw wrong(v);
+      data[i] = BigInt(v as number);
+    });
+  } else {
+    const integral = !input.datatype.startsWith('FP');
+    const numeric = data as Exclude<TensorArray, BigInt64Array | BigUint64Array>;
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i];
+      if (typeof v !== 'number' || (integral && !Number.isInteger(v))) throw wrong(v);
+      numeric[i] = v;
+    }
+  }
+  return { name: input.name, datatype: input.datatype, shape: input.shape, data };
+}
+
+/** Half-precision bits to a number, for FP16 outputs answered in JSON. */
+function halfToNumber(bits: number): number {
+  const sign = bits & 0x8000 ? -1 : 1;
+  const exponent = (bits >> 10) & 0x1f;
+  const fraction = bits & 0x3ff;
+  if (exponent === 0) return sign * 2 ** -14 * (fraction / 1024);
+  if (exponent === 31) return fraction ? NaN : sign * Infinity;
+  return sign * 2 ** (exponent - 15) * (1 + fraction / 1024);
+}
+
+/** Output values for JSON: numbers (booleans for BOOL), flat and row-major. */
+export function jsonValues(tensor: Tensor): Array<number | boolean> {
+  if (tensor.datatype === 'BOOL') return Array.from(tensor.data as Uint8Array, (v) => v !== 0);
+  if (tensor.datatype === 'FP16') return Array.from(tensor.data as Uint16Array, halfToNumber);
+  return Array.from(tensor.data as ArrayLike<number | bigint>, Number);
+}

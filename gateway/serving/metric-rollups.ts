@@ -1,0 +1,149 @@
+import type { Kysely } from 'kysely';
+import { fromJson, toDate, toJson } from '../db/codec';
+import type { Database } from '../db/schema';
+
+/** Upper bounds (ms) of the latency buckets kept per minute; one overflow bucket follows. */
+export const ROLLUP_LATENCY_BUCKETS_MS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000];
+
+export interface RollupCounts {
+  requests: number;
+  errors: number;
+  shadowRequests: number;
+  shadowErrors: number;
+  latencyMsSum: number;
+  latencyBuckets: number[];
+  computeMsSum: number;
+  compared: number;
+  agreed: number;
+  klSum: number;
+  top1DeltaSum: number;
+  cosineSum: number;
+  overlapSum: number;
+  feedback: number;
+  correct: number;
+}
+
+export interface RollupRow extends RollupCounts {
+  minute: Date;
+  modelId: string;
+  variantId: string;
+}
+
+export function emptyCounts(): RollupCounts {
+  return {
+    requests: 0, errors: 0, shadowRequests: 0, shadowErrors: 0, latencyMsSum: 0,
+    latencyBuckets: new Array(ROLLUP_LATENCY_BUCKETS_MS.length + 1).fill(0),
+    computeMsSum: 0, compared: 0, agreed: 0, klSum: 0, top1DeltaSum: 0, cosineSum: 0, overlapSum: 0, feedback: 0, correct: 0,
+  };
+}
+
+export function bucketOf(ms: number): number {
+  const index = ROLLUP_LATENCY_BUCKETS_MS.findIndex((bound) => ms <= bound);
+  return index === -1 ? ROLLUP_LATENCY_BUCKETS_MS.length : index;
+}
+
+/** The latency below which a share q of requests fell, as the upper bound of its bucket. */
+export function latencyQuantile(buckets: readonly number[], q: number): number | null {
+  const total = buckets.reduce((a, b) => a + b, 0);
+  if (total === 0) return null;
+  let seen = 0;
+  for (let i = 0; i < buckets.length; i++) {
+    seen += buckets[i];
+    if (seen >= q * total) return ROLLUP_LATENCY_BUCKETS_MS[i] ?? Infinity;
+  }
+  return Infinity;
+}
+
+function add(into: RollupCounts, from: RollupCounts): void {
+  for (const key of Object.keys(into) as Array<keyof RollupCounts>) {
+    if (key === 'latencyBuckets') from.latencyBuckets.forEach((n, i) => (into.latencyBuckets[i] += n));
+    else into[key] += from[key];
+  }
+}
+
+const minuteOf = (time: number) => new Date(Math.floor(time / 60000) * 60000).toISOString();
+
+/**
+ * Per-minute totals per (model, variant), accumulated in memory and written by `flush`. Each
+ * gateway instance owns its rows (keyed by instance id) and rewrites them with its running
+ * totals, so replicas never merge into one row and a repeated flush is harmless.
+ */
+export class MetricRollups {
+  private readonly open = new Map<string, { minute: string; modelId: string; variantId: string; counts: RollupCounts; dirty: boolean }>();
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly instanceId: string,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** The counts of the current minute for this pair, to update in place. */
+  counts(modelId: string, variantId: string): RollupCounts {
+    const minute = minuteOf(this.now());
+    const key = `${minute}|${modelId}|${variantId}`;
+    let entry = this.open.get(key);
+    if (!entry) {
+      entry = { minute, modelId, variantId, counts: emptyCounts(), dirty: true };
+      this.open.set(key, entry);
+    }
+    entry.dirty = true;
+    return entry.counts;
+  }
+
+  async flush(): Promise<void> {
+    const current = minuteOf(this.now());
+    const batch = [...this.open.entries()].filter(([, e]) => e.dirty);
+    for (const [, entry] of batch) entry.dirty = false;
+    try {
+      for (const [, e] of batch) {
+        const c = e.counts;
+        const values = {
+          requests: c.requests, errors: c.errors, shadow_requests: c.shadowRequests, shadow_errors: c.shadowErrors,
+          latency_ms_sum: c.latencyMsSum, latency_buckets: toJson(c.latencyBuckets), compute_ms_sum: c.computeMsSum,
+          compared: c.compared, agreed: c.agreed, kl_sum: c.klSum, top1_delta_sum: c.top1DeltaSum,
+          cosine_sum: c.cosineSum, overlap_sum: c.overlapSum, feedback: c.feedback, correct: c.correct,
+        };
+        await this.db
+          .insertInto('serving_rollups')
+          .values({ minute: e.minute, model_id: e.modelId, variant_id: e.variantId, instance_id: this.instanceId, ...values })
+          .onConflict((oc) => oc.columns(['minute', 'model_id', 'variant_id', 'instance_id']).doUpdateSet(values))
+          .execute();
+      }
+    } catch (error) {
+      for (const [, entry] of batch) entry.dirty = true;
+      throw error;
+    }
+    // Past minutes are final once written.
+    for (const [key, entry] of this.open) if (entry.minute < current && !entry.dirty) this.open.delete(key);
+  }
+
+  /** Totals per (minute, variant) since a time, summed over gateway instances, oldest first. */
+  async query(modelId: string, since: Date): Promise<RollupRow[]> {
+    const rows = await this.db
+      .selectFrom('serving_rollups')
+      .selectAll()
+      .where('model_id', '=', modelId)
+      .where('minute', '>=', minuteOf(since.getTime()))
+      .orderBy('minute')
+      .execute();
+    const merged = new Map<string, RollupRow>();
+    for (const row of rows) {
+      const minute = toDate(row.minute);
+      const key = `${minute.toISOString()}|${row.variant_id}`;
+      let into = merged.get(key);
+      if (!into) {
+        into = { minute, modelId: row.model_id, variantId: row.variant_id, ...emptyCounts() };
+        merged.set(key, into);
+      }
+      add(into, {
+        requests: Number(row.requests), errors: Number(row.errors), shadowRequests: Number(row.shadow_requests),
+        shadowErrors: Number(row.shadow_errors), latencyMsSum: Number(row.latency_ms_sum),
+        latencyBuckets: fromJson<number[]>(row.latency_buckets), computeMsSum: Number(row.compute_ms_sum),
+        compared: Number(row.compared), agreed: Number(row.agreed), klSum: Number(row.kl_sum),
+        top1DeltaSum: Number(row.top1_delta_sum), cosineSum: Number(row.cosine_sum), overlapSum: Number(row.overlap_sum),
+        feedback: Number(row.feedback), correct: Number(row.correct),
+      });
+    }
+    return [...merged.values()];
+  }
+}

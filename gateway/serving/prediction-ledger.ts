@@ -1,0 +1,62 @@
+import { conflict, notFound } from '../errors';
+import type { VariantRef } from './serving-metrics';
+
+/** What a variant predicted for a request's rows (top-1 class index per row). */
+export interface Prediction {
+  variant: VariantRef;
+  top1: number[];
+}
+
+interface Entry {
+  modelId: string;
+  predictions: Prediction[];
+  /** Set once feedback arrives: the true class index per row. */
+  truth?: number[];
+}
+
+export type Scorer = (variant: VariantRef, correct: number, total: number) => void;
+
+/**
+ * Recent predictions by request id, so feedback (the true label, sent later) can score every
+ * variant that answered or shadowed the request. Bounded: the oldest requests are forgotten
+ * first, and feedback for them is refused as unknown. Held in memory per gateway replica.
+ */
+export class PredictionLedger {
+  private readonly entries = new Map<string, Entry>();
+
+  constructor(
+    private readonly capacity: number,
+    private readonly score: Scorer,
+  ) {}
+
+  record(requestId: string, modelId: string, prediction: Prediction): void {
+    let entry = this.entries.get(requestId);
+    if (!entry) {
+      entry = { modelId, predictions: [] };
+      this.entries.set(requestId, entry);
+      if (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value as string);
+    }
+    entry.predictions.push(prediction);
+    // A shadow that finishes after the feedback is scored on arrival.
+    if (entry.truth) this.scorePrediction(entry, prediction);
+  }
+
+  /** Scores every prediction of the request against the truth; each request takes feedback once. */
+  feedback(requestId: string, modelId: string, truth: (rows: number) => number[]): { rows: number; variants: string[] } {
+    const entry = this.entries.get(requestId);
+    if (!entry || entry.modelId !== modelId) {
+      throw notFound(`no recent prediction with request id ${requestId} for this model (the gateway remembers the last ${this.capacity} requests)`);
+    }
+    if (entry.truth) throw conflict(`request ${requestId} already has feedback`);
+    const rows = entry.predictions[0]?.top1.length ?? 0;
+    entry.truth = truth(rows);
+    for (const prediction of entry.predictions) this.scorePrediction(entry, prediction);
+    return { rows, variants: entry.predictions.map((p) => p.variant.variantTag) };
+  }
+
+  private scorePrediction(entry: Entry, prediction: Prediction): void {
+    const truth = entry.truth as number[];
+    const correct = prediction.top1.filter((label, i) => label === truth[i]).length;
+    this.score(prediction.variant, correct, truth.length);
+  }
+}

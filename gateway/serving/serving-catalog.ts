@@ -1,0 +1,91 @@
+import type { EventBus } from '../events/event-bus';
+import type { RegistryService } from '../registry/registry-service';
+import type { ModelRecord, VariantRecord } from '../registry/registry-types';
+import { defaultPolicy, validatePolicy, type TrafficPolicy } from './traffic-policy';
+import type { TrafficPolicyRepository } from './traffic-policy-repository';
+
+/**
+ * What a request needs to know about a model, read once per request as one immutable object:
+ * replacing the object is how policy changes apply atomically while earlier requests finish
+ * with the state they started with.
+ */
+export interface ModelServingState {
+  model: ModelRecord;
+  variants: readonly VariantRecord[];
+  policy: TrafficPolicy;
+  policyVersion: number;
+  policyUpdatedBy: string | null;
+  policyUpdatedAt: Date | null;
+}
+
+/**
+ * Other replicas change policies and variants through the shared database; entries are re-read
+ * this often so they converge without a message bus.
+ */
+const REFRESH_MS = 5000;
+
+interface Entry {
+  state: Promise<ModelServingState>;
+  loadedAt: number;
+}
+
+/** The data plane's cache of models, their variants and their policies, by model name. */
+export class ServingCatalog {
+  private readonly entries = new Map<string, Entry>();
+  private readonly namesById = new Map<string, string>();
+  private readonly unsubscribe: Array<() => void>;
+
+  constructor(
+    private readonly registry: RegistryService,
+    private readonly policies: TrafficPolicyRepository,
+    events: EventBus,
+  ) {
+    this.unsubscribe = [
+      events.on('model.registered', ({ model }) => this.forget(model.id)),
+      events.on('variant.added', ({ model }) => this.forget(model.id)),
+      events.on('variant.status', ({ variant }) => this.forget(variant.modelId)),
+    ];
+  }
+
+  /** The model's current state; NOT_FOUND for an unknown model. */
+  get(modelName: string): Promise<ModelServingState> {
+    const entry = this.entries.get(modelName);
+    if (entry && Date.now() - entry.loadedAt < REFRESH_MS) return entry.state;
+    const state = this.load(modelName);
+    this.entries.set(modelName, { state, loadedAt: Date.now() });
+    state.catch(() => this.entries.delete(modelName));
+    return state;
+  }
+
+  async setPolicy(modelName: string, policy: TrafficPolicy, actor: string): Promise<ModelServingState> {
+    const model = await this.registry.getModel(modelName);
+    const variants = await this.registry.listVariants(model.id);
+    validatePolicy(policy, variants, model.name);
+    await this.policies.save(model.id, policy, actor);
+    this.forget(model.id);
+    return this.get(model.name);
+  }
+
+  close(): void {
+    for (const off of this.unsubscribe) off();
+  }
+
+  private async load(modelName: string): Promise<ModelServingState> {
+    const model = await this.registry.getModel(modelName);
+    this.namesById.set(model.id, model.name);
+    const [variants, stored] = await Promise.all([this.registry.listVariants(model.id), this.policies.find(model.id)]);
+    return {
+      model,
+      variants,
+      policy: stored?.policy ?? defaultPolicy(variants),
+      policyVersion: stored?.version ?? 0,
+      policyUpdatedBy: stored?.updatedBy ?? null,
+      policyUpdatedAt: stored?.updatedAt ?? null,
+    };
+  }
+
+  private forget(modelId: string): void {
+    const name = this.namesById.get(modelId);
+    if (name !== undefined) this.entries.delete(name);
+  }
+}

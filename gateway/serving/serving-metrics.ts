@@ -1,0 +1,133 @@
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { bucketOf, type MetricRollups } from './metric-rollups';
+import type { ClassificationComparison } from './comparison';
+
+export type RequestRole = 'primary' | 'shadow';
+
+/** Who a figure belongs to: ids key the rollups, names label Prometheus series. */
+export interface VariantRef {
+  modelId: string;
+  modelName: string;
+  variantId: string;
+  variantTag: string;
+}
+
+/** Label value for requests refused before a model or variant was known. */
+export const UNKNOWN = '-';
+
+const LATENCY_BUCKETS_S = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+/**
+ * Every serving figure goes through here once and lands in both places: Prometheus series per
+ * (model, variant), scraped at /metrics, and the per-minute rollups stored for GraphQL.
+ */
+export class ServingMetrics {
+  readonly registry = new Registry();
+  private readonly requests: Counter<'model' | 'variant' | 'role'>;
+  private readonly errors: Counter<'model' | 'variant' | 'role' | 'status'>;
+  private readonly latency: Histogram<'model' | 'variant' | 'role'>;
+  private readonly compute: Histogram<'model' | 'variant'>;
+  private readonly batchRows: Histogram<'model' | 'variant'>;
+  private readonly shadowDropped: Counter<'model' | 'variant' | 'reason'>;
+  private readonly compared: Counter<'model' | 'primary' | 'shadow'>;
+  private readonly agreed: Counter<'model' | 'primary' | 'shadow'>;
+  private readonly kl: Histogram<'model' | 'primary' | 'shadow'>;
+  private readonly top1Delta: Histogram<'model' | 'primary' | 'shadow'>;
+  private readonly cosine: Histogram<'model' | 'primary' | 'shadow'>;
+  private readonly overlap: Histogram<'model' | 'primary' | 'shadow'>;
+  private readonly feedback: Counter<'model' | 'variant' | 'outcome'>;
+
+  constructor(private readonly rollups: MetricRollups) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry });
+    const pair = ['model', 'primary', 'shadow'] as const;
+    this.requests = new Counter({ name: 'gateway_inference_requests_total', help: 'Inference requests (rows count once per request), failed ones included.', labelNames: ['model', 'variant', 'role'], registers });
+    this.errors = new Counter({ name: 'gateway_inference_errors_total', help: 'Inference requests that failed, by HTTP status.', labelNames: ['model', 'variant', 'role', 'status'], registers });
+    this.latency = new Histogram({ name: 'gateway_inference_latency_seconds', help: 'Gateway time per request, from arrival to answer (queue, batching and compute included).', labelNames: ['model', 'variant', 'role'], buckets: LATENCY_BUCKETS_S, registers });
+    this.compute = new Histogram({ name: 'gateway_ort_compute_seconds', help: 'onnxruntime run time per run (a batch counts once).', labelNames: ['model', 'variant'], buckets: LATENCY_BUCKETS_S, registers });
+    this.batchRows = new Histogram({ name: 'gateway_batch_rows', help: 'Rows per onnxruntime run (dynamic batching merges requests).', labelNames: ['model', 'variant'], buckets: [1, 2, 4, 8, 16, 32, 64, 128], registers });
+    this.shadowDropped = new Counter({ name: 'gateway_shadow_dropped_total', help: 'Mirrored requests not run, so that shadows never slow the primary.', labelNames: ['model', 'variant', 'reason'], registers });
+    this.compared = new Counter({ name: 'gateway_shadow_comparisons_total', help: 'Rows compared between the answering variant and a shadow.', labelNames: pair, registers });
+    this.agreed = new Counter({ name: 'gateway_shadow_top1_agreements_total', help: 'Compared classification rows whose top-1 classes agree.', labelNames: pair, registers });
+    this.kl = new Histogram({ name: 'gateway_shadow_kl_divergence', help: 'KL(p_primary || p_shadow) per classification row, nats.', labelNames: pair, buckets: [0.0001, 0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5], registers });
+    this.top1Delta = new Histogram({ name: 'gateway_shadow_top1_probability_delta', help: "|p_primary(c) - p_shadow(c)| for the primary's top-1 class c.", labelNames: pair, buckets: [0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1], registers });
+    this.cosine = new Histogram({ name: 'gateway_shadow_embedding_cosine', help: 'Cosine similarity of primary and shadow embeddings per row.', labelNames: pair, buckets: [0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 1], registers });
+    this.overlap = new Histogram({ name: 'gateway_shadow_neighbour_overlap', help: 'overlap@k of the gallery neighbours found with primary and shadow embeddings.', labelNames: pair, buckets: [0, 0.2, 0.4, 0.6, 0.8, 0.9, 1], registers });
+    this.feedback = new Counter({ name: 'gateway_feedback_total', help: 'Rows with ground truth from /feedback, by whether the variant predicted it.', labelNames: ['model', 'variant', 'outcome'], registers });
+  }
+
+  succeeded(ref: VariantRef, role: RequestRole, latencyMs: number): void {
+    const labels = { model: ref.modelName, variant: ref.variantTag, role };
+    this.requests.inc(labels);
+    this.latency.observe(labels, latencyMs / 1000);
+    const counts = this.rollups.counts(ref.modelId, ref.variantId);
+    if (role === 'shadow') {
+      counts.shadowRequests++;
+      return;
+    }
+    counts.requests++;
+    counts.latencyMsSum += latencyMs;
+    counts.latencyBuckets[bucketOf(latencyMs)]++;
+  }
+
+  /** A failed request still counts as a request, so requests − errors is always the successes. */
+  failed(ref: VariantRef | Pick<VariantRef, 'modelName'> | undefined, role: RequestRole, status: number): void {
+    const full = ref && 'variantId' in ref ? ref : undefined;
+    const labels = { model: ref?.modelName ?? UNKNOWN, variant: full?.variantTag ?? UNKNOWN, role };
+    this.requests.inc(labels);
+    this.errors.inc({ ...labels, status: String(status) });
+    if (!full) return;
+    const counts = this.rollups.counts(full.modelId, full.variantId);
+    if (role === 'shadow') {
+      counts.shadowRequests++;
+      counts.shadowErrors++;
+    } else {
+      counts.requests++;
+      counts.errors++;
+    }
+  }
+
+  ran(ref: VariantRef, rows: number, computeMs: number, requests: number): void {
+    const labels = { model: ref.modelName, variant: ref.variantTag };
+    this.compute.observe(labels, computeMs / 1000);
+    this.batchRows.observe(labels, rows);
+    // Rollups keep compute time per request, so a mean per request is sum / requests.
+    this.rollups.counts(ref.modelId, ref.variantId).computeMsSum += computeMs * requests;
+  }
+
+  shadowSkipped(ref: VariantRef, reason: 'queue_full' | 'load_failed'): void {
+    this.shadowDropped.inc({ model: ref.modelName, variant: ref.variantTag, reason });
+  }
+
+  comparedClassification(primary: VariantRef, shadow: VariantRef, row: ClassificationComparison): void {
+    const labels = { model: primary.modelName, primary: primary.variantTag, shadow: shadow.variantTag };
+    this.compared.inc(labels);
+    if (row.top1Agrees) this.agreed.inc(labels);
+    this.kl.observe(labels, row.klDivergence);
+    this.top1Delta.observe(labels, row.top1ProbabilityDelta);
+    const counts = this.rollups.counts(shadow.modelId, shadow.variantId);
+    counts.compared++;
+    if (row.top1Agrees) counts.agreed++;
+    counts.klSum += row.klDivergence;
+    counts.top1DeltaSum += row.top1ProbabilityDelta;
+  }
+
+  comparedEmbedding(primary: VariantRef, shadow: VariantRef, cosine: number, overlap: number | undefined): void {
+    const labels = { model: primary.modelName, primary: primary.variantTag, shadow: shadow.variantTag };
+    this.compared.inc(labels);
+    this.cosine.observe(labels, cosine);
+    if (overlap !== undefined) this.overlap.observe(labels, overlap);
+    const counts = this.rollups.counts(shadow.modelId, shadow.variantId);
+    counts.compared++;
+    counts.cosineSum += cosine;
+    counts.overlapSum += overlap ?? 0;
+  }
+
+  scored(ref: VariantRef, correct: number, total: number): void {
+    this.feedback.inc({ model: ref.modelName, variant: ref.variantTag, outcome: 'correct' }, correct);
+    this.feedback.inc({ model: ref.modelName, variant: ref.variantTag, outcome: 'incorrect' }, total - correct);
+    const counts = this.rollups.counts(ref.modelId, ref.variantId);
+    counts.feedback += total;
+    counts.correct += correct;
+  }
+}

@@ -1,0 +1,82 @@
+import { randomUUID } from 'node:crypto';
+import type { GatewayServices } from '../services';
+import type { BatchingOptions } from './batching';
+import { InferenceService, refOf } from './inference-service';
+import { MetricRollups } from './metric-rollups';
+import { PredictionLedger } from './prediction-ledger';
+import { ServingCatalog } from './serving-catalog';
+import { ServingMetrics } from './serving-metrics';
+import { TrafficPolicyRepository } from './traffic-policy-repository';
+import { VariantSessions } from './variant-sessions';
+
+/** The data plane as the rest of the gateway (routes, resolvers, plugins) sees it. */
+export interface Serving {
+  inference: InferenceService;
+  catalog: ServingCatalog;
+  sessions: VariantSessions;
+  metrics: ServingMetrics;
+  rollups: MetricRollups;
+  /** Writes the pending rollups now (tests, shutdown). */
+  flushRollups(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Builds the data plane and ties session lifetimes to the registry's variant events. */
+export function startServing(services: Omit<GatewayServices, 'serving'>): Serving {
+  const { config, logger, database, registry, events, artifacts, audit } = services;
+  const settings = config.serving;
+  const defaultBatching: BatchingOptions = { maxBatchSize: settings.batchMaxSize, maxQueueDelayMs: settings.batchMaxDelayMs };
+  const rollups = new MetricRollups(database.db, randomUUID());
+  const metrics = new ServingMetrics(rollups);
+  const catalog = new ServingCatalog(registry, new TrafficPolicyRepository(database.db, audit), events);
+  const sessions = new VariantSessions({
+    artifacts,
+    logger,
+    session: { intraOpThreads: settings.intraOpThreads, interOpThreads: settings.interOpThreads, executionProviders: settings.executionProviders },
+    queueLimit: settings.queueLimit,
+    defaultBatching,
+    onRun: (model, variant, rows, requests, computeMs) => metrics.ran(refOf(model, variant), rows, computeMs, requests),
+  });
+  const ledger = new PredictionLedger(settings.feedbackWindow, (variant, correct, total) => metrics.scored(variant, correct, total));
+  const inference = new InferenceService(catalog, sessions, metrics, ledger, {
+    defaultBatching,
+    galleryMaxItems: settings.galleryMaxItems,
+    logger,
+  });
+
+  const unsubscribe = [
+    events.on('model.registered', ({ model, variant }) => sessions.warm(model, variant)),
+    events.on('variant.added', ({ model, variant }) => {
+      if (variant.status === 'ready') sessions.warm(model, variant);
+    }),
+    events.on('variant.status', ({ variant }) => {
+      if (variant.status === 'ready') {
+        registry.getModelById(variant.modelId).then((model) => sessions.warm(model, variant), () => undefined);
+      } else {
+        void sessions.unload(variant.id);
+      }
+    }),
+  ];
+
+  const flushRollups = () => rollups.flush();
+  const timer = setInterval(() => {
+    flushRollups().catch((error: unknown) => logger.warn({ err: error }, 'writing metric rollups failed'));
+  }, settings.rollupFlushMs);
+  timer.unref();
+
+  return {
+    inference,
+    catalog,
+    sessions,
+    metrics,
+    rollups,
+    flushRollups,
+    stop: async () => {
+      clearInterval(timer);
+      for (const off of unsubscribe) off();
+      catalog.close();
+      await sessions.close();
+      await flushRollups().catch((error: unknown) => logger.warn({ err: error }, 'final metric rollup write failed'));
+    },
+  };
+}
