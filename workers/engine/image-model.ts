@@ -1,4 +1,5 @@
 /** Loads an ONNX vision model: one NCHW image input with a fixed size and a batch dimension. */
+import { InputError } from '../data/errors';
 import * as fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { onnx } from './onnx/proto';
@@ -22,13 +23,13 @@ function imageInput(program: OnnxProgram, source: string): ImageInput {
   const images = float.filter((i) => i.shape?.length === 4);
   if (images.length !== 1 || program.graph.inputs.length !== 1) {
     const found = program.graph.inputs.map((i) => `${i.name} [${i.shape?.join(', ') ?? '?'}]`).join(', ') || 'none';
-    throw new Error(`${source} has no single image input: expected one float32 input of shape [N, C, H, W], found ${found}`);
+    throw new InputError(`${source} has no single image input: expected one float32 input of shape [N, C, H, W], found ${found}`);
   }
   const [input] = images;
   const dims = input.shape as (number | string)[];
   const symbolic = dims.slice(1).filter((d) => typeof d !== 'number' || d <= 0);
   if (symbolic.length > 0) {
-    throw new Error(`${source}: input '${input.name}' has dynamic dimensions [${dims.join(', ')}] the engine cannot resolve; `
+    throw new InputError(`${source}: input '${input.name}' has dynamic dimensions [${dims.join(', ')}] the engine cannot resolve; `
       + 'only the batch dimension may be dynamic. Re-export with a fixed image size.');
   }
   return { name: input.name, chw: dims.slice(1) as [number, number, number] };
@@ -40,7 +41,7 @@ export function loadImageModel(bytes: Uint8Array, source = 'model'): ImageModel 
   try {
     program.resolveBatchShapes(input.name, [1, ...input.chw]);
   } catch (err) {
-    throw new Error(`${source}: running the graph on a [N, ${input.chw.join(', ')}] input failed, its shapes cannot be resolved: ${(err as Error).message}`);
+    throw new InputError(`${source}: running the graph on a [N, ${input.chw.join(', ')}] input failed, its shapes cannot be resolved: ${(err as Error).message}`);
   }
   return { program, input, outputName: program.outputNames[0] };
 }

@@ -2,6 +2,7 @@
  * The engine's library entry: ONNX bytes + calibration images in, QDQ ONNX bytes + a report out.
  * The CLI (`fimaq quantize`) and the job worker both call quantizeModel with a progress callback.
  */
+import { InputError } from '../data/errors';
 import * as tf from '@tensorflow/tfjs';
 import { EngineBackend, initBackend } from './backend';
 import { formatBits, parseBits } from './bits';
@@ -79,9 +80,9 @@ export interface QuantizeResult {
 }
 
 async function loadCalibration(source: CalibrationSource, model: ImageModel, count: number, batchSize: number): Promise<tf.Tensor[]> {
-  if (!Number.isInteger(count) || count < 1) throw new Error(`calibration size must be a positive integer, got ${count}`);
+  if (!Number.isInteger(count) || count < 1) throw new InputError(`calibration size must be a positive integer, got ${count}`);
   if (source.size < count) {
-    throw new Error(`the calibration set has ${source.size} images, fewer than the ${count} requested; lower --calib-size or use a larger set`);
+    throw new InputError(`the calibration set has ${source.size} images, fewer than the ${count} requested; lower --calib-size or use a larger set`);
   }
   const expected = model.input.chw;
   const batches: tf.Tensor[] = [];
@@ -89,7 +90,7 @@ async function loadCalibration(source: CalibrationSource, model: ImageModel, cou
     const [n, ...item] = batch.dims;
     if (item.length !== 3 || item.some((d, i) => d !== expected[i])) {
       batches.forEach((b) => b.dispose());
-      throw new Error(`calibration images have shape [${batch.dims.slice(1).join(', ')}] per image but the model input '${model.input.name}' takes [${expected.join(', ')}] (NCHW); check --size, --channels and --layout`);
+      throw new InputError(`calibration images have shape [${batch.dims.slice(1).join(', ')}] per image but the model input '${model.input.name}' takes [${expected.join(', ')}] (NCHW); check --size, --channels and --layout`);
     }
     batches.push(tf.tensor(batch.data, [n, ...item]));
   }
@@ -115,7 +116,7 @@ export async function quantizeModel(options: QuantizeOptions, onProgress: (p: Qu
   const sites = findSites(imageModel.program, {
     ...widths, linearActivations: options.linearActivations, attentionActivations: options.attentionActivations,
   });
-  if (sites.length === 0) throw new Error(`${modelName} has no quantizable site (no MatMul, Gemm or Conv on activations)`);
+  if (sites.length === 0) throw new InputError(`${modelName} has no quantizable site (no MatMul, Gemm or Conv on activations)`);
   const blocks = partitionBlocks(imageModel.program, sites);
   const quantized = new QuantizedModel(imageModel.program, sites);
   const calibSize = options.calibSize ?? 128;

@@ -8,6 +8,7 @@
  * - per-token / per-head activations: float fake quantization (Div, Round, Add, Clip, Sub, Mul),
  *   exactly the engine's formula.
  */
+import { InputError } from '../../data/errors';
 import * as tf from '@tensorflow/tfjs';
 import { encodeModel, onnx } from '../onnx/proto';
 import { tensorToProto } from '../onnx/tensor';
@@ -123,7 +124,7 @@ function pruneUnused(graph: onnx.IGraphProto): void {
 export function exportQdq(model: QuantizedModel, metadata: ExportMetadata = {}): Uint8Array {
   const { program } = model;
   if (program.graph.opset < MIN_EXPORT_OPSET) {
-    throw new Error(`QDQ export needs opset >= ${MIN_EXPORT_OPSET} (per-channel DequantizeLinear); the model imports opset ${program.graph.opset}. Re-export it at opset 13 or later.`);
+    throw new InputError(`QDQ export needs opset >= ${MIN_EXPORT_OPSET} (per-channel DequantizeLinear); the model imports opset ${program.graph.opset}. Re-export it at opset 13 or later.`);
   }
   const proto = onnx.ModelProto.decode(encodeModel(program.graph.model));
   const graph = proto.graph as onnx.GraphProto;

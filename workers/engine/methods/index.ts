@@ -1,4 +1,5 @@
 /** Registry of quantization methods by their CLI/API name. */
+import { InputError } from '../../data/errors';
 import { QuantizationMethod } from './method';
 import { roundToNearest } from './rtn';
 
@@ -12,6 +13,6 @@ export const methodNames: readonly string[] = Object.keys(methods);
 
 export function methodFor(name: string): QuantizationMethod {
   const method = methods[name];
-  if (!method) throw new Error(`unknown quantization method "${name}"; available: ${methodNames.join(', ')}`);
+  if (!method) throw new InputError(`unknown quantization method "${name}"; available: ${methodNames.join(', ')}`);
   return method;
 }

@@ -1,4 +1,5 @@
 /** ONNX protobuf decoding and encoding (onnx-proto, protobufjs based) with errors a user can act on. */
+import { InputError } from '../../data/errors';
 import { onnx } from 'onnx-proto';
 
 export { onnx };
@@ -18,10 +19,10 @@ export function decodeModel(bytes: Uint8Array, source = 'model'): onnx.ModelProt
   try {
     model = onnx.ModelProto.decode(bytes);
   } catch (err) {
-    throw new Error(`${source} is not a valid ONNX protobuf: ${(err as Error).message}`);
+    throw new InputError(`${source} is not a valid ONNX protobuf: ${(err as Error).message}`);
   }
   if (!model.graph?.node?.length) {
-    throw new Error(`${source} is not a valid ONNX model: it has no graph nodes`);
+    throw new InputError(`${source} is not a valid ONNX model: it has no graph nodes`);
   }
   return model;
 }

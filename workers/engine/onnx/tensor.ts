@@ -2,6 +2,7 @@
  * ONNX TensorProto <-> host arrays. tfjs has no 64-bit types, so int64 becomes int32 (clamped,
  * which keeps Slice's INT64_MAX "to the end" meaning) and double becomes float32.
  */
+import { InputError } from '../../data/errors';
 import { onnx, Int64Like, int64ToNumber } from './proto';
 
 export type HostDType = 'float32' | 'int32' | 'bool';
@@ -35,7 +36,7 @@ export function hostDType(onnxType: number): HostDType {
     case DT.UINT64:
       return 'int32';
     default:
-      throw new Error(`ONNX tensor type ${DT[onnxType] ?? onnxType} is not supported by the engine`);
+      throw new InputError(`ONNX tensor type ${DT[onnxType] ?? onnxType} is not supported by the engine`);
   }
 }
 
@@ -73,7 +74,7 @@ function readRaw(t: onnx.ITensorProto, count: number): number[] {
       case DT.INT32: out[i] = view.getInt32(i * 4, true); break;
       case DT.UINT32: out[i] = view.getUint32(i * 4, true); break;
       case DT.INT64: case DT.UINT64: out[i] = Number(view.getBigInt64(i * 8, true)); break;
-      default: throw new Error(`raw data of ONNX type ${t.dataType} is not supported`);
+      default: throw new InputError(`raw data of ONNX type ${t.dataType} is not supported`);
     }
   }
   return out;
@@ -94,7 +95,7 @@ function readTyped(t: onnx.ITensorProto): number[] {
 export function tensorFromProto(t: onnx.ITensorProto): HostTensor {
   const name = t.name ? ` '${t.name}'` : '';
   if (t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL) {
-    throw new Error(`tensor${name} uses external data, which the engine does not read; re-export with weights embedded`);
+    throw new InputError(`tensor${name} uses external data, which the engine does not read; re-export with weights embedded`);
   }
   const dataType = t.dataType ?? DT.UNDEFINED;
   const dtype = hostDType(dataType);
@@ -102,7 +103,7 @@ export function tensorFromProto(t: onnx.ITensorProto): HostTensor {
   const count = shape.reduce((a, b) => a * b, 1);
   const values = t.rawData && t.rawData.length > 0 ? readRaw(t, count) : readTyped(t);
   if (values.length !== count) {
-    throw new Error(`tensor${name} holds ${values.length} values but its shape [${shape}] needs ${count}`);
+    throw new InputError(`tensor${name} holds ${values.length} values but its shape [${shape}] needs ${count}`);
   }
   const data = dtype === 'float32' ? Float32Array.from(values)
     : dtype === 'int32' ? Int32Array.from(values, clampInt32)
@@ -116,7 +117,7 @@ export function tensorToProto(name: string, onnxType: number, shape: readonly nu
     [DT.FLOAT]: 4, [DT.INT8]: 1, [DT.UINT8]: 1, [DT.INT32]: 4, [DT.INT64]: 8, [DT.BOOL]: 1, [DT.DOUBLE]: 8,
   };
   const bytes = width[onnxType];
-  if (!bytes) throw new Error(`writing ONNX type ${DT[onnxType] ?? onnxType} is not supported`);
+  if (!bytes) throw new InputError(`writing ONNX type ${DT[onnxType] ?? onnxType} is not supported`);
   const raw = new Uint8Array(values.length * bytes);
   const view = new DataView(raw.buffer);
   for (let i = 0; i < values.length; i++) {

@@ -1,4 +1,5 @@
 /** The op registry: one lookup for every ONNX op the engine executes. */
+import { InputError } from '../../data/errors';
 import { GraphNode } from '../onnx/graph';
 import { elementwiseKernels } from './elementwise';
 import { KernelTable, OpKernel } from './kernel';
@@ -19,7 +20,7 @@ export function isSupported(node: Pick<GraphNode, 'opType' | 'domain'>): boolean
 export function kernelFor(node: GraphNode): OpKernel {
   if (!isSupported(node)) {
     const domain = node.domain && node.domain !== 'ai.onnx' ? ` (domain ${node.domain})` : '';
-    throw new Error(`unsupported ONNX op ${node.opType}${domain} at node '${node.name}'; the engine supports: ${supportedOps.join(', ')}`);
+    throw new InputError(`unsupported ONNX op ${node.opType}${domain} at node '${node.name}'; the engine supports: ${supportedOps.join(', ')}`);
   }
   return kernels[node.opType];
 }

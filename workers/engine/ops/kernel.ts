@@ -1,4 +1,5 @@
 /** The contract every op kernel follows, and helpers to read attributes and small constant inputs. */
+import { InputError } from '../../data/errors';
 import * as tf from '@tensorflow/tfjs';
 import { AttributeValue, GraphNode } from '../onnx/graph';
 import { HostTensor } from '../onnx/tensor';
@@ -52,7 +53,7 @@ export function intsOf(t: tf.Tensor): number[] {
 
 export function required(inputs: (tf.Tensor | undefined)[], index: number, ctx: OpContext): tf.Tensor {
   const t = inputs[index];
-  if (!t) throw new Error(`${ctx.node.opType} node '${ctx.node.name}' is missing its input #${index}`);
+  if (!t) throw new InputError(`${ctx.node.opType} node '${ctx.node.name}' is missing its input #${index}`);
   return t;
 }
 
@@ -70,5 +71,5 @@ export function axesOf(inputs: (tf.Tensor | undefined)[], index: number, ctx: Op
 }
 
 export function unsupported(ctx: OpContext, what: string): never {
-  throw new Error(`${ctx.node.opType} node '${ctx.node.name}': ${what} is not supported by the engine`);
+  throw new InputError(`${ctx.node.opType} node '${ctx.node.name}': ${what} is not supported by the engine`);
 }

@@ -1,0 +1,143 @@
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import { modelCardPaths, readModelCard, type ModelCard } from '../common/model-card';
+import type { Preprocessing } from '../common/preprocessing';
+import {
+  addDatasetOptions,
+  DATASET_FORMATS_HELP,
+  datasetSpecFromOptions,
+  InputError,
+  openDataset,
+  resolvePreprocessing,
+  type DatasetCliOptions,
+} from '../data';
+import { methodNames, parseOnnx, quantizeModel, type QuantizeReport } from '../engine';
+import type { CliIO } from './context';
+import { stageProgress } from './progress';
+
+interface QuantizeCliOptions extends Omit<DatasetCliOptions, 'data'> {
+  model: string;
+  calib?: string;
+  data?: string;
+  bits: string;
+  method: string;
+  out: string;
+  calibSize: number;
+  batchSize: number;
+  linearScales: 'per-tensor' | 'per-token';
+  attentionScales: 'per-head' | 'per-tensor';
+  json?: boolean;
+}
+
+const HELP_AFTER = `${DATASET_FORMATS_HELP}
+
+--calib is the calibration dataset (same formats as fimaq evaluate's --data, which is accepted
+as a synonym); --split defaults to train. The quantized model is written in QDQ form; with
+--attention-scales per-tensor every matrix product runs on onnxruntime's integer kernels.
+A card <out>.card.json is written next to it when the model has one, so fimaq evaluate works
+on the result directly.
+
+Examples:
+  fimaq quantize --model deploy/demo/models/vit-fmnist-cls-op17.onnx --calib /usr/share/datasets/fashion-mnist \\
+      --bits w4a4 --method rtn --out /tmp/vit-w4a4.onnx
+  fimaq evaluate --model /tmp/vit-w4a4.onnx --data /usr/share/datasets/fashion-mnist`;
+
+/** Registers `fimaq quantize` on the program. */
+export function registerQuantizeCommand(program: Command, io: CliIO): void {
+  const cmd = program
+    .command('quantize')
+    .description('post-training quantization of an ONNX vision transformer into a QDQ ONNX model')
+    .requiredOption('--model <file>', 'FP32 ONNX model; its card <model>.card.json, when present, supplies preprocessing')
+    .option('--calib <path>', 'calibration dataset: IDX directory or file, image folder, or .npy file');
+  addDatasetOptions(cmd, { split: 'train' });
+  // --calib names the dataset here; --data stays accepted for symmetry with fimaq evaluate.
+  cmd.options.find((o) => o.long === '--data')?.makeOptionMandatory(false);
+  cmd
+    .requiredOption('--bits <spec>', 'weight and activation bit widths: w8a8, w6a6, w4a4, w3a3, or mixed such as w4a8')
+    .addOption(new Option('--method <name>', 'quantization method').choices([...methodNames]).default('rtn'))
+    .requiredOption('--out <file>', 'where to write the quantized ONNX model')
+    .option('--calib-size <n>', 'calibration images', parsePositiveInt, 128)
+    .option('--batch-size <n>', 'images per engine batch', parsePositiveInt, 32)
+    .addOption(new Option('--linear-scales <granularity>', 'activation scales of Linear inputs').choices(['per-tensor', 'per-token']).default('per-tensor'))
+    .addOption(new Option('--attention-scales <granularity>', 'activation scales of attention matmul inputs').choices(['per-head', 'per-tensor']).default('per-head'))
+    .option('--json', 'print the report as one JSON object on stdout, no progress bar')
+    .addHelpText('after', HELP_AFTER)
+    .action(async (options: QuantizeCliOptions) => {
+      const report = await runQuantize(options, io);
+      io.stdout.write(options.json ? JSON.stringify(report) + '\n' : formatReport(report, options.out));
+    });
+}
+
+/** What the ONNX input itself says about preprocessing (name, NCHW size). */
+function inputHints(model: Uint8Array, path: string): Partial<Preprocessing> {
+  const inputs = parseOnnx(model, path).inputs;
+  if (inputs.length !== 1) return {};
+  const [input] = inputs;
+  const [, c, h, w] = input.shape ?? [];
+  if (typeof c !== 'number' || typeof h !== 'number' || typeof w !== 'number') return { inputName: input.name };
+  return { inputName: input.name, layout: 'NCHW', channels: c, height: h, width: w };
+}
+
+function readCard(modelPath: string): ModelCard | undefined {
+  try {
+    return readModelCard(modelPath);
+  } catch (err) {
+    throw new InputError((err as Error).message);
+  }
+}
+
+async function runQuantize(options: QuantizeCliOptions, io: CliIO): Promise<QuantizeReport> {
+  const dataPath = options.calib ?? options.data;
+  if (!dataPath) throw new InputError('--calib <dataset> is required: the images to calibrate on');
+  if (!existsSync(options.model)) throw new InputError(`model not found: ${options.model}`);
+  const model = readFileSync(options.model);
+  const card = readCard(options.model);
+  const flags: DatasetCliOptions = { ...options, data: dataPath };
+  const pre = resolvePreprocessing(flags, card?.preprocessing ?? {}, inputHints(model, options.model));
+  const calibration = await openDataset(datasetSpecFromOptions(flags, card?.labels), pre);
+  const progress = stageProgress(io.stderr, !options.json);
+  try {
+    const result = await quantizeModel(
+      {
+        model,
+        modelName: options.model,
+        calibration,
+        bits: options.bits,
+        method: options.method,
+        calibSize: options.calibSize,
+        batchSize: options.batchSize,
+        linearActivations: options.linearScales,
+        attentionActivations: options.attentionScales,
+      },
+      (p) => progress.update(p.stage, p.done, p.total),
+    );
+    result.quantized.dispose();
+    writeFileSync(options.out, result.onnx);
+    if (card) {
+      const quantizedCard = { ...card, name: `${card.name}-${options.method}-${result.report.bits}`, parent: card.name, quantization: { method: options.method, bits: result.report.bits } };
+      writeFileSync(modelCardPaths(options.out)[0], JSON.stringify(quantizedCard, null, 2) + '\n');
+    }
+    return result.report;
+  } finally {
+    progress.stop();
+  }
+}
+
+function formatReport(report: QuantizeReport, out: string): string {
+  const sites = report.blocks.reduce((n, b) => n + b.sites.length, 0);
+  const lines = [
+    `model     ${report.model}`,
+    `method    ${report.method} ${report.bits} (engine backend: ${report.backend})`,
+    `calib     ${report.calibrationImages} images of ${report.calibrationSource ?? 'the dataset'}`,
+    `sites     ${sites} in ${report.blocks.length} blocks: ${report.blocks.map((b) => `${b.name}(${b.sites.length})`).join(' ')}`,
+    `out       ${out} (${(report.onnxBytes / 1024).toFixed(0)} KiB)`,
+    `time      load ${report.seconds.load.toFixed(1)} s, ${report.method} ${report.seconds.method.toFixed(1)} s, export ${report.seconds.export.toFixed(1)} s`,
+  ];
+  return lines.join('\n') + '\n';
+}
+
+function parsePositiveInt(text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`expected a positive integer, got "${text}"`);
+  return n;
+}
