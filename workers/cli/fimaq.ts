@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { InputError } from '../data/errors';
 import { processIO, type CliIO } from './context';
 import { registerEvaluateCommand } from './evaluate-command';
+import { registerQuantizeCommand } from './quantize-command';
 
 /**
  * The `fimaq` program; each subcommand lives in its own module and registers itself here.
@@ -14,6 +15,7 @@ export function buildProgram(io: CliIO): Command {
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
   registerEvaluateCommand(program, io);
+  registerQuantizeCommand(program, io);
   return program;
 }
 
