@@ -90,7 +90,7 @@ export class InferenceService {
       }
       return answer;
     } catch (error) {
-      this.metrics.failed(state && variant ? refOf(state.model, variant) : state ? { modelName: state.model.name } : undefined, 'primary', statusOf(error));
+      this.metrics.failed(state && variant ? refOf(state.model, variant) : state ? { modelName: state.model.name } : undefined, 'primary', statusOf(error), error);
       throw error;
     }
   }
@@ -191,7 +191,7 @@ export class InferenceService {
             this.metrics.shadowSkipped(ref, 'queue_full');
             return;
           }
-          this.metrics.failed(ref, 'shadow', statusOf(error));
+          this.metrics.failed(ref, 'shadow', statusOf(error), error);
           this.options.logger.warn({ err: error, model: state.model.name, shadow: shadow.tag, requestId }, 'shadow request failed');
         }
       }),

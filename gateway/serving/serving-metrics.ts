@@ -36,6 +36,8 @@ export class ServingMetrics {
   private readonly cosine: Histogram<'model' | 'primary' | 'shadow'>;
   private readonly overlap: Histogram<'model' | 'primary' | 'shadow'>;
   private readonly feedback: Counter<'model' | 'variant' | 'outcome'>;
+  /** Errors already counted where they arose, so the HTTP layer counts only the rest. */
+  private readonly countedErrors = new WeakSet<object>();
 
   constructor(private readonly rollups: MetricRollups) {
     const registers = [this.registry];
@@ -71,7 +73,8 @@ export class ServingMetrics {
   }
 
   /** A failed request still counts as a request, so requests − errors is always the successes. */
-  failed(ref: VariantRef | Pick<VariantRef, 'modelName'> | undefined, role: RequestRole, status: number): void {
+  failed(ref: VariantRef | Pick<VariantRef, 'modelName'> | undefined, role: RequestRole, status: number, error?: unknown): void {
+    if (typeof error === 'object' && error !== null) this.countedErrors.add(error);
     const full = ref && 'variantId' in ref ? ref : undefined;
     const labels = { model: ref?.modelName ?? UNKNOWN, variant: full?.variantTag ?? UNKNOWN, role };
     this.requests.inc(labels);
@@ -85,6 +88,10 @@ export class ServingMetrics {
       counts.requests++;
       counts.errors++;
     }
+  }
+
+  isCounted(error: unknown): boolean {
+    return typeof error === 'object' && error !== null && this.countedErrors.has(error);
   }
 
   ran(ref: VariantRef, rows: number, computeMs: number, requests: number): void {

@@ -106,7 +106,6 @@ export function inferenceRoutes(options: { serving: Serving; auth: RequestAuthen
       return variant?.signature.inputs.length === 1 ? variant.signature.inputs[0] : undefined;
     };
     const decoded = decodeInferenceRequest(bodyOf(req), headerLength, rawInput);
-    res.locals.failureCounted = true;
     const requestId = res.locals.requestId as string;
     const answer = await inference.infer({
       modelName,
@@ -128,7 +127,6 @@ export function inferenceRoutes(options: { serving: Serving; auth: RequestAuthen
     const top = integerParam(req.query.top, 'top', DEFAULT_TOP, MAX_TOP);
     const image = bodyOf(req);
     if (image.length === 0) throw badInput('send the image file (PNG or JPEG) as the request body');
-    res.locals.failureCounted = true;
     const { answer, predictions } = await inference.classify({
       modelName: req.params.model as string,
       version: req.params.version as string | undefined,
@@ -146,7 +144,6 @@ export function inferenceRoutes(options: { serving: Serving; auth: RequestAuthen
     const k = integerParam(req.query.k, 'k', 10, MAX_TOP);
     const image = bodyOf(req);
     if (image.length === 0) throw badInput('send the query image file (PNG or JPEG) as the request body');
-    res.locals.failureCounted = true;
     const { answer, results } = await inference.search({
       modelName: req.params.model as string,
       version: req.params.version as string | undefined,
@@ -190,7 +187,7 @@ export function inferenceRoutes(options: { serving: Serving; auth: RequestAuthen
 
   // Requests refused before the serving layer saw them (body too large, malformed) still count.
   router.use('/v2/models/:model', (error: unknown, req: Request, res: Response, next: NextFunction) => {
-    if (req.method === 'POST' && !res.locals.failureCounted && /\/(infer|classify|search)$/.test(req.path)) {
+    if (req.method === 'POST' && !serving.metrics.isCounted(error) && /\/(infer|classify|search)$/.test(req.path)) {
       const status = error instanceof GatewayError ? error.httpStatus : Number((error as { status?: number }).status) || 500;
       const name = req.params.model as string;
       catalog.get(name).then(
