@@ -1,0 +1,181 @@
+/**
+ * @jest-environment ./test/engine/ort-environment.js
+ *
+ * Engine benchmarks, printed as tables measured side by side in one run:
+ * 1. rtn accuracy at w8a8/w6a6/w4a4/w3a3, simulated (engine) vs exported (onnxruntime), plus
+ *    top-1 agreement and max |Δ logit| between the two;
+ * 2. onnxruntime latency of the per-tensor W4A4 export vs FP32 at batch 1 and 32 (and the
+ *    kernels onnxruntime runs);
+ * 3. engine forward throughput (tfjs backend) vs onnxruntime on the FP32 model.
+ * Env: BENCH_MODEL (default: the demo classifier, else the tiny fixture), BENCH_DATA (IDX dir),
+ * BENCH_IMAGES (test images to score, default 10000), BENCH_CALIB (default 128).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import * as ort from 'onnxruntime-node';
+import { readModelCard } from '../../workers/common/model-card';
+import type { Preprocessing } from '../../workers/common/preprocessing';
+import { openDataset, type ImageDataset } from '../../workers/data';
+import { forward, initBackend, ortKernelCounts, INTEGER_KERNELS, quantizeModel, type ImageModel, type QuantizedModel } from '../../workers/engine';
+import { tinyClassifier } from '../engine/fixtures';
+
+const reference = path.join(__dirname, '..', '..', 'deploy', 'demo', 'models', 'vit-fmnist-cls-op17.onnx');
+const MODEL = process.env.BENCH_MODEL ?? (fs.existsSync(reference) ? reference : tinyClassifier(17));
+const DATA = process.env.BENCH_DATA ?? '/usr/share/datasets/fashion-mnist';
+const IMAGES = Number(process.env.BENCH_IMAGES ?? 10000);
+const CALIB = Number(process.env.BENCH_CALIB ?? 128);
+const BATCH = 100;
+
+const fallbackPreprocessing: Preprocessing = {
+  inputName: 'input', layout: 'NCHW', height: 28, width: 28, channels: 1, mean: [0.286], std: [0.353],
+};
+
+interface Scored { correct: number; total: number; predictions: Int32Array; logits: Float32Array[] }
+
+function argmax(logits: Float32Array, classes: number): Int32Array {
+  const out = new Int32Array(logits.length / classes);
+  for (let r = 0; r < out.length; r++) {
+    let best = 0;
+    for (let c = 1; c < classes; c++) if (logits[r * classes + c] > logits[r * classes + best]) best = c;
+    out[r] = best;
+  }
+  return out;
+}
+
+async function score(data: ImageDataset, run: (images: Float32Array, dims: number[]) => Promise<Float32Array>): Promise<Scored> {
+  const predictions: number[] = [];
+  const logits: Float32Array[] = [];
+  let correct = 0;
+  for await (const batch of data.batches({ batchSize: BATCH, limit: IMAGES })) {
+    const out = await run(batch.data, batch.dims);
+    const predicted = argmax(out, out.length / batch.dims[0]);
+    predicted.forEach((p, i) => {
+      predictions.push(p);
+      if (batch.labels && p === batch.labels[i]) correct++;
+    });
+    logits.push(out);
+  }
+  return { correct, total: predictions.length, predictions: Int32Array.from(predictions), logits };
+}
+
+function engineRunner(model: ImageModel, quantized?: QuantizedModel): (images: Float32Array, dims: number[]) => Promise<Float32Array> {
+  const hooks = quantized?.hooks();
+  return async (images, dims) => {
+    const out = forward(model, tf.tensor(images, dims), { hooks });
+    const values = out.dataSync() as Float32Array;
+    out.dispose();
+    return values;
+  };
+}
+
+async function ortRunner(bytes: Uint8Array, options: ort.InferenceSession.SessionOptions = {}): Promise<{ run: (images: Float32Array, dims: number[]) => Promise<Float32Array>; release: () => Promise<void> }> {
+  const session = await ort.InferenceSession.create(bytes, options);
+  return {
+    run: async (images, dims) => {
+      const result = await session.run({ [session.inputNames[0]]: new ort.Tensor('float32', images, dims) });
+      return result[session.outputNames[0]].data as Float32Array;
+    },
+    release: () => session.release(),
+  };
+}
+
+function maxDelta(a: Float32Array[], b: Float32Array[]): number {
+  let worst = 0;
+  a.forEach((chunk, k) => chunk.forEach((v, i) => { worst = Math.max(worst, Math.abs(v - b[k][i])); }));
+  return worst;
+}
+
+async function medianMs(fn: () => Promise<unknown>, seconds: number): Promise<number> {
+  for (let i = 0; i < 5; i++) await fn();
+  const times: number[] = [];
+  const until = performance.now() + seconds * 1000;
+  while (performance.now() < until || times.length < 10) {
+    const t0 = performance.now();
+    await fn();
+    times.push(performance.now() - t0);
+  }
+  times.sort((x, y) => x - y);
+  return times[Math.floor(times.length / 2)];
+}
+
+const pct = (s: Scored): string => `${((100 * s.correct) / s.total).toFixed(2)}%`;
+
+describe(`engine benchmarks on ${MODEL}`, () => {
+  const bytes = fs.readFileSync(MODEL);
+  let pre: Preprocessing;
+  let test: ImageDataset;
+  let calib: ImageDataset;
+  let backend: string;
+
+  beforeAll(async () => {
+    backend = await initBackend();
+    pre = readModelCard(MODEL)?.preprocessing ?? fallbackPreprocessing;
+    test = await openDataset({ path: DATA, split: 'test' }, pre);
+    calib = await openDataset({ path: DATA, split: 'train' }, pre);
+    console.log(`model ${MODEL}; data ${test.description}; engine backend ${backend}; ${Math.min(IMAGES, test.size)} test images, ${CALIB} calibration images`);
+  });
+
+  it('accuracy of rtn, simulated vs exported', async () => {
+    const rows: string[] = ['| bits | simulated (engine) | exported (ORT) | top-1 agreement | max abs Δ logit |', '|---|---|---|---|---|'];
+    const fp = await ortRunner(bytes);
+    const fpScore = await score(test, fp.run);
+    await fp.release();
+    rows.push(`| fp32 | - | ${pct(fpScore)} | - | - |`);
+    for (const bits of ['w8a8', 'w6a6', 'w4a4', 'w3a3']) {
+      const result = await quantizeModel({ model: bytes, modelName: MODEL, calibration: calib, bits, method: 'rtn', calibSize: CALIB });
+      const simulated = await score(test, engineRunner(result.imageModel, result.quantized));
+      const exported = await ortRunner(result.onnx);
+      const deployed = await score(test, exported.run);
+      await exported.release();
+      const agree = simulated.predictions.filter((p, i) => p === deployed.predictions[i]).length / simulated.total;
+      rows.push(`| ${bits} | ${pct(simulated)} | ${pct(deployed)} | ${(100 * agree).toFixed(2)}% | ${maxDelta(simulated.logits, deployed.logits).toExponential(2)} |`);
+      result.quantized.dispose();
+    }
+    console.log(`rtn accuracy (per-channel weights, per-tensor Linear inputs, per-head attention inputs):\n${rows.join('\n')}`);
+  });
+
+  it('onnxruntime latency: per-tensor W4A4 export vs FP32', async () => {
+    const result = await quantizeModel({ model: bytes, modelName: MODEL, calibration: calib, bits: 'w4a4', method: 'rtn', calibSize: CALIB, attentionActivations: 'per-tensor' });
+    result.quantized.dispose();
+    const kernels = await ortKernelCounts(result.onnx);
+    const integer = INTEGER_KERNELS.filter((k) => kernels[k]).map((k) => `${k} x${kernels[k]}`).join(', ');
+    const rows = ['| batch | FP32 ms | W4A4 ms | W4A4 / FP32 | target |', '|---|---|---|---|---|'];
+    const fp = await ortRunner(bytes);
+    const q = await ortRunner(result.onnx);
+    for (const [batch, target] of [[1, 0.6], [32, 0.5]] as const) {
+      const dims = [batch, pre.channels, pre.height, pre.width];
+      const images = new Float32Array(dims.reduce((a, b) => a * b, 1)).map((_, i) => Math.sin(i));
+      // Interleave the two models so drift in machine load hits both alike.
+      const fpMs = await medianMs(() => fp.run(images, dims), 3);
+      const qMs = await medianMs(() => q.run(images, dims), 3);
+      const fpMs2 = await medianMs(() => fp.run(images, dims), 3);
+      const fpMedian = (fpMs + fpMs2) / 2;
+      rows.push(`| ${batch} | ${fpMedian.toFixed(3)} | ${qMs.toFixed(3)} | ${(qMs / fpMedian).toFixed(2)}x | <= ${target}x |`);
+    }
+    await fp.release();
+    await q.release();
+    console.log(`onnxruntime latency (median), integer kernels in the W4A4 session: ${integer || 'none'}\n${rows.join('\n')}`);
+  });
+
+  it('forward throughput: engine vs onnxruntime (FP32, batch 32)', async () => {
+    const result = await quantizeModel({ model: bytes, modelName: MODEL, calibration: calib, bits: 'w8a8', method: 'rtn', calibSize: 32 });
+    const dims = [32, pre.channels, pre.height, pre.width];
+    const images = new Float32Array(dims.reduce((a, b) => a * b, 1)).map((_, i) => Math.sin(i));
+    const engineFp = engineRunner(result.imageModel);
+    const engineQ = engineRunner(result.imageModel, result.quantized);
+    const fp = await ortRunner(bytes);
+    const rate = (ms: number): string => (32000 / ms).toFixed(0);
+    const ortMs = await medianMs(() => fp.run(images, dims), 3);
+    const engineMs = await medianMs(() => engineFp(images, dims), 5);
+    const engineQMs = await medianMs(() => engineQ(images, dims), 5);
+    await fp.release();
+    result.quantized.dispose();
+    console.log([
+      '| runner | images/s | vs onnxruntime |', '|---|---|---|',
+      `| onnxruntime FP32 | ${rate(ortMs)} | 1.00x |`,
+      `| engine (${backend}) FP32 | ${rate(engineMs)} | ${(ortMs / engineMs).toFixed(2)}x |`,
+      `| engine (${backend}) fake-quant w8a8 | ${rate(engineQMs)} | ${(ortMs / engineQMs).toFixed(2)}x |`,
+    ].join('\n'));
+  });
+});
