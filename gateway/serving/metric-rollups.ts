@@ -55,7 +55,7 @@ export function latencyQuantile(buckets: readonly number[], q: number): number |
 }
 
 function add(into: RollupCounts, from: RollupCounts): void {
-  for (const key of Object.keys(into) as Array<keyof RollupCounts>) {
+  for (const key of Object.keys(from) as Array<keyof RollupCounts>) {
     if (key === 'latencyBuckets') from.latencyBuckets.forEach((n, i) => (into.latencyBuckets[i] += n));
     else into[key] += from[key];
   }
