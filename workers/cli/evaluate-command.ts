@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { readModelCard, type ModelCard } from '../common/model-card';
+import type { Preprocessing } from '../common/preprocessing';
 import {
   addDatasetOptions,
   DATASET_FORMATS_HELP,
@@ -121,7 +122,7 @@ function cardTask(card: ModelCard | undefined): EvaluationTask {
   return card.task === 'RETRIEVAL' ? 'retrieval' : 'classification';
 }
 
-function openGallery(options: EvaluateOptions, pre: Parameters<typeof openDataset>[1], card: ModelCard | undefined): Promise<ImageDataset> {
+function openGallery(options: EvaluateOptions, pre: Preprocessing, card: ModelCard | undefined): Promise<ImageDataset> {
   const spec = datasetSpecFromOptions({ ...options, data: options.gallery as string, split: options.gallerySplit, labels: undefined }, card?.labels);
   return openDataset(spec, pre);
 }

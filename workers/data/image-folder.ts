@@ -16,7 +16,8 @@ export async function openImageFolder(root: string, classNames: readonly string[
   let labels: Int32Array | undefined;
   let names: readonly string[] | undefined;
   if (folders.length > 0) {
-    const indices = resolveClassIndices(folders, classNames, root);
+    const numbered = folders.every((f) => /^\d+$/.test(f));
+    const indices = numbered ? folders.map(Number) : resolveClassIndices(folders, classNames, root);
     const labelList: number[] = [];
     for (const [i, folder] of folders.entries()) {
       const images = (await listDir(join(root, folder))).filter((e) => e.isFile() && isImageFileName(e.name)).map((e) => e.name).sort();
@@ -26,7 +27,8 @@ export async function openImageFolder(root: string, classNames: readonly string[
       }
     }
     labels = Int32Array.from(labelList);
-    names = classNames ?? folders;
+    // Numbered folders name no classes; named ones are the classes unless the model names them.
+    names = classNames ?? (numbered ? undefined : folders);
   } else {
     for (const e of entries) if (e.isFile() && isImageFileName(e.name)) files.push(join(root, e.name));
     files.sort();
@@ -44,13 +46,11 @@ export async function openImageFolder(root: string, classNames: readonly string[
 }
 
 /**
- * Label index of each class folder (folders sorted by name). Folders named by integers use that
- * integer; with the model's class names, a folder takes the index of its name (case-insensitive;
- * `/` in a class name may be written as `_` or `-`, since it cannot appear in a folder name);
- * otherwise folders are numbered in sorted order.
+ * Label index of each named class folder (folders sorted by name). With the model's class names, a
+ * folder takes the index of its name (case-insensitive; `/` in a class name may be written as `_`
+ * or `-`, since it cannot appear in a folder name); otherwise folders are numbered in sorted order.
  */
 export function resolveClassIndices(folders: readonly string[], classNames: readonly string[] | undefined, root: string): number[] {
-  if (folders.every((f) => /^\d+$/.test(f))) return folders.map(Number);
   if (!classNames) return folders.map((_, i) => i);
   const canonical = (s: string): string => s.toLowerCase().replace(/[/_\-\s]+/g, ' ').trim();
   const lookup = new Map(classNames.map((name, i) => [canonical(name), i]));

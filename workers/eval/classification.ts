@@ -1,3 +1,5 @@
+import { InputError } from '../data/errors';
+
 /** Top-1 and top-5 accuracy, accumulated batch by batch. */
 export interface ClassificationMetrics {
   task: 'classification';
@@ -14,6 +16,9 @@ export class ClassificationAccumulator {
   /** `logits` holds `labels.length` rows of `classes` scores. */
   add(logits: Float32Array, classes: number, labels: Int32Array): void {
     for (let row = 0; row < labels.length; row++) {
+      if (labels[row] < 0 || labels[row] >= classes) {
+        throw new InputError(`label ${labels[row]} is out of range for a model with ${classes} outputs`);
+      }
       const base = row * classes;
       const truth = logits[base + labels[row]];
       if (Number.isNaN(truth)) continue;
