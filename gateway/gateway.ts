@@ -12,6 +12,8 @@ import { migrateToLatest } from './db/migrate';
 import { EventBus } from './events/event-bus';
 import { buildGatewaySchema, CORE_RESOLVERS, ResolverContainer } from './graphql/build-schema';
 import { startGraphQL } from './graphql/graphql-server';
+import { InProcessPubSub } from './graphql/pubsub';
+import { startSubscriptions } from './graphql/subscription-server';
 import { artifactRoutes } from './http/artifact-routes';
 import { errorHandler, notFoundHandler } from './http/errors-middleware';
 import { healthRoutes } from './http/health-routes';
@@ -65,7 +67,8 @@ export async function startGateway({ config, logger, plugins: givenPlugins }: Ga
     const tokens = new TokenService(database.db, audit);
     const repository = new RegistryRepository(database.db);
     const registry = new RegistryService(repository, artifacts, audit, events, logger, config.maxUploadBytes);
-    const services: GatewayServices = { config, logger, database, artifacts, audit, tokens, registry, events };
+    const pubSub = new InProcessPubSub();
+    const services: GatewayServices = { config, logger, database, artifacts, audit, tokens, registry, events, pubSub };
 
     const initialAdminToken = await tokens.bootstrapAdmin(config.adminToken);
     if (!config.authEnabled) logger.warn('authentication is DISABLED (GATEWAY_AUTH_DISABLED): every caller is admin');
@@ -91,7 +94,9 @@ export async function startGateway({ config, logger, plugins: givenPlugins }: Ga
       logger.info({ plugin: plugin.name }, 'plugin started');
     }
 
-    const schema = await buildGatewaySchema(plugins, container);
+    const schema = await buildGatewaySchema(plugins, container, pubSub);
+    const subscriptions = startSubscriptions({ schema, httpServer, path: '/graphql', auth, logger });
+    cleanups.push(subscriptions.stop);
     const graphql = await startGraphQL({ schema, httpServer, auth, logger });
     cleanups.push(graphql.stop);
     app.use('/graphql', express.json({ limit: config.maxRequestBytes }), graphql.middleware);

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { PubSub } from 'type-graphql';
 import type { ArtifactStore } from './artifacts/artifact-store';
 import type { AuditLog } from './audit/audit-log';
 import type { TokenService } from './auth/token-service';
@@ -17,4 +18,6 @@ export interface GatewayServices {
   tokens: TokenService;
   registry: RegistryService;
   events: EventBus;
+  /** GraphQL subscription topics: resolvers publish, `@Subscription` resolvers listen. */
+  pubSub: PubSub;
 }

@@ -1,8 +1,9 @@
 import type { GraphQLSchema } from 'graphql';
-import { buildSchema, type NonEmptyArray } from 'type-graphql';
+import { buildSchema, type NonEmptyArray, type PubSub } from 'type-graphql';
 import type { PluginContext, ResolverClass } from '../plugins/plugin-api';
 import type { GatewayPlugin } from '../plugins/plugin-api';
 import { authChecker } from './auth-checker';
+import { InProcessPubSub } from './pubsub';
 import { AccessResolver } from './resolvers/access-resolver';
 import { ModelResolver, VariantResolver } from './resolvers/model-resolver';
 
@@ -24,12 +25,17 @@ export class ResolverContainer {
 }
 
 /** The control plane's schema: the core resolvers plus every plugin's, in plugin order. */
-export function buildGatewaySchema(plugins: readonly GatewayPlugin[], container?: ResolverContainer): Promise<GraphQLSchema> {
+export function buildGatewaySchema(
+  plugins: readonly GatewayPlugin[],
+  container?: ResolverContainer,
+  pubSub: PubSub = new InProcessPubSub(),
+): Promise<GraphQLSchema> {
   const resolvers = [...CORE_RESOLVERS, ...plugins.flatMap((p) => p.resolvers ?? [])];
   return buildSchema({
     resolvers: resolvers as unknown as NonEmptyArray<ResolverClass>,
     authChecker,
     container: container ? { get: (cls) => container.get(cls) } : undefined,
+    pubSub,
     validate: { forbidUnknownValues: false },
   });
 }

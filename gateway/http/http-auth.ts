@@ -13,8 +13,13 @@ export class RequestAuthenticator {
   ) {}
 
   async principalOf(req: Request): Promise<Principal | undefined> {
+    return this.principalOfAuthorization(req.headers.authorization);
+  }
+
+  /** The same decision from an Authorization value alone (WebSocket connection parameters). */
+  async principalOfAuthorization(authorization: string | undefined): Promise<Principal | undefined> {
     if (!this.enabled) return AUTH_DISABLED;
-    return this.tokens.authenticate(req.headers.authorization);
+    return this.tokens.authenticate(authorization);
   }
 
   /** Express middleware: 401 without a valid token, 403 with the wrong role. */

@@ -14,7 +14,6 @@ export type BitsName = keyof typeof SUPPORTED_BITS;
 
 export const JOB_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
-export const TERMINAL_JOB_STATUSES: readonly JobStatus[] = ['succeeded', 'failed', 'cancelled'];
 
 /** A packed image set the worker fetches from the artifact store (float32 NPY in [0, 1], NHWC). */
 export interface ImageSetArtifact {

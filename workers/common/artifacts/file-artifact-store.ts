@@ -17,7 +17,7 @@ import {
  * in the same directory tree and are renamed into place, so a reader never sees half a file.
  */
 export class FileArtifactStore implements ArtifactStore {
-  constructor(private readonly root: string) {}
+  constructor(readonly root: string) {}
 
   async put(source: Readable | Buffer, options: { maxBytes?: number } = {}): Promise<StoredArtifact> {
     const tmpDir = path.join(this.root, 'tmp');

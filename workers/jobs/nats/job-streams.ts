@@ -42,9 +42,14 @@ export function jobStreamNames(namespace: string): JobStreamNames {
 
 export interface JobStreamOptions {
   namespace: string;
-  /** How long a pulled job may go without a heartbeat before JetStream redelivers it. */
-  ackWaitMs: number;
+  /**
+   * How long a pulled job may go without a heartbeat before JetStream redelivers it. Workers
+   * own this setting; the control plane leaves it undefined and never changes it.
+   */
+  ackWaitMs?: number;
 }
+
+const DEFAULT_ACK_WAIT_MS = 30_000;
 
 const DAY_NS = nanos(24 * 3600 * 1000);
 
@@ -60,13 +65,16 @@ async function ensureConsumer(
   jsm: JetStreamManager,
   stream: string,
   config: Parameters<JetStreamManager['consumers']['add']>[1] & { durable_name: string },
+  /** When given, an existing consumer is updated to it. */
+  ackWaitMs?: number,
 ): Promise<void> {
   try {
-    const existing = await jsm.consumers.info(stream, config.durable_name);
-    if (existing.config.ack_wait !== config.ack_wait) await jsm.consumers.update(stream, config.durable_name, { ack_wait: config.ack_wait });
+    await jsm.consumers.info(stream, config.durable_name);
   } catch {
     await jsm.consumers.add(stream, config);
+    return;
   }
+  if (ackWaitMs !== undefined) await jsm.consumers.update(stream, config.durable_name, { ack_wait: nanos(ackWaitMs) });
 }
 
 export interface JobStreams {
@@ -89,10 +97,10 @@ export async function ensureJobStreams(nc: NatsConnection, options: JobStreamOpt
   await ensureConsumer(jsm, names.jobsStream, {
     durable_name: names.workersConsumer,
     ack_policy: AckPolicy.Explicit,
-    ack_wait: nanos(options.ackWaitMs),
+    ack_wait: nanos(options.ackWaitMs ?? DEFAULT_ACK_WAIT_MS),
     // Delivery attempts are bounded by the worker, which can then report why the job failed.
     max_deliver: -1,
-  });
+  }, options.ackWaitMs);
   await ensureStream(jsm, {
     name: names.eventsStream,
     subjects: [names.eventsSubjects],

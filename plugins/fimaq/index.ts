@@ -1,0 +1,94 @@
+/**
+ * The FIMA-Q plugin: `quantizeModel` and its jobs. Jobs go through a transactional outbox to
+ * NATS JetStream (NATS_URL set) or to worker processes the gateway starts itself; results come
+ * back as variants of the quantized model, served as shadows of their parents by default.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { connect } from '@nats-io/transport-node';
+import type { GatewayPlugin, PluginContext } from '../../gateway/plugins/plugin-api';
+import { FileArtifactStore } from '../../workers/common/artifacts/file-artifact-store';
+import { EmbeddedControlPlaneTransport, type WorkerProcessCommand } from '../../workers/jobs/embedded/embedded-control-plane';
+import { NatsControlPlaneTransport } from '../../workers/jobs/nats/nats-control-plane';
+import type { ControlPlaneTransport } from '../../workers/jobs/transport';
+import { loadFimaqConfig, type FimaqConfig } from './fimaq-config';
+import { ImageSetPacker } from './image-set-packer';
+import { JobEventApplier } from './job-event-applier';
+import type { JobRecord } from './job-record';
+import { JobRepository } from './job-repository';
+import { QuantizationJobResolver } from './job-resolver';
+import { OutboxDispatcher } from './outbox-dispatcher';
+import { QuantizationService } from './quantization-service';
+import { JOB_UPDATED_TOPIC, setFimaqRuntime } from './runtime';
+import { addShadow } from './shadow';
+
+export interface FimaqPluginOptions {
+  /** How to start the embedded worker; defaults to the compiled `workers/main.js` beside this plugin. */
+  embeddedWorker?: Omit<WorkerProcessCommand, 'env'>;
+  /** Settings instead of the FIMAQ_* environment variables. */
+  config?: Partial<FimaqConfig>;
+}
+
+function compiledWorker(): Omit<WorkerProcessCommand, 'env'> {
+  const entry = path.resolve(__dirname, '..', '..', 'workers', 'main.js');
+  if (!fs.existsSync(entry)) throw new Error(`the embedded worker ${entry} does not exist; run \`npm run build\` (or set NATS_URL and run workers)`);
+  return { entry, execArgv: [] };
+}
+
+async function openTransport(context: PluginContext, config: FimaqConfig, options: FimaqPluginOptions): Promise<{ transport: ControlPlaneTransport; nc?: NatsConnection }> {
+  const { logger } = context;
+  if (context.config.natsUrl) {
+    const nc = await connect({ servers: context.config.natsUrl, name: 'vit-gateway fimaq', maxReconnectAttempts: -1 });
+    const transport = await NatsControlPlaneTransport.create(nc, {
+      namespace: config.natsNamespace,
+      cacheDir: context.config.dataDir,
+      onUndecodable: (error) => logger.error({ err: error }, 'dropped a malformed job event'),
+    });
+    return { transport, nc };
+  }
+  if (!(context.artifacts instanceof FileArtifactStore)) throw new Error('the embedded job transport needs the file artifact store');
+  const command = options.embeddedWorker ?? compiledWorker();
+  const env = { NATS_URL: '', WORKER_ARTIFACTS_DIR: context.artifacts.root, LOG_LEVEL: context.config.logLevel, WORKER_ID: 'embedded' };
+  return { transport: new EmbeddedControlPlaneTransport(context.artifacts, { ...command, env }, config.embeddedWorkers, logger) };
+}
+
+export function createFimaqPlugin(options: FimaqPluginOptions = {}): GatewayPlugin {
+  const stops: Array<() => Promise<void>> = [];
+  return {
+    name: 'fimaq',
+    resolvers: [QuantizationJobResolver],
+    async start(context) {
+      const config = { ...loadFimaqConfig(), ...options.config };
+      const logger = context.logger.child({ plugin: 'fimaq' });
+      const { transport, nc } = await openTransport({ ...context, logger }, config, options);
+      if (nc) stops.unshift(() => nc.drain());
+      const jobs = new JobRepository(context.database.db);
+      const changed = (job: JobRecord) => context.pubSub.publish(JOB_UPDATED_TOPIC, job.id, job);
+      const dispatcher = new OutboxDispatcher(jobs, transport, context.artifacts, config.dispatchIntervalMs, logger);
+      const service = new QuantizationService(context.registry, jobs, new ImageSetPacker(context.artifacts), () => dispatcher.kick(), changed, logger);
+      const applier = new JobEventApplier(jobs, context.registry, context.artifacts, transport.artifacts, changed, async (job, variant) => {
+        if (!job.request.shadow) return;
+        const model = await context.registry.getModelById(job.modelId);
+        await addShadow(context.serving, model, variant, config.shadowMirrorPercent, `fimaq-job:${job.id}`);
+      }, logger);
+
+      await transport.start(applier.apply);
+      stops.unshift(() => transport.stop());
+      if (!transport.durable) {
+        // The queue died with the previous process; what the database says is unfinished runs again.
+        for (const job of await jobs.listUnfinished()) await jobs.redispatch(job.id);
+      }
+      dispatcher.start();
+      stops.unshift(() => dispatcher.stop());
+      setFimaqRuntime(context, { config, service });
+      logger.info({ transport: nc ? 'nats' : 'embedded', namespace: config.natsNamespace }, 'fimaq jobs ready');
+    },
+    async stop() {
+      for (const stop of stops.splice(0)) await stop();
+    },
+  };
+}
+
+const plugin = createFimaqPlugin();
+export default plugin;

@@ -1,0 +1,61 @@
+import type { BitsName, JobStatus, QuantizationJobSpec, QuantizationMethod, WorkerCapabilities } from '../../workers/common/jobs';
+
+/** Where a packed image set came from, as the user named it. */
+export interface ImageSetSource {
+  path?: string;
+  artifactSha256?: string;
+  format?: string;
+  split?: string;
+}
+
+/** A `quantizeModel` input after defaults: what the idempotency key stands for. */
+export interface QuantizationRequest {
+  model: string;
+  baseVariant: string | null;
+  method: QuantizationMethod;
+  bits: BitsName;
+  calibration: ImageSetSource;
+  calibSize: number;
+  reconSize: number;
+  iters: number;
+  rank: number;
+  seed: number;
+  evaluation: ImageSetSource | null;
+  shadow: boolean;
+}
+
+export interface JobRecord {
+  id: string;
+  modelId: string;
+  parentVariantId: string;
+  idempotencyKey: string | null;
+  request: QuantizationRequest;
+  spec: QuantizationJobSpec;
+  status: JobStatus;
+  stage: string | null;
+  block: number | null;
+  blocks: number | null;
+  /** 0..100. */
+  progress: number;
+  etaSeconds: number | null;
+  /** Delivery attempt that last reported. */
+  attempt: number;
+  worker: WorkerCapabilities | null;
+  /** The last progress messages, oldest first. */
+  log: string[];
+  /** Why the job failed or was cancelled. */
+  reason: string | null;
+  variantId: string | null;
+  createdBy: string;
+  createdAt: Date;
+  updatedAt: Date;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+}
+
+export interface OutboxEntry {
+  id: number;
+  jobId: string;
+  kind: 'dispatch' | 'cancel';
+  attempts: number;
+}

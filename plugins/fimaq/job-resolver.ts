@@ -1,0 +1,104 @@
+import { Arg, Authorized, Ctx, FieldResolver, ID, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
+import { actorOf, type GraphQLContext } from '../../gateway/graphql/graphql-context';
+import type { PluginContext } from '../../gateway/plugins/plugin-api';
+import { Model, Variant } from '../../schema/registry';
+import type { JobStatus } from '../../workers/common/jobs';
+import { QuantizationJob, QuantizationJobStatusEnum, QuantizeModelInput } from './graphql-types';
+import type { JobRecord } from './job-record';
+import { fimaqRuntimeOf, JOB_UPDATED_TOPIC, type FimaqRuntime } from './runtime';
+
+/** The GraphQL view of a job: the record flattened with the request's parameters. */
+export function toGraphQLJob(job: JobRecord): QuantizationJob {
+  const { spec } = job;
+  return {
+    ...job,
+    method: spec.method,
+    bits: spec.bits,
+    calibSize: spec.calibSize,
+    reconSize: spec.reconSize,
+    iters: spec.iters,
+    rank: spec.rank,
+    seed: spec.seed,
+  };
+}
+
+@Resolver(() => QuantizationJob)
+export class QuantizationJobResolver {
+  private readonly context: PluginContext;
+
+  constructor(context: PluginContext) {
+    this.context = context;
+  }
+
+  private get runtime(): FimaqRuntime {
+    return fimaqRuntimeOf(this.context);
+  }
+
+  @Authorized('admin')
+  @Mutation(() => QuantizationJob, {
+    description: 'Queues a quantization job for a model variant. Validates the model, variant and image sets first; returns the queued job.',
+  })
+  async quantizeModel(@Arg('input') input: QuantizeModelInput, @Ctx() context: GraphQLContext): Promise<QuantizationJob> {
+    const job = await this.runtime.service.quantize(
+      {
+        model: input.model,
+        baseVariant: input.baseVariant ?? null,
+        method: input.method,
+        bits: input.bits,
+        calibration: { ...input.calibration },
+        calibSize: input.calibSize,
+        reconSize: input.reconSize ?? input.calibSize,
+        iters: input.iters,
+        rank: input.rank,
+        seed: input.seed,
+        evaluation: input.evaluation ? { ...input.evaluation } : null,
+        shadow: input.shadow ?? this.runtime.config.shadowByDefault,
+      },
+      input.idempotencyKey ?? null,
+      actorOf(context).name,
+    );
+    return toGraphQLJob(job);
+  }
+
+  @Authorized('admin')
+  @Mutation(() => QuantizationJob, { description: 'Cancels a queued or running job; its worker stops at the next progress step.' })
+  async cancelQuantizationJob(@Arg('id', () => ID) id: string, @Ctx() context: GraphQLContext): Promise<QuantizationJob> {
+    return toGraphQLJob(await this.runtime.service.cancel(id, actorOf(context).name));
+  }
+
+  @Authorized('viewer')
+  @Query(() => QuantizationJob, { nullable: true, description: 'A job by id; null when there is none.' })
+  async quantizationJob(@Arg('id', () => ID) id: string): Promise<QuantizationJob | null> {
+    const job = await this.runtime.service.find(id);
+    return job ? toGraphQLJob(job) : null;
+  }
+
+  @Authorized('viewer')
+  @Query(() => [QuantizationJob], { description: 'Jobs, newest first, optionally of one model and in one status.' })
+  async quantizationJobs(
+    @Arg('model', () => String, { nullable: true }) model: string | undefined,
+    @Arg('status', () => QuantizationJobStatusEnum, { nullable: true }) status: JobStatus | undefined,
+  ): Promise<QuantizationJob[]> {
+    return (await this.runtime.service.list(model ?? undefined, status ?? undefined)).map(toGraphQLJob);
+  }
+
+  @Authorized('viewer')
+  @Subscription(() => QuantizationJob, {
+    topics: JOB_UPDATED_TOPIC,
+    topicId: ({ args }) => args.id,
+    description: 'The job each time its status, stage or progress changes.',
+  })
+  quantizationJobUpdated(@Arg('id', () => ID) _id: string, @Root() job: JobRecord): QuantizationJob {
+    return toGraphQLJob(job);
+  }
+
+  @FieldResolver(() => Model)
+  async model(@Root() job: QuantizationJob): Promise<Model> {
+    return (await this.context.registry.getModelById(job.modelId)) as unknown as Model;
+  }
+
+  @FieldResolver(() => Variant, { nullable: true, description: 'The variant the job produced.' })
+  async variant(@Root() job: QuantizationJob): Promise<Variant | null> {
+    return job.variantId ? ((await this.context.registry.getVariant(job.variantId)) as unknown as Variant) : null;
+  }
+}
