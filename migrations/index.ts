@@ -1,6 +1,7 @@
 import type { MigrationFactory } from './migration';
 import { registryMigration } from './0001_registry';
 import { servingMigration } from './0002_serving';
+import { jobsMigration } from './0003_jobs';
 
 /**
  * Every migration in order. Names are permanent: kysely records them in its migration table,
@@ -9,4 +10,5 @@ import { servingMigration } from './0002_serving';
 export const migrations: Record<string, MigrationFactory> = {
   '0001_registry': registryMigration,
   '0002_serving': servingMigration,
+  '0003_jobs': jobsMigration,
 };

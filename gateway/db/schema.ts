@@ -141,8 +141,8 @@ export interface Database {
   artifacts: ArtifactsTable;
   api_tokens: ApiTokensTable;
   audit_log: AuditLogTable;
-  quantization_jobs: QuantizationJobsTable;
-  job_outbox: JobOutboxTable;
   traffic_policies: TrafficPoliciesTable;
   serving_rollups: ServingRollupsTable;
+  quantization_jobs: QuantizationJobsTable;
+  job_outbox: JobOutboxTable;
 }
