@@ -4,7 +4,9 @@ import { ortKernelCounts } from '../../workers/engine/export/ort-kernels';
 import { quantizeModel } from '../../workers/engine/quantize-model';
 import { syntheticCalibration, tinyClassifier } from './fixtures';
 
-async function exported(attentionActivations: 'per-tensor' | 'per-head'): Promise<{ counts: Record<string, number>; matmulSites: number; attentionSites: number }> {
+async function exported(
+  attentionActivations: 'per-tensor' | 'per-head', linearActivations: 'per-tensor' | 'per-token' = 'per-tensor',
+): Promise<{ counts: Record<string, number>; matmulSites: number; attentionSites: number }> {
   const result = await quantizeModel({
     model: fs.readFileSync(tinyClassifier(17)),
     calibration: syntheticCalibration(16, [1, 28, 28]),
@@ -12,6 +14,7 @@ async function exported(attentionActivations: 'per-tensor' | 'per-head'): Promis
     method: 'rtn',
     calibSize: 16,
     attentionActivations,
+    linearActivations,
   });
   const sites = result.quantized.sites;
   result.quantized.dispose();
@@ -34,5 +37,11 @@ describe('kernels onnxruntime runs for the W4A4 export', () => {
     const { counts, matmulSites, attentionSites } = await exported('per-head');
     console.log('per-head W4A4:', JSON.stringify(counts));
     expect(counts.MatMulIntegerToFloat).toBe(matmulSites - attentionSites);
+  });
+
+  it('runs per-token Linear inputs on MatMulInteger', async () => {
+    const { counts, matmulSites, attentionSites } = await exported('per-head', 'per-token');
+    console.log('per-token W4A4:', JSON.stringify(counts));
+    expect(counts.MatMulInteger).toBe(matmulSites - attentionSites);
   });
 });

@@ -5,8 +5,10 @@
  *   kernels (vpmaddubsw) saturate 16-bit pair sums of full-range int8 weights and uint8 inputs;
  * - per-tensor activations: [Clip to the b-bit range] -> QuantizeLinear(uint8) -> DequantizeLinear,
  *   the pattern onnxruntime fuses into integer kernels (the Clip keeps codes in 0..2^b-1);
- * - per-token / per-head activations: float fake quantization (Div, Round, Add, Clip, Sub, Mul),
- *   exactly the engine's formula.
+ * - per-token inputs of Linear layers: integer codes on MatMulInteger, then exact zero-point
+ *   correction and scaling in float (see perTokenIntegerMatMul);
+ * - per-head attention inputs: float fake quantization (Div, Round, Add, Clip, Sub, Mul), exactly
+ *   the engine's formula.
  */
 import { InputError } from '../../data/errors';
 import * as tf from '@tensorflow/tfjs';
@@ -50,16 +52,34 @@ function intAttribute(name: string, value: number): onnx.IAttributeProto {
   return { name, type: onnx.AttributeProto.AttributeType.INT, i: value };
 }
 
-function weightNodes(w: GraphWriter, model: QuantizedModel, operand: OperandSpec, quantizer: UniformQuantizer): onnx.INodeProto[] {
+interface WeightCodes {
+  /** Integer codes, shifted into int8 when signed. */
+  codes: ArrayLike<number>;
+  shape: number[];
+  codeType: number;
+  scales: ArrayLike<number>;
+  /** Zero points in the same (shifted) code space. */
+  zeroPoints: number[];
+}
+
+function weightCodes(model: QuantizedModel, operand: OperandSpec, quantizer: UniformQuantizer): WeightCodes {
   const weight = model.program.constantValue(operand.tensor) as tf.Tensor;
   const signed = quantizer.bits < 8;
   const offset = signed ? levels(quantizer.bits) / 2 : 0; // shifts codes 0..L-1 into int8's signed range
-  const codeType = signed ? DT.INT8 : DT.UINT8;
   const codes = tf.tidy(() => quantizeToIntegers(weight, quantizer.scale, quantizer.zeroPoint, quantizer.bits).sub(offset).dataSync());
-  const scales = quantizer.scale.dataSync();
-  const zeroPoints = Array.from(quantizer.zeroPoint.dataSync(), (z) => z - offset);
+  return {
+    codes,
+    shape: weight.shape,
+    codeType: signed ? DT.INT8 : DT.UINT8,
+    scales: quantizer.scale.dataSync(),
+    zeroPoints: Array.from(quantizer.zeroPoint.dataSync(), (z) => z - offset),
+  };
+}
+
+function weightNodes(w: GraphWriter, model: QuantizedModel, operand: OperandSpec, quantizer: UniformQuantizer): onnx.INodeProto[] {
+  const { codes, shape, codeType, scales, zeroPoints } = weightCodes(model, operand, quantizer);
   const perChannel = operand.axis !== undefined;
-  const q = w.constant('weight_codes', codeType, weight.shape, codes);
+  const q = w.constant('weight_codes', codeType, shape, codes);
   const scale = w.constant('weight_scale', DT.FLOAT, perChannel ? [scales.length] : [], scales);
   const zero = w.constant('weight_zero_point', codeType, perChannel ? [zeroPoints.length] : [], zeroPoints);
   return [w.node('DequantizeLinear', [q, scale, zero], perChannel ? [intAttribute('axis', operand.axis as number)] : [])];
@@ -83,21 +103,75 @@ function perTensorActivationNodes(w: GraphWriter, input: string, quantizer: Unif
   return nodes;
 }
 
-function floatFakeQuantNodes(w: GraphWriter, input: string, quantizer: UniformQuantizer): onnx.INodeProto[] {
-  const shape = quantizer.scale.shape;
-  const scale = w.constant('act_scale', DT.FLOAT, shape, quantizer.scale.dataSync());
-  const zero = w.constant('act_zero_point', DT.FLOAT, shape, quantizer.zeroPoint.dataSync());
+/** Nodes computing codes clamp(round(x / s) + z, 0, L-1) in float with broadcast s, z; returns the codes' name. */
+function codeNodes(w: GraphWriter, input: string, quantizer: UniformQuantizer, scale: string, zero: string, chain: onnx.INodeProto[]): string {
   const lo = w.constant('code_min', DT.FLOAT, [], [0]);
   const hi = w.constant('code_max', DT.FLOAT, [], [levels(quantizer.bits) - 1]);
-  const chain: onnx.INodeProto[] = [];
   const step = (op: string, inputs: string[]): string => {
     const node = w.node(op, inputs);
     chain.push(node);
     return node.output?.[0] as string;
   };
-  const codes = step('Clip', [step('Add', [step('Round', [step('Div', [input, scale])]), zero]), lo, hi]);
-  step('Mul', [step('Sub', [codes, zero]), scale]);
+  return step('Clip', [step('Add', [step('Round', [step('Div', [input, scale])]), zero]), lo, hi]);
+}
+
+function floatFakeQuantNodes(w: GraphWriter, input: string, quantizer: UniformQuantizer): onnx.INodeProto[] {
+  const shape = quantizer.scale.shape;
+  const scale = w.constant('act_scale', DT.FLOAT, shape, quantizer.scale.dataSync());
+  const zero = w.constant('act_zero_point', DT.FLOAT, shape, quantizer.zeroPoint.dataSync());
+  const chain: onnx.INodeProto[] = [];
+  const codes = codeNodes(w, input, quantizer, scale, zero, chain);
+  const centered = w.node('Sub', [codes, zero]);
+  chain.push(centered, w.node('Mul', [centered.output?.[0] as string, scale]));
   return chain;
+}
+
+/**
+ * A MatMul with per-token input scales on integer kernels: uint8 codes q (per-token s_t, z_t) times
+ * the weight codes with their per-column zero points on MatMulInteger gives Σ q·(w - z_w); the
+ * tokens' zero points come off as z_t · colsum(w - z_w), and s_t · s_w scales the exact integers.
+ */
+function perTokenIntegerMatMul(w: GraphWriter, model: QuantizedModel, site: QuantSite, node: onnx.INodeProto): onnx.INodeProto[] {
+  const [activation, weightOperand] = site.operands;
+  const qa = model.quantizerOf(site, activation);
+  const weight = weightCodes(model, weightOperand, model.quantizerOf(site, weightOperand));
+  const [k, n] = weight.shape;
+  const tokenShape = qa.scale.shape; // [1, T, 1]
+  const tokens = qa.scale.size;
+  const sa = qa.scale.dataSync();
+  const za = qa.zeroPoint.dataSync();
+  const columnSums = new Float64Array(n);
+  for (let r = 0; r < k; r++) for (let c = 0; c < n; c++) columnSums[c] += weight.codes[r * n + c] - weight.zeroPoints[c];
+  const outShape = [...tokenShape.slice(0, -1), n];
+  const zeroTerm = new Float32Array(tokens * n);
+  const outScale = new Float32Array(tokens * n);
+  for (let t = 0; t < tokens; t++) {
+    for (let c = 0; c < n; c++) {
+      zeroTerm[t * n + c] = za[t] * columnSums[c];
+      outScale[t * n + c] = sa[t] * weight.scales[c];
+    }
+  }
+  const chain: onnx.INodeProto[] = [];
+  const scale = w.constant('act_scale', DT.FLOAT, tokenShape, sa);
+  const zero = w.constant('act_zero_point', DT.FLOAT, tokenShape, za);
+  const codes = codeNodes(w, node.input?.[0] as string, qa, scale, zero, chain);
+  const asBytes = w.node('Cast', [codes], [intAttribute('to', DT.UINT8)]);
+  const wq = w.constant('weight_codes', weight.codeType, weight.shape, weight.codes);
+  const wz = w.constant('weight_zero_point', weight.codeType, [n], weight.zeroPoints);
+  const product = w.node('MatMulInteger', [asBytes.output?.[0] as string, wq, '', wz]);
+  const asFloat = w.node('Cast', [product.output?.[0] as string], [intAttribute('to', DT.FLOAT)]);
+  const centered = w.node('Sub', [asFloat.output?.[0] as string, w.constant('zero_term', DT.FLOAT, outShape, zeroTerm)]);
+  const scaled: onnx.INodeProto = {
+    opType: 'Mul', name: node.name, input: [centered.output?.[0] as string, w.constant('out_scale', DT.FLOAT, outShape, outScale)], output: node.output,
+  };
+  chain.push(asBytes, product, asFloat, centered, scaled);
+  return chain;
+}
+
+function isPerTokenLinear(site: QuantSite): boolean {
+  const [activation, weight] = site.operands;
+  return site.opType === 'MatMul' && site.kind === 'linear' && activation.granularity === 'per-token'
+    && activation.axis === activation.shape.length - 2 && weight.shape.length === 2 && weight.axis === 1;
 }
 
 function operandNodes(w: GraphWriter, model: QuantizedModel, site: QuantSite, operand: OperandSpec, input: string): onnx.INodeProto[] {
@@ -134,9 +208,14 @@ export function exportQdq(model: QuantizedModel, metadata: ExportMetadata = {}):
     graph.initializer = graph.initializer.map((t) => (t.name === name ? onnx.TensorProto.create(tensorToProto(name, DT.FLOAT, value.shape, value.dataSync())) : t));
   }
   const inserted = new Map<number, onnx.INodeProto[]>();
+  const replacedNodes = new Map<number, onnx.INodeProto[]>();
   for (const site of model.sites) {
     const node = graph.node[site.nodeIndex];
     node.input ??= [];
+    if (isPerTokenLinear(site)) {
+      replacedNodes.set(site.nodeIndex, perTokenIntegerMatMul(w, model, site, node));
+      continue;
+    }
     const before: onnx.INodeProto[] = [];
     for (const operand of site.operands) {
       const chain = operandNodes(w, model, site, operand, node.input[operand.inputIndex] as string);
@@ -145,7 +224,7 @@ export function exportQdq(model: QuantizedModel, metadata: ExportMetadata = {}):
     }
     inserted.set(site.nodeIndex, before);
   }
-  graph.node = graph.node.flatMap((n, i) => [...(inserted.get(i) ?? []).map((p) => onnx.NodeProto.create(p)), n]);
+  graph.node = graph.node.flatMap((n, i) => (replacedNodes.get(i) ?? [...(inserted.get(i) ?? []), n]).map((p) => onnx.NodeProto.create(p)));
   graph.initializer.push(...w.initializers.map((t) => onnx.TensorProto.create(t)));
   pruneUnused(graph);
   proto.producerName = 'vit-gateway fimaq';
