@@ -8,7 +8,8 @@
  *    kernels onnxruntime runs);
  * 3. engine forward throughput (tfjs backend) vs onnxruntime on the FP32 model.
  * Env: BENCH_MODEL (default: the demo classifier, else the tiny fixture), BENCH_DATA (IDX dir),
- * BENCH_IMAGES (test images to score, default 10000), BENCH_CALIB (default 128).
+ * BENCH_IMAGES (test images to score, default 10000), BENCH_CALIB (default 128), BENCH_THREADS
+ * (onnxruntime intra-op threads in the latency table; default: onnxruntime's choice).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -26,6 +27,8 @@ const DATA = process.env.BENCH_DATA ?? '/usr/share/datasets/fashion-mnist';
 const IMAGES = Number(process.env.BENCH_IMAGES ?? 10000);
 const CALIB = Number(process.env.BENCH_CALIB ?? 128);
 const BATCH = 100;
+/** onnxruntime intra-op threads for the latency table (0: onnxruntime's default). */
+const THREADS = Number(process.env.BENCH_THREADS ?? 0);
 
 const fallbackPreprocessing: Preprocessing = {
   inputName: 'input', layout: 'NCHW', height: 28, width: 28, channels: 1, mean: [0.286], std: [0.353],
@@ -122,40 +125,49 @@ describe(`engine benchmarks on ${MODEL}`, () => {
     const fpScore = await score(test, fp.run);
     await fp.release();
     rows.push(`| fp32 | - | ${pct(fpScore)} | - | - |`);
-    for (const bits of ['w8a8', 'w6a6', 'w4a4', 'w3a3']) {
-      const result = await quantizeModel({ model: bytes, modelName: MODEL, calibration: calib, bits, method: 'rtn', calibSize: CALIB });
+    const configs = [
+      ...['w8a8', 'w6a6', 'w4a4', 'w3a3'].map((bits) => ({ bits, label: bits, linearActivations: 'per-tensor' as const })),
+      { bits: 'w4a4', label: 'w4a4 per-token', linearActivations: 'per-token' as const },
+    ];
+    for (const { bits, label, linearActivations } of configs) {
+      const result = await quantizeModel({ model: bytes, modelName: MODEL, calibration: calib, bits, method: 'rtn', calibSize: CALIB, linearActivations });
       const simulated = await score(test, engineRunner(result.imageModel, result.quantized));
       const exported = await ortRunner(result.onnx);
       const deployed = await score(test, exported.run);
       await exported.release();
       const agree = simulated.predictions.filter((p, i) => p === deployed.predictions[i]).length / simulated.total;
-      rows.push(`| ${bits} | ${pct(simulated)} | ${pct(deployed)} | ${(100 * agree).toFixed(2)}% | ${maxDelta(simulated.logits, deployed.logits).toExponential(2)} |`);
+      rows.push(`| ${label} | ${pct(simulated)} | ${pct(deployed)} | ${(100 * agree).toFixed(2)}% | ${maxDelta(simulated.logits, deployed.logits).toExponential(2)} |`);
       result.quantized.dispose();
     }
     console.log(`rtn accuracy (per-channel weights, per-tensor Linear inputs, per-head attention inputs):\n${rows.join('\n')}`);
   });
 
-  it('onnxruntime latency: per-tensor W4A4 export vs FP32', async () => {
-    const result = await quantizeModel({ model: bytes, modelName: MODEL, calibration: calib, bits: 'w4a4', method: 'rtn', calibSize: CALIB, attentionActivations: 'per-tensor' });
-    result.quantized.dispose();
-    const kernels = await ortKernelCounts(result.onnx);
-    const integer = INTEGER_KERNELS.filter((k) => kernels[k]).map((k) => `${k} x${kernels[k]}`).join(', ');
-    const rows = ['| batch | FP32 ms | W4A4 ms | W4A4 / FP32 | target |', '|---|---|---|---|---|'];
-    const fp = await ortRunner(bytes);
-    const q = await ortRunner(result.onnx);
-    for (const [batch, target] of [[1, 0.6], [32, 0.5]] as const) {
-      const dims = [batch, pre.channels, pre.height, pre.width];
-      const images = new Float32Array(dims.reduce((a, b) => a * b, 1)).map((_, i) => Math.sin(i));
-      // Interleave the two models so drift in machine load hits both alike.
-      const fpMs = await medianMs(() => fp.run(images, dims), 3);
-      const qMs = await medianMs(() => q.run(images, dims), 3);
-      const fpMs2 = await medianMs(() => fp.run(images, dims), 3);
-      const fpMedian = (fpMs + fpMs2) / 2;
-      rows.push(`| ${batch} | ${fpMedian.toFixed(3)} | ${qMs.toFixed(3)} | ${(qMs / fpMedian).toFixed(2)}x | <= ${target}x |`);
+  it('onnxruntime latency: W4A4 exports vs FP32', async () => {
+    const variants = [
+      { label: 'W4A4 per-tensor', linearActivations: 'per-tensor' as const, attentionActivations: 'per-tensor' as const },
+      { label: 'W4A4 per-token', linearActivations: 'per-token' as const, attentionActivations: 'per-head' as const },
+    ];
+    const rows = ['| model | batch | FP32 ms | W4A4 ms | W4A4 / FP32 | target | integer kernels |', '|---|---|---|---|---|---|---|'];
+    const fp = await ortRunner(bytes, { intraOpNumThreads: THREADS });
+    for (const variant of variants) {
+      const result = await quantizeModel({ model: bytes, modelName: MODEL, calibration: calib, bits: 'w4a4', method: 'rtn', calibSize: CALIB, ...variant });
+      result.quantized.dispose();
+      const kernels = await ortKernelCounts(result.onnx);
+      const integer = INTEGER_KERNELS.filter((k) => kernels[k]).map((k) => `${k} x${kernels[k]}`).join(', ') || 'none';
+      const q = await ortRunner(result.onnx, { intraOpNumThreads: THREADS });
+      for (const [batch, target] of [[1, 0.6], [32, 0.5]] as const) {
+        const dims = [batch, pre.channels, pre.height, pre.width];
+        const images = new Float32Array(dims.reduce((a, b) => a * b, 1)).map((_, i) => Math.sin(i));
+        // FP32 measured before and after, so drift in machine load hits both alike.
+        const fpBefore = await medianMs(() => fp.run(images, dims), 3);
+        const qMs = await medianMs(() => q.run(images, dims), 3);
+        const fpMs = (fpBefore + (await medianMs(() => fp.run(images, dims), 3))) / 2;
+        rows.push(`| ${variant.label} | ${batch} | ${fpMs.toFixed(3)} | ${qMs.toFixed(3)} | ${(qMs / fpMs).toFixed(2)}x | <= ${target}x | ${integer} |`);
+      }
+      await q.release();
     }
     await fp.release();
-    await q.release();
-    console.log(`onnxruntime latency (median), integer kernels in the W4A4 session: ${integer || 'none'}\n${rows.join('\n')}`);
+    console.log(`onnxruntime latency (median, ${THREADS || 'default'} intra-op threads)\n${rows.join('\n')}`);
   });
 
   it('forward throughput: engine vs onnxruntime (FP32, batch 32)', async () => {

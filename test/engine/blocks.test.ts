@@ -38,3 +38,24 @@ describe.each([tinyClassifier(13), tinyClassifier(17), tinyEncoder])('blocks of 
     expect(maxAbsDiff(x.dataSync(), full.dataSync())).toBeLessThan(1e-6);
   });
 });
+
+describe('changing constants after load', () => {
+  it('applies a new weight, refuses one that was folded at load', () => {
+    const model = loadImageModelFile(tinyClassifier(17));
+    const { program } = model;
+    const images = tf.tensor(syntheticImages(2, model.input.chw), [2, ...model.input.chw]);
+    const before = forward(model, images).dataSync();
+    const headGemm = program.nodes.find((n) => n.opType === 'Gemm');
+    const bias = headGemm?.inputs[2] as string;
+    const old = program.constantValue(bias) as tf.Tensor;
+    program.setConstant(bias, tf.add(old, 1));
+    const after = forward(model, images).dataSync();
+    expect(after[0] - before[0]).toBeCloseTo(1, 5);
+    expect(program.changedConstants.has(bias)).toBe(true);
+    const folded = program.nodes.find((n, i) => program.nodeClass(i) === 'constant' && n.inputs.some((name) => program.graph.initializers.has(name)));
+    if (folded) {
+      const input = folded.inputs.find((name) => program.graph.initializers.has(name)) as string;
+      expect(() => program.setConstant(input, program.constantValue(input) as tf.Tensor)).toThrow(/feeds folded node/);
+    }
+  });
+});

@@ -101,7 +101,8 @@ export class OnnxProgram {
     const old = this.constants.get(tensor);
     if (!old) throw new Error(`'${tensor}' is not a constant of this program`);
     if (!tf.util.arraysEqual(old.shape, value.shape)) throw new Error(`setConstant('${tensor}'): shape [${value.shape}] differs from [${old.shape}]`);
-    const foldedReader = this.graph.nodes.findIndex((n, i) => this.classes[i] !== 'data' && n.inputs.includes(tensor));
+    // Batch-class values are recomputed from the cache below; load-time folds are not.
+    const foldedReader = this.graph.nodes.findIndex((n, i) => this.classes[i] === 'constant' && n.inputs.includes(tensor));
     if (foldedReader >= 0) throw new Error(`'${tensor}' feeds folded node '${this.graph.nodes[foldedReader].name}'; it cannot change after load`);
     old.dispose();
     this.constants.set(tensor, tf.keep(value.clone()));
