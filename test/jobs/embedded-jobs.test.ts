@@ -1,7 +1,7 @@
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import { ADMIN_TOKEN, startTestGateway, type TestGateway } from '../support/gateway-harness';
-import { COPY_ENGINE, fimaqPlugin, jobOf, quantize, registerTinyClassifier, waitFor, waitForStatus, type JobView } from './support/jobs-harness';
+import { COPY_ENGINE, FASHION_MNIST, fimaqPlugin, jobOf, quantize, registerTinyClassifier, waitFor, waitForStatus, type JobView } from './support/jobs-harness';
 
 /** Collects a job's updates from the subscription over graphql-ws. */
 function subscribeToJob(gateway: TestGateway, id: string): { updates: JobView[]; close: () => Promise<void> } {
@@ -25,7 +25,7 @@ describe('quantizeModel with the embedded transport (child-process worker, SQLit
     gateway = await startTestGateway({ plugins: [fimaqPlugin()] });
     const { variantId: parentId } = await registerTinyClassifier(gateway);
 
-    const queued = await quantize(gateway, { bits: 'W4A4' });
+    const queued = await quantize(gateway, { bits: 'W4A4', evaluation: { path: FASHION_MNIST, split: 'test' } });
     expect(queued.errors).toBeUndefined();
     const id = queued.data!.quantizeModel.id;
     expect(queued.data!.quantizeModel.status).toBe('queued');
@@ -38,6 +38,7 @@ describe('quantizeModel with the embedded transport (child-process worker, SQLit
     expect(job.worker).toMatchObject({ workerId: 'embedded' });
     expect(job.variant).toMatchObject({ tag: 'w4a4-rtn', precision: 'W4A4', method: 'rtn', parentVariantId: parentId, status: 'ready' });
     expect(job.variant!.config).toMatchObject({ jobId: id, bits: 'w4a4', calibSize: 8 });
+    expect(job.variant!.metrics).toMatchObject({ task: 'classification', images: 1000, top1: expect.any(Number) });
 
     const policy = await gateway.graphql<{ trafficPolicy: { shadows: Array<{ variantId: string; mirrorPercent: number }> } }>(
       `{ trafficPolicy(model: "tiny") { shadows { variantId mirrorPercent } } }`,

@@ -88,6 +88,19 @@ describeWithNats('quantization jobs over NATS JetStream', () => {
     expect(await variantsOfJob(setup.gateway, id)).toEqual([job.variantId]);
   });
 
+  test('SIGTERM: a worker stops pulling, hands its running job back after the grace period and exits cleanly', async () => {
+    setup = await setUp();
+    const leaving = addWorker(setup, 'leaving', { COPY_ENGINE_STEPS: '600', COPY_ENGINE_STEP_MS: '100', WORKER_SHUTDOWN_GRACE_MS: '300' });
+    const id = (await quantize(setup.gateway, {})).data!.quantizeModel.id;
+    await waitForStatus(setup.gateway, id, ['running']);
+    expect(await leaving.stop('SIGTERM')).toBe(0);
+    expect(leaving.output()).toMatch(/job handed back: worker shutting down/);
+
+    addWorker(setup, 'staying', { COPY_ENGINE_STEPS: '3', COPY_ENGINE_STEP_MS: '10' });
+    const job = await waitForStatus(setup.gateway, id, ['succeeded', 'failed']);
+    expect(job).toMatchObject({ status: 'succeeded', attempt: 2, worker: { workerId: 'staying' } });
+  });
+
   test('a job that keeps losing its worker fails with the reason after JOB_MAX_ATTEMPTS deliveries', async () => {
     setup = await setUp();
     const id = (await quantize(setup.gateway, {})).data!.quantizeModel.id;

@@ -90,7 +90,7 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
 }
 
 export const JOB_FIELDS = `id status stage block blocks progress etaSeconds attempt reason variantId log worker { workerId backend device }
-  variant { id tag precision method parentVariantId status config artifactSha256 }`;
+  variant { id tag precision method parentVariantId status config metrics artifactSha256 }`;
 
 export interface JobView {
   id: string;
@@ -102,7 +102,7 @@ export interface JobView {
   variantId: string | null;
   log: string[];
   worker: { workerId: string; backend: string; device: string } | null;
-  variant: { id: string; tag: string; precision: string; method: string; parentVariantId: string; status: string; config: Record<string, unknown>; artifactSha256: string } | null;
+  variant: { id: string; tag: string; precision: string; method: string; parentVariantId: string; status: string; config: Record<string, unknown>; metrics: Record<string, unknown>; artifactSha256: string } | null;
 }
 
 export async function registerTinyClassifier(gateway: TestGateway, name = 'tiny'): Promise<{ modelId: string; variantId: string }> {
