@@ -59,3 +59,23 @@ describe('changing constants after load', () => {
     }
   });
 });
+
+describe('sites', () => {
+  it('carry bits and granularity per operand, with the patch-embedding and head overrides', () => {
+    const { program } = loadImageModelFile(tinyClassifier(13));
+    const sites = findSites(program, { weightBits: 4, activationBits: 8 });
+    const conv = sites.find((s) => s.kind === 'conv') as QuantSite;
+    expect(conv.operands.map((o) => [o.role, o.bits, o.granularity, o.axis])).toEqual([['activation', 8, 'per-tensor', undefined], ['weight', 4, 'per-channel', 0]]);
+    const qkv = sites.find((s) => s.id.includes('qkv')) as QuantSite;
+    expect(qkv.operands.map((o) => [o.role, o.bits, o.granularity, o.axis])).toEqual([['activation', 8, 'per-tensor', undefined], ['weight', 4, 'per-channel', 1]]);
+    const attention = sites.find((s) => s.kind === 'dynamic-matmul') as QuantSite;
+    expect(attention.operands.map((o) => [o.role, o.granularity, o.axis, o.shape.length])).toEqual([['activation', 'per-head', 1, 4], ['activation', 'per-head', 1, 4]]);
+    const head = sites.find((s) => s.position === 'head') as QuantSite;
+    expect(head.opType).toBe('Gemm');
+    expect(head.operands.map((o) => [o.bits, o.axis])).toEqual([[8, undefined], [4, 0]]);
+
+    const lowBitConv = findSites(program, { weightBits: 3, activationBits: 3, linearActivations: 'per-token' });
+    expect(lowBitConv[0].operands[0].bits).toBe(8);
+    expect(lowBitConv[1].operands[0]).toMatchObject({ granularity: 'per-token', axis: 1, bits: 3 });
+  });
+});
