@@ -102,7 +102,7 @@ function list(env: Env, name: string, fallback: string[]): string[] {
 }
 
 /** Plugins shipped with the gateway and loaded when GATEWAY_PLUGINS is unset. */
-export const DEFAULT_PLUGINS: string[] = [];
+export const DEFAULT_PLUGINS: string[] = ['./plugins/fimaq'];
 
 export function loadConfig(env: Env = process.env): GatewayConfig {
   const adminToken = env.GATEWAY_ADMIN_TOKEN?.trim() || undefined;
