@@ -1,5 +1,6 @@
 /** Matrix products and convolution: the ops quantization sites are built on. */
 import * as tf from '@tensorflow/tfjs';
+import { transpose } from './transpose';
 import { KernelTable, OpContext, attrFloat, attrInt, attrInts, attrString, required, unsupported } from './kernel';
 
 /** Batched matmul with numpy semantics; a rank-2 right operand is applied as one big 2-D product. */
@@ -62,9 +63,9 @@ function patchEmbedding(x: tf.Tensor, w: tf.Tensor): tf.Tensor {
   const rows = Math.floor(h / ph);
   const cols = Math.floor(width / pw);
   const cropped = rows * ph === h && cols * pw === width ? x : tf.slice(x, [0, 0, 0, 0], [n, c, rows * ph, cols * pw]);
-  const patches = tf.reshape(tf.transpose(tf.reshape(cropped, [n, c, rows, ph, cols, pw]), [0, 2, 4, 1, 3, 5]), [n * rows * cols, c * ph * pw]);
+  const patches = tf.reshape(transpose(tf.reshape(cropped, [n, c, rows, ph, cols, pw]), [0, 2, 4, 1, 3, 5]), [n * rows * cols, c * ph * pw]);
   const y = tf.matMul(patches, tf.reshape(w, [out, c * ph * pw]), false, true);
-  return tf.transpose(tf.reshape(y, [n, rows, cols, out]), [0, 3, 1, 2]);
+  return transpose(tf.reshape(y, [n, rows, cols, out]), [0, 3, 1, 2]);
 }
 
 function isPatchEmbedding(ctx: OpContext, kernel: number[], strides: number[], dilations: number[], group: number): boolean {

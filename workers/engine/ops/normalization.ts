@@ -1,5 +1,6 @@
 /** Normalizations and reductions: LayerNormalization, Softmax family, Reduce*. */
 import * as tf from '@tensorflow/tfjs';
+import { transpose } from './transpose';
 import { KernelTable, OpContext, OpKernel, attrFloat, attrInt, axesOf, normalizeAxis, required } from './kernel';
 
 function layerNormalization(inputs: (tf.Tensor | undefined)[], ctx: OpContext): tf.Tensor[] {
@@ -31,7 +32,7 @@ function softmaxFamily(fn: (x: tf.Tensor) => tf.Tensor): OpKernel {
       const perm = Array.from({ length: x.rank }, (_, i) => i);
       perm[axis] = x.rank - 1;
       perm[x.rank - 1] = axis;
-      return [tf.transpose(fn(tf.transpose(x, perm)), perm)];
+      return [transpose(fn(transpose(x, perm)), perm)];
     }
     const axis = normalizeAxis(attrInt(ctx.node, 'axis', 1), x.rank);
     const rows = x.shape.slice(0, axis).reduce((a, b) => a * b, 1);

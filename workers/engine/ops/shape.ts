@@ -1,5 +1,6 @@
 /** Shape manipulation, indexing, constants and casts. Shape-valued operands are small int32 tensors. */
 import * as tf from '@tensorflow/tfjs';
+import { transpose } from './transpose';
 import { onnx } from '../onnx/proto';
 import { hostDType } from '../onnx/tensor';
 import {
@@ -16,9 +17,9 @@ function reshape(inputs: Inputs, ctx: OpContext): tf.Tensor[] {
   return [tf.reshape(x, target)];
 }
 
-function transpose(inputs: Inputs, ctx: OpContext): tf.Tensor[] {
+function transposeKernel(inputs: Inputs, ctx: OpContext): tf.Tensor[] {
   const x = required(inputs, 0, ctx);
-  return [tf.transpose(x, attrInts(ctx.node, 'perm'))];
+  return [transpose(x, attrInts(ctx.node, 'perm'))];
 }
 
 function concat(inputs: Inputs, ctx: OpContext): tf.Tensor[] {
@@ -217,7 +218,7 @@ function pad(inputs: Inputs, ctx: OpContext): tf.Tensor[] {
 
 export const shapeKernels: KernelTable = {
   Reshape: reshape,
-  Transpose: transpose,
+  Transpose: transposeKernel,
   Concat: concat,
   Gather: gather,
   Slice: slice,
