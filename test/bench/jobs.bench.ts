@@ -1,0 +1,186 @@
+/**
+ * Quantization jobs end to end (`npm run bench:jobs`), side by side in one run:
+ *   1. dispatch latency, mutation → worker start (the worker's "job started" log line), with
+ *      idle workers: p50 / p99 over BENCH_LATENCY_JOBS jobs sent one after another;
+ *   2. BENCH_JOBS jobs sent at once to 1 worker process, then to 2: every job completes exactly
+ *      once (one start, one success, one variant), throughput ratio 2 vs 1;
+ *   3. the embedded default: inference p99 over HTTP with and without a quantization job
+ *      running in the embedded worker process.
+ * Jobs are RTN on the small test ViT with 8 calibration images (BENCH_ENGINE=copy swaps in the
+ * test stand-in engine to measure the transport alone). Needs NATS (NATS_URL, default the test
+ * server). Figures are ratios measured minutes apart on one machine; the run prints the load.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { ADMIN_TOKEN, startTestGateway, type TestGateway } from '../support/gateway-harness';
+import { NATS_TEST_URL } from '../support/services';
+import {
+  COPY_ENGINE, deleteNamespace, FASHION_MNIST, fimaqPlugin, jobOf, quantize, registerTinyClassifier, startWorker,
+  uniqueNamespace, waitFor, waitForStatus, type WorkerProcess,
+} from '../jobs/support/jobs-harness';
+
+const NATS_URL = process.env.NATS_URL ?? NATS_TEST_URL;
+const JOBS = Number(process.env.BENCH_JOBS ?? 50);
+const LATENCY_JOBS = Number(process.env.BENCH_LATENCY_JOBS ?? 20);
+const INFERENCE_SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const ENGINE_ENV: Record<string, string> = process.env.BENCH_ENGINE === 'copy'
+  ? { WORKER_ENGINE_MODULE: COPY_ENGINE, COPY_ENGINE_STEPS: '5', COPY_ENGINE_STEP_MS: '20' }
+  : { WORKER_ENGINE_MODULE: '' };
+
+const out = (line = '') => process.stdout.write(`${line}\n`);
+const percentile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+const fmt = (n: number, digits = 1) => n.toFixed(digits);
+
+/** Per job, when each worker logged "job started" / "job succeeded" (epoch ms). */
+function workerLog(workers: WorkerProcess[]): Map<string, { started: number[]; succeeded: number[] }> {
+  const byJob = new Map<string, { started: number[]; succeeded: number[] }>();
+  for (const line of workers.flatMap((w) => w.output().split('\n'))) {
+    if (!line.startsWith('{')) continue;
+    const entry = JSON.parse(line) as { msg?: string; job?: string; time: number };
+    if (!entry.job || (entry.msg !== 'job started' && entry.msg !== 'job succeeded')) continue;
+    const record = byJob.get(entry.job) ?? { started: [], succeeded: [] };
+    (entry.msg === 'job started' ? record.started : record.succeeded).push(entry.time);
+    byJob.set(entry.job, record);
+  }
+  return byJob;
+}
+
+async function natsSetup(workerCount: number) {
+  const namespace = uniqueNamespace();
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-jobs-'));
+  const gateway = await startTestGateway({
+    plugins: [fimaqPlugin({ config: { natsNamespace: namespace, dispatchIntervalMs: 1000, shadowByDefault: false } })],
+    env: { NATS_URL },
+  });
+  await registerTinyClassifier(gateway);
+  const workers = Array.from({ length: workerCount }, (_, i) => startWorker({
+    NATS_URL, FIMAQ_NATS_NAMESPACE: namespace, WORKER_ID: `bench-${i}`, DATA_DIR: path.join(tmp, `w${i}`), LOG_LEVEL: 'info', ...ENGINE_ENV,
+  }));
+  await waitFor('workers to be ready', async () => (workers.every((w) => /worker ready/.test(w.output())) ? true : undefined), 60_000);
+  return {
+    gateway,
+    workers,
+    stop: async () => {
+      await Promise.all(workers.map((w) => w.stop('SIGKILL')));
+      await gateway.stop();
+      await deleteNamespace(NATS_URL, namespace);
+      fs.rmSync(tmp, { recursive: true, force: true });
+    },
+  };
+}
+
+async function dispatchLatency(): Promise<number[]> {
+  const setup = await natsSetup(2);
+  try {
+    const sentAt = new Map<string, number>();
+    for (let i = 0; i < LATENCY_JOBS; i++) {
+      const sent = Date.now();
+      const id = (await quantize(setup.gateway, { seed: i })).data!.quantizeModel.id;
+      sentAt.set(id, sent);
+      await waitForStatus(setup.gateway, id, ['succeeded', 'failed'], 120_000);
+    }
+    const log = workerLog(setup.workers);
+    return [...sentAt].map(([id, sent]) => (log.get(id)?.started[0] ?? Number.NaN) - sent).sort((a, b) => a - b);
+  } finally {
+    await setup.stop();
+  }
+}
+
+async function burst(workerCount: number): Promise<{ seconds: number; exactlyOnce: boolean; queuedP50: number; queuedP99: number; problems: string[] }> {
+  const setup = await natsSetup(workerCount);
+  try {
+    const sentAt = new Map<string, number>();
+    const started = performance.now();
+    for (let i = 0; i < JOBS; i++) {
+      const sent = Date.now();
+      const result = await quantize(setup.gateway, { seed: i });
+      if (!result.data) throw new Error(`quantizeModel failed: ${JSON.stringify(result.errors)}`);
+      sentAt.set(result.data.quantizeModel.id, sent);
+    }
+    const jobs = [];
+    for (const id of sentAt.keys()) jobs.push(await waitForStatus(setup.gateway, id, ['succeeded', 'failed', 'cancelled'], 600_000));
+    const seconds = (performance.now() - started) / 1000;
+    const log = workerLog(setup.workers);
+    const problems: string[] = [];
+    for (const job of jobs) {
+      const record = log.get(job.id);
+      if (job.status !== 'succeeded') problems.push(`${job.id} ${job.status}: ${job.reason}`);
+      if (record?.started.length !== 1 || record.succeeded.length !== 1) problems.push(`${job.id} started ${record?.started.length ?? 0}x, succeeded ${record?.succeeded.length ?? 0}x`);
+    }
+    const model = await setup.gateway.graphql<{ model: { variants: Array<{ config: { jobId?: string } }> } }>(`{ model(name: "tiny") { variants { config } } }`);
+    const variantJobs = model.data!.model.variants.map((v) => v.config.jobId).filter(Boolean);
+    if (variantJobs.length !== JOBS || new Set(variantJobs).size !== JOBS) problems.push(`${variantJobs.length} variants for ${JOBS} jobs`);
+    const waits = [...sentAt].map(([id, sent]) => (log.get(id)?.started[0] ?? Number.NaN) - sent).sort((a, b) => a - b);
+    return { seconds, exactlyOnce: problems.length === 0, queuedP50: percentile(waits, 0.5), queuedP99: percentile(waits, 0.99), problems };
+  } finally {
+    await setup.stop();
+  }
+}
+
+interface Latency {
+  p50: number;
+  p99: number;
+  requests: number;
+}
+
+async function inferenceP99(gateway: TestGateway, body: string, seconds: number): Promise<Latency> {
+  const latencies: number[] = [];
+  const end = performance.now() + seconds * 1000;
+  while (performance.now() < end) {
+    const sent = performance.now();
+    const response = await fetch(`${gateway.url}/v2/models/tiny/infer`, {
+      method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN_TOKEN}` }, body,
+    });
+    await response.arrayBuffer();
+    if (!response.ok) throw new Error(`inference failed: ${response.status}`);
+    latencies.push(performance.now() - sent);
+  }
+  latencies.sort((a, b) => a - b);
+  return { p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), requests: latencies.length };
+}
+
+async function embeddedInference(): Promise<{ idle: Latency; busy: Latency; jobSeconds: number; runningAfter: boolean }> {
+  const gateway = await startTestGateway({ plugins: [fimaqPlugin({ config: { shadowByDefault: false } })] });
+  try {
+    await registerTinyClassifier(gateway);
+    const pre = await gateway.graphql<{ model: { preprocessing: { inputName: string } } }>(`{ model(name: "tiny") { preprocessing { inputName } } }`);
+    const body = JSON.stringify({ inputs: [{ name: pre.data!.model.preprocessing.inputName, datatype: 'FP32', shape: [1, 1, 28, 28], data: new Array(784).fill(0.5) }] });
+    await inferenceP99(gateway, body, 1);
+    const idle = await inferenceP99(gateway, body, INFERENCE_SECONDS);
+    // A job long enough to cover the measurement: RTN over 1024 calibration images.
+    const id = (await quantize(gateway, { calibSize: 1024, calibration: { path: FASHION_MNIST } })).data!.quantizeModel.id;
+    const jobStarted = performance.now();
+    await waitForStatus(gateway, id, ['running']);
+    const busy = await inferenceP99(gateway, body, INFERENCE_SECONDS);
+    const runningAfter = (await jobOf(gateway, id)).status === 'running';
+    const job = await waitForStatus(gateway, id, ['succeeded', 'failed'], 600_000);
+    if (job.status !== 'succeeded') throw new Error(`embedded job failed: ${job.reason}`);
+    return { idle, busy, jobSeconds: (performance.now() - jobStarted) / 1000, runningAfter };
+  } finally {
+    await gateway.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  out(`bench:jobs  ${JOBS} jobs, engine ${process.env.BENCH_ENGINE === 'copy' ? 'copy stand-in' : 'rtn (8 calibration images)'}, ${os.cpus().length} CPUs, load ${os.loadavg().map((l) => fmt(l, 2)).join(' ')}`);
+  const latencies = await dispatchLatency();
+  out(`dispatch latency (idle workers, ${latencies.length} jobs): p50 ${fmt(percentile(latencies, 0.5))} ms, p99 ${fmt(percentile(latencies, 0.99))} ms`);
+  const one = await burst(1);
+  out(`1 worker : ${JOBS} jobs in ${fmt(one.seconds)} s (${fmt((60 * JOBS) / one.seconds)} jobs/min), exactly once: ${one.exactlyOnce}, wait p50 ${fmt(one.queuedP50 / 1000)} s p99 ${fmt(one.queuedP99 / 1000)} s`);
+  const two = await burst(2);
+  out(`2 workers: ${JOBS} jobs in ${fmt(two.seconds)} s (${fmt((60 * JOBS) / two.seconds)} jobs/min), exactly once: ${two.exactlyOnce}, wait p50 ${fmt(two.queuedP50 / 1000)} s p99 ${fmt(two.queuedP99 / 1000)} s`);
+  out(`throughput 2 workers / 1 worker: ${fmt(one.seconds / two.seconds, 2)}x`);
+  for (const problem of [...one.problems, ...two.problems]) out(`  PROBLEM ${problem}`);
+  const embedded = await embeddedInference();
+  out(`embedded inference p99: idle ${fmt(embedded.idle.p99, 2)} ms (${embedded.idle.requests} req), during a job ${fmt(embedded.busy.p99, 2)} ms (${embedded.busy.requests} req): ratio ${fmt(embedded.busy.p99 / embedded.idle.p99, 2)}x; p50 ${fmt(embedded.idle.p50, 2)} → ${fmt(embedded.busy.p50, 2)} ms`);
+  out(`  (the job ran ${fmt(embedded.jobSeconds)} s${embedded.runningAfter ? ', through the whole measurement' : '; it ENDED before the measurement did: raise its size'})`);
+  out(`load after: ${os.loadavg().map((l) => fmt(l, 2)).join(' ')}`);
+  if (!one.exactlyOnce || !two.exactlyOnce) process.exitCode = 1;
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`bench:jobs failed: ${(error as Error).stack ?? String(error)}\n`);
+  process.exit(1);
+});
