@@ -49,7 +49,15 @@ async function openTransport(context: PluginContext, config: FimaqConfig, option
   }
   if (!(context.artifacts instanceof FileArtifactStore)) throw new Error('the embedded job transport needs the file artifact store');
   const command = options.embeddedWorker ?? compiledWorker();
-  const env = { NATS_URL: '', WORKER_ARTIFACTS_DIR: context.artifacts.root, LOG_LEVEL: context.config.logLevel, WORKER_ID: 'embedded' };
+  const env = {
+    NATS_URL: '',
+    WORKER_ARTIFACTS_DIR: context.artifacts.root,
+    LOG_LEVEL: context.config.logLevel,
+    WORKER_ID: 'embedded',
+    // The in-memory queue dies with the gateway and its jobs run again on the next start, so
+    // waiting for a running job would only delay the gateway's shutdown.
+    WORKER_SHUTDOWN_GRACE_MS: '0',
+  };
   return { transport: new EmbeddedControlPlaneTransport(context.artifacts, { ...command, env }, config.embeddedWorkers, logger) };
 }
 

@@ -1,3 +1,6 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import { ADMIN_TOKEN, startTestGateway, type TestGateway } from '../support/gateway-harness';
@@ -78,6 +81,29 @@ describe('quantizeModel with the embedded transport (child-process worker, SQLit
       delete process.env.WORKER_ENGINE_MODULE;
       delete process.env.COPY_ENGINE_STEPS;
       delete process.env.COPY_ENGINE_STEP_MS;
+    }
+  });
+
+  test('the gateway restarted while a job runs: the job runs again and its result is recorded', async () => {
+    process.env.WORKER_ENGINE_MODULE = COPY_ENGINE;
+    process.env.COPY_ENGINE_STEPS = '20';
+    process.env.COPY_ENGINE_STEP_MS = '100';
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'jobs-embedded-restart-'));
+    try {
+      const first = await startTestGateway({ plugins: [fimaqPlugin()], env: { DATA_DIR: dataDir } });
+      await registerTinyClassifier(first);
+      const id = (await quantize(first, {})).data!.quantizeModel.id;
+      await waitForStatus(first, id, ['running']);
+      await first.stop();
+
+      gateway = await startTestGateway({ plugins: [fimaqPlugin()], env: { DATA_DIR: dataDir } });
+      const job = await waitForStatus(gateway, id, ['succeeded', 'failed']);
+      expect(job).toMatchObject({ status: 'succeeded', variant: { tag: 'w4a4-rtn', status: 'ready' } });
+    } finally {
+      delete process.env.WORKER_ENGINE_MODULE;
+      delete process.env.COPY_ENGINE_STEPS;
+      delete process.env.COPY_ENGINE_STEP_MS;
+      fs.rmSync(dataDir, { recursive: true, force: true });
     }
   });
 });

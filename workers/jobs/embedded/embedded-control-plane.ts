@@ -80,11 +80,6 @@ export class EmbeddedControlPlaneTransport implements ControlPlaneTransport {
     await this.events;
   }
 
-  /** The worker processes' ids, for tests and diagnostics. */
-  get workerPids(): number[] {
-    return [...this.workers].map((w) => w.child.pid).filter((pid): pid is number => pid !== undefined);
-  }
-
   private enqueue(spec: QuantizationJobSpec): void {
     const attempt = (this.attempts.get(spec.jobId) ?? 0) + 1;
     this.attempts.set(spec.jobId, attempt);
