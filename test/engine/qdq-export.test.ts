@@ -2,6 +2,7 @@
 import * as fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { forward } from '../../workers/engine/image-model';
+import { exportQdq } from '../../workers/engine/export/qdq';
 import { decodeModel } from '../../workers/engine/onnx/proto';
 import { QuantizeResult, quantizeModel } from '../../workers/engine/quantize-model';
 import { argmaxRows, maxAbsDiff, runOrt, syntheticCalibration, syntheticImages, tinyClassifier } from './fixtures';
@@ -66,5 +67,27 @@ describe.each([13, 17] as const)('rtn QDQ export of the opset %i classifier', (o
     expect(ops.filter((o) => o === 'DequantizeLinear').length).toBeGreaterThanOrEqual(result.quantized.sites.length);
     expect(model.graph?.initializer?.some((t) => t.dataType === (bits === 'w8a8' ? 2 : 3))).toBe(true); // integer weights
     result.quantized.dispose();
+  });
+});
+
+describe('learned weights reach the export through setConstant', () => {
+  it('exports the same codes after a weight is replaced by its fake-quantized value', async () => {
+    const result = await quantizeModel({
+      model: fs.readFileSync(tinyClassifier(17)), calibration: syntheticCalibration(16, [1, 28, 28]), bits: 'w4a4', method: 'rtn', calibSize: 16,
+    });
+    const { quantized, imageModel } = result;
+    for (const site of quantized.sites) {
+      const weight = site.operands.find((o) => o.role === 'weight');
+      if (!weight) continue;
+      const value = imageModel.program.constantValue(weight.tensor) as tf.Tensor;
+      const snapped = tf.tidy(() => quantized.quantizerOf(site, weight).apply(value));
+      imageModel.program.setConstant(weight.tensor, snapped);
+      snapped.dispose();
+    }
+    const again = exportQdq(quantized);
+    const initializers = (bytes: Uint8Array): Map<string, string> => new Map((decodeModel(bytes).graph?.initializer ?? [])
+      .filter((t) => t.name?.includes('weight_codes')).map((t) => [t.name as string, Buffer.from(t.rawData as Uint8Array).toString('hex')]));
+    expect(initializers(again)).toEqual(initializers(result.onnx));
+    quantized.dispose();
   });
 });

@@ -207,24 +207,24 @@ export function exportQdq(model: QuantizedModel, metadata: ExportMetadata = {}):
     const value = program.constantValue(name) as tf.Tensor;
     graph.initializer = graph.initializer.map((t) => (t.name === name ? onnx.TensorProto.create(tensorToProto(name, DT.FLOAT, value.shape, value.dataSync())) : t));
   }
-  const inserted = new Map<number, onnx.INodeProto[]>();
-  const replacedNodes = new Map<number, onnx.INodeProto[]>();
+  // Each site's node is replaced by its quantization chains followed by the node (or by a whole integer form).
+  const replacements = new Map<number, onnx.INodeProto[]>();
   for (const site of model.sites) {
     const node = graph.node[site.nodeIndex];
     node.input ??= [];
     if (isPerTokenLinear(site)) {
-      replacedNodes.set(site.nodeIndex, perTokenIntegerMatMul(w, model, site, node));
+      replacements.set(site.nodeIndex, perTokenIntegerMatMul(w, model, site, node));
       continue;
     }
-    const before: onnx.INodeProto[] = [];
+    const nodes: onnx.INodeProto[] = [];
     for (const operand of site.operands) {
       const chain = operandNodes(w, model, site, operand, node.input[operand.inputIndex] as string);
-      before.push(...chain);
+      nodes.push(...chain);
       node.input[operand.inputIndex] = chain[chain.length - 1].output?.[0] as string;
     }
-    inserted.set(site.nodeIndex, before);
+    replacements.set(site.nodeIndex, [...nodes, node]);
   }
-  graph.node = graph.node.flatMap((n, i) => (replacedNodes.get(i) ?? [...(inserted.get(i) ?? []), n]).map((p) => onnx.NodeProto.create(p)));
+  graph.node = graph.node.flatMap((n, i) => (replacements.get(i) ?? [n]).map((p) => onnx.NodeProto.create(p)));
   graph.initializer.push(...w.initializers.map((t) => onnx.TensorProto.create(t)));
   pruneUnused(graph);
   proto.producerName = 'vit-gateway fimaq';
