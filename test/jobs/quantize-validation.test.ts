@@ -3,14 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { startTestGateway, type TestGateway } from '../support/gateway-harness';
 import { describeWithNats, NATS_TEST_URL } from '../support/services';
-import { deleteNamespace, fimaqPlugin, quantize, queuedJobMessages, registerTinyClassifier, uniqueNamespace } from './support/jobs-harness';
-
-/** A uint8 NPY image array of the given shape. */
-function npyImages(shape: number[]): Buffer {
-  const header = `{'descr': '|u1', 'fortran_order': False, 'shape': (${shape.join(', ')}), }`.padEnd(118, ' ') + '\n';
-  const prefix = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0, header.length, 0]);
-  return Buffer.concat([prefix, Buffer.from(header, 'latin1'), Buffer.alloc(shape.reduce((a, b) => a * b, 1), 128)]);
-}
+import { deleteNamespace, fimaqPlugin, npyImages, quantize, queuedJobMessages, registerTinyClassifier, uniqueNamespace } from './support/jobs-harness';
 
 describeWithNats('quantizeModel refuses invalid input before any job exists', () => {
   let gateway: TestGateway;

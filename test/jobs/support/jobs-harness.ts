@@ -22,6 +22,15 @@ export function fimaqPlugin(options: FimaqPluginOptions = {}) {
   return createFimaqPlugin({ embeddedWorker: SOURCE_WORKER_COMMAND, ...options });
 }
 
+/** A uint8 NPY image array of the given shape ([N, H, W] or [N, H, W, C]) with varied pixels. */
+export function npyImages(shape: number[]): Buffer {
+  const header = `{'descr': '|u1', 'fortran_order': False, 'shape': (${shape.join(', ')}), }`.padEnd(117, ' ') + '\n';
+  const prefix = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0, header.length, 0]);
+  const pixels = Buffer.alloc(shape.reduce((a, b) => a * b, 1));
+  for (let i = 0; i < pixels.length; i++) pixels[i] = (i * 37) % 256;
+  return Buffer.concat([prefix, Buffer.from(header, 'latin1'), pixels]);
+}
+
 export function uniqueNamespace(): string {
   return `t${randomBytes(5).toString('hex')}`;
 }
