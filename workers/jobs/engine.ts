@@ -53,6 +53,7 @@ export const libraryEngine: QuantizationEngine = async (request) => {
       bits: request.bits,
       method: request.method,
       calibSize: request.calibSize,
+      methodOptions: { iters: request.iters, rank: request.rank, reconSize: request.reconSize, seed: request.seed },
     },
     (p) => request.onProgress({
       stage: p.stage,
@@ -76,6 +77,7 @@ export const libraryEngine: QuantizationEngine = async (request) => {
       seed: request.seed,
       blocks: report.blocks.length,
       seconds: report.seconds,
+      ...(report.methodReport ? { methodReport: report.methodReport } : {}),
     },
   };
 };
