@@ -251,7 +251,8 @@ def cmd_train_encoder(args):
     embedding head are trained against the class prototypes. A fraction of a full fine-tune's CPU."""
     torch.manual_seed(SEED)
     model = make_encoder()
-    backbone = torch.load(os.path.join(CHECKPOINTS, 'classifier-final.pt'))
+    backbone = torch.load(args.init)
+    backbone = backbone.get('model', backbone)  # a training checkpoint or a final state dict
     backbone = {k: v for k, v in backbone.items() if not k.startswith('head.')}
     missing = model.load_state_dict(backbone, strict=False)
     assert set(missing.missing_keys) == {'head.weight', 'head.bias'}, missing
@@ -291,7 +292,7 @@ def cmd_train_encoder(args):
     write_json(os.path.join(CHECKPOINTS, 'encoder-training.json'), {
         'epochs': args.epochs, 'lr': args.lr, 'batchSize': args.batch_size, 'augmentation': False,
         'temperature': loss_fn.temperature,
-        'initializedFrom': 'the trained classifier (vit-fmnist-cls)',
+        'initializedFrom': f'classifier weights {os.path.relpath(args.init, HERE)}',
         'trained': 'last transformer block, final LayerNorm, embedding head (Linear 128->64) and class prototypes; '
                    'patch embedding and blocks 1-5 frozen from the classifier',
         'seconds': round(seconds)})
@@ -495,6 +496,9 @@ if __name__ == '__main__':
             p.add_argument('--no-aug', action='store_true', help='no flips or shifts (what the reference model used)')
             p.add_argument('--note', help='recorded in the training record, e.g. a change of schedule on resume')
             p.add_argument('--stop-after', type=int, help='stop after this epoch (checkpointed; rerun to resume)')
+        else:
+            p.add_argument('--init', default=os.path.join(CHECKPOINTS, 'classifier-final.pt'),
+                           help='classifier weights to start from (a final state dict or a training checkpoint)')
     sub.add_parser('bench')
     sub.add_parser('export')
     args = parser.parse_args()
