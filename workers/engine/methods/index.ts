@@ -2,11 +2,14 @@
 import { InputError } from '../../data/errors';
 import { QuantizationMethod } from './method';
 import { roundToNearest } from './rtn';
+import { fimaqMethods } from '../../fimaq/methods';
 
 export type { MethodContext, MethodOptions, MethodProgress, MethodReport, QuantizationMethod } from './method';
 
 const methods: Record<string, QuantizationMethod> = {
   rtn: roundToNearest,
+  // calib, mse, fisher_diag, fisher_lr, fisher_brecq, fisher_dplr, fimaq
+  ...fimaqMethods,
 };
 
 export const methodNames: readonly string[] = Object.keys(methods);

@@ -1,0 +1,144 @@
+/**
+ * FIMA-Q's methods for the engine's registry: `calib` (stage 1), `mse`, `fisher_diag`, `fisher_lr`,
+ * `fisher_brecq`, `fisher_dplr` (stage 1 + reconstruction with that loss) and `fimaq`
+ * (= fisher_dplr). All share one pipeline so the benchmark compares losses, nothing else.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { MethodContext, MethodReport, QuantizationMethod } from '../engine/methods/method';
+import { InputError } from '../data/errors';
+import { calibrate } from './calibrate';
+import { classificationLogits, LogitsFunction, retrievalLogits } from './logits';
+import { FimaqOptions, ReconstructionLoss, resolveFimaqOptions } from './options';
+import { BlockReconstruction } from './reconstruct';
+
+/** Images of the calibration capture on which candidates are compared by running the product. */
+const SEARCH_IMAGES = 32;
+
+function concatBatches(batches: readonly tf.Tensor[]): tf.Tensor {
+  return batches.length === 1 ? batches[0].clone() : tf.concat(batches as tf.Tensor[], 0);
+}
+
+/** Full-precision model outputs of the images, in batches. */
+function modelOutputs(context: MethodContext, images: tf.Tensor, batchSize: number): tf.Tensor {
+  const { program, input, outputName } = context.model;
+  const parts: tf.Tensor[] = [];
+  for (let start = 0; start < images.shape[0]; start += batchSize) {
+    parts.push(tf.tidy(() => program.run({ [input.name]: tf.slice(images, start, Math.min(batchSize, images.shape[0] - start)) })[outputName]));
+  }
+  const joined = tf.concat(parts, 0);
+  parts.forEach((p) => p.dispose());
+  return joined;
+}
+
+function logitsFor(options: FimaqOptions, fpOutputs: tf.Tensor): { logits: LogitsFunction; dispose: () => void } {
+  if (options.task === 'classification') return { logits: classificationLogits, dispose: () => undefined };
+  const { reference } = options;
+  if (reference.kind === 'embeddings') {
+    const dim = fpOutputs.shape[1] as number;
+    if (reference.dim !== dim || reference.vectors.length === 0 || reference.vectors.length % dim !== 0) {
+      throw new InputError(`the reference set has ${reference.dim}-dimensional rows but the model embeds into ${dim} dimensions`);
+    }
+    const rows = tf.tensor2d(reference.vectors, [reference.vectors.length / dim, dim]);
+    const handle = retrievalLogits(rows, options.retrievalScale);
+    rows.dispose();
+    return { logits: handle.logits, dispose: () => handle.reference.dispose() };
+  }
+  // The gallery: the full-precision embeddings of the reconstruction images themselves.
+  const handle = retrievalLogits(fpOutputs, options.retrievalScale);
+  return { logits: handle.logits, dispose: () => handle.reference.dispose() };
+}
+
+/** Checks that need no compute, so bad requests fail before any long work. */
+function validate(context: MethodContext, options: FimaqOptions, reconstructs: boolean): void {
+  if (reconstructs && context.sourceSize < options.reconSize) {
+    throw new InputError(`the calibration set has ${context.sourceSize} images, fewer than the ${options.reconSize} reconstruction images requested; lower --recon-size or use a larger set`);
+  }
+  if (options.task === 'retrieval' && options.reference.kind === 'prototypes') {
+    throw new InputError('class prototypes need labels the calibration source does not carry; use the gallery reference (the reconstruction images) or give reference embeddings');
+  }
+}
+
+async function runFimaq(context: MethodContext, loss: ReconstructionLoss | undefined): Promise<MethodReport> {
+  const options = resolveFimaqOptions(context.options as Partial<FimaqOptions>);
+  validate(context, options, loss !== undefined);
+  const totalIterations = loss ? options.iters * context.blocks.filter((b) => b.sites.length > 0).length : 0;
+  // Stage 1 takes roughly as long as this many reconstruction iterations; only shapes the progress fraction.
+  const calibrationWeight = loss ? Math.max(1, totalIterations / 4) : 1;
+  const started = performance.now();
+  const fraction = (calibrated: number, iterations: number): number => (calibrated * calibrationWeight + iterations) / (calibrationWeight + totalIterations);
+  const eta = (done: number): number | undefined => (done > 0 ? ((performance.now() - started) / 1000) * (1 - done) / done : undefined);
+
+  const calibration = await calibrate(context.quantized, {
+    inputName: context.model.input.name,
+    images: context.calibration,
+    eqN: options.eqN,
+    searchRounds: options.searchRounds,
+    searchImages: SEARCH_IMAGES,
+    search: true,
+    onSite: async (done, total, site) => {
+      const f = fraction(done / total, 0);
+      context.onProgress({ stage: 'calibrate', done, total, detail: site.id, fraction: f, etaSeconds: eta(f) });
+      await new Promise((resolve) => setImmediate(resolve));
+    },
+  });
+  if (!loss) return { stage1: calibration, options: publicOptions(options) };
+
+  const reconStarted = performance.now();
+  const batches = await context.loadImages(options.reconSize, options.batchSize);
+  const images = concatBatches(batches);
+  batches.forEach((b) => b.dispose());
+  const fpOutputs = modelOutputs(context, images, options.batchSize);
+  const logits = logitsFor(options, fpOutputs);
+  let iterationsDone = 0;
+  const reconstruction = new BlockReconstruction(context.quantized, context.blocks, images, fpOutputs, {
+    loss,
+    iters: options.iters,
+    batchSize: options.batchSize,
+    rank: options.rank,
+    seed: options.seed,
+    temperature: options.temperature,
+    dropProbability: options.dropProbability,
+    expandAttentionScales: options.expandAttentionScales,
+    logits: logits.logits,
+    outputName: context.model.outputName,
+    onIteration: async ({ block, iteration, loss: value }) => {
+      iterationsDone++;
+      if (iteration % 10 !== 0 && iteration !== options.iters) return;
+      const f = fraction(1, iterationsDone);
+      context.onProgress({
+        stage: 'reconstruct', done: iterationsDone, total: totalIterations, block: block.name, iteration, iterations: options.iters,
+        loss: value, fraction: f, etaSeconds: eta(f), detail: `${block.name} it ${iteration}/${options.iters} loss ${value.toFixed(4)}`,
+      });
+      await new Promise((resolve) => setImmediate(resolve));
+    },
+  });
+  try {
+    const blocks = await reconstruction.run();
+    return {
+      stage1: calibration,
+      stage2: { loss, seconds: (performance.now() - reconStarted) / 1000, blocks },
+      options: publicOptions(options),
+    };
+  } finally {
+    reconstruction.dispose();
+    logits.dispose();
+    [images, fpOutputs].forEach((t) => t.dispose());
+  }
+}
+
+/** The options as reported (reference vectors left out). */
+function publicOptions(options: FimaqOptions): Record<string, unknown> {
+  return { ...options, reference: options.reference.kind };
+}
+
+const withLoss = (loss: ReconstructionLoss | undefined): QuantizationMethod => (context) => runFimaq(context, loss);
+
+export const fimaqMethods: Readonly<Record<string, QuantizationMethod>> = {
+  calib: withLoss(undefined),
+  mse: withLoss('mse'),
+  fisher_diag: withLoss('fisher_diag'),
+  fisher_lr: withLoss('fisher_lr'),
+  fisher_brecq: withLoss('fisher_brecq'),
+  fisher_dplr: withLoss('fisher_dplr'),
+  fimaq: withLoss('fisher_dplr'),
+};
