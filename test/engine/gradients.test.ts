@@ -59,6 +59,20 @@ describe('gradients through the program', () => {
     });
   });
 
+  it('flow through Gather with few (sliced) and many (one-hot scattered) indices', () => {
+    for (const indices of [[2, 0], Array.from({ length: 20 }, (_, i) => (i * 7) % 5)]) {
+      const program = OnnxProgram.fromBytes(buildModel({
+        inputs: [{ name: 'x', shape: [3, 5, 2] }],
+        outputs: [{ name: 'y', shape: [3, indices.length, 2] }],
+        initializers: [{ name: 'i', shape: [indices.length], values: indices, type: 7 }],
+        nodes: [{ op: 'Gather', inputs: ['x', 'i'], outputs: ['y'], attributes: { axis: 1 } }],
+      }));
+      const grad = tf.grad((x: tf.Tensor) => tf.sum(program.run({ x })['y']))(tf.zeros([3, 5, 2]));
+      const counts = [0, 1, 2, 3, 4].map((k) => indices.filter((i) => i === k).length);
+      expect(Array.from(grad.dataSync())).toEqual([0, 1, 2].flatMap(() => counts.flatMap((c) => [c, c])));
+    }
+  });
+
   it('reach weights, input and scales through the fake-quantized ViT (straight-through rounding)', () => {
     const model = loadImageModelFile(tinyClassifier(17));
     const sites = findSites(model.program, { weightBits: 4, activationBits: 4 });

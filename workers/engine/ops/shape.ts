@@ -56,10 +56,29 @@ function differentiableGather(x: tf.Tensor, indices: tf.Tensor, axis: number): t
   return gathered(x, indices);
 }
 
+/** Few indices (cls-token selection, qkv unbinding) as contiguous slices of a 3-D view: fast on wasm, differentiable. */
+const SLICED_GATHER_LIMIT = 16;
+
+function slicedGather(x: tf.Tensor, indices: number[], indexShape: number[], axis: number): tf.Tensor {
+  const outer = x.shape.slice(0, axis);
+  const inner = x.shape.slice(axis + 1);
+  const before = outer.reduce((a, b) => a * b, 1);
+  const after = inner.reduce((a, b) => a * b, 1);
+  const view = tf.reshape(x, [before, x.shape[axis], after]);
+  const slices = indices.map((i) => tf.slice(view, [0, i, 0], [before, 1, after]));
+  const joined = slices.length === 1 ? slices[0] : tf.concat(slices, 1);
+  return tf.reshape(joined, [...outer, ...indexShape, ...inner]);
+}
+
 function gather(inputs: Inputs, ctx: OpContext): tf.Tensor[] {
   const x = required(inputs, 0, ctx);
   const axis = normalizeAxis(attrInt(ctx.node, 'axis', 0), x.rank);
-  const indices = tf.cast(required(inputs, 1, ctx), 'int32');
+  const indexTensor = required(inputs, 1, ctx);
+  if (x.dtype === 'float32' && indexTensor.size > 0 && indexTensor.size <= SLICED_GATHER_LIMIT) {
+    const indices = intsOf(indexTensor).map((i) => (i < 0 ? i + x.shape[axis] : i));
+    return [slicedGather(x, indices, indexTensor.shape, axis)];
+  }
+  const indices = tf.cast(indexTensor, 'int32');
   const wrapped = tf.where(tf.less(indices, tf.scalar(0, 'int32')), tf.add(indices, tf.scalar(x.shape[axis], 'int32')), indices);
   return [x.dtype === 'float32' ? differentiableGather(x, wrapped, axis) : tf.gather(x, wrapped, axis)];
 }
@@ -174,14 +193,14 @@ function split(inputs: Inputs, ctx: OpContext): tf.Tensor[] {
   const axis = normalizeAxis(attrInt(ctx.node, 'axis', 0), x.rank);
   const given = ctx.opset >= 13 ? (inputs[1] ? intsOf(inputs[1]) : undefined) : attrInts(ctx.node, 'split');
   const dim = x.shape[axis];
-  const parts = ctx.node.outputs.length;
-  let sizes = given;
-  if (!sizes) {
-    const count = attrInt(ctx.node, 'num_outputs', parts);
-    const chunk = Math.ceil(dim / count);
-    sizes = Array.from({ length: count }, (_, i) => Math.max(0, Math.min(chunk, dim - chunk * i)));
-  }
-  return tf.split(x, sizes, axis);
+  const count = attrInt(ctx.node, 'num_outputs', ctx.node.outputs.length);
+  const chunk = Math.ceil(dim / count);
+  const sizes = given ?? Array.from({ length: count }, (_, i) => Math.max(0, Math.min(chunk, dim - chunk * i)));
+  // As a 3-D split: the wasm backend slices high-rank tensors slowly.
+  const outer = x.shape.slice(0, axis);
+  const inner = x.shape.slice(axis + 1);
+  const parts = tf.split(tf.reshape(x, [outer.reduce((a, b) => a * b, 1), dim, inner.reduce((a, b) => a * b, 1)]), sizes, 1);
+  return parts.map((part, i) => tf.reshape(part, [...outer, sizes[i], ...inner]));
 }
 
 function range(inputs: Inputs, ctx: OpContext): tf.Tensor[] {
