@@ -1,0 +1,200 @@
+/**
+ * The data plane against raw onnxruntime, side by side in one run (`npm run bench:serving`):
+ *   1. throughput and p50 of raw in-process ORT vs the gateway over real HTTP (autocannon in a
+ *      separate process), batch 1 and 8, 1 and 32 clients;
+ *   2. dynamic batching on vs off for batch-1 requests from 32 clients;
+ *   3. the cost of a 100 % shadow on the primary's p50;
+ *   4. JSON vs binary tensors for a 224x224x3 input.
+ * Figures are ratios of measurements taken seconds apart on the same machine; on a shared or
+ * loaded machine they wander, so the run prints its load average beside them.
+ * BENCH_MODEL (an .onnx path), BENCH_SECONDS (per measurement, default 4) and BENCH_THREADS
+ * (onnxruntime intra-op threads for raw and gateway alike, default 1) adjust it. It runs as a plain
+ * Node process (register-ts.js), not under jest, whose sandbox slows an HTTP server several-fold.
+ */
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import * as ort from 'onnxruntime-node';
+import { readModelCard } from '../../workers/common/model-card';
+import { ADMIN_TOKEN, FIXTURES, startTestGateway, type TestGateway } from '../support/gateway-harness';
+
+const ROOT = path.resolve(__dirname, '../..');
+const REFERENCE = path.join(ROOT, 'deploy/demo/models/vit-fmnist-cls-op17.onnx');
+const STAND_IN = path.join(ROOT, 'test/fixtures/engine/tiny-vit-cls-op17.onnx');
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
+const THREADS = Number(process.env.BENCH_THREADS ?? 1);
+const LOAD_GENERATOR = path.join(__dirname, 'load-generator.js');
+
+interface Measure {
+  throughput: number;
+  p50: number;
+  p99?: number;
+  failures?: number;
+}
+
+const out = (line = '') => process.stdout.write(`${line}\n`);
+const fmt = (n: number, digits = 2) => n.toFixed(digits);
+
+function percentile(sorted: number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+}
+
+/** `clients` loops calling session.run back to back for the duration, in this process. */
+async function rawOrt(session: ort.InferenceSession, feeds: Record<string, ort.Tensor>, clients: number): Promise<Measure> {
+  const latencies: number[] = [];
+  const end = performance.now() + SECONDS * 1000;
+  const loop = async () => {
+    while (performance.now() < end) {
+      const started = performance.now();
+      await session.run(feeds);
+      latencies.push(performance.now() - started);
+    }
+  };
+  const started = performance.now();
+  await Promise.all(Array.from({ length: clients }, loop));
+  const elapsed = (performance.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+  return { throughput: latencies.length / elapsed, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99) };
+}
+
+/** Runs the load generator (a separate process, so it does not share the gateway's event loop). */
+function generator<T>(url: string, body: Buffer, headers: Record<string, string>, settings: Record<string, unknown>): Promise<T> {
+  const file = path.join(os.tmpdir(), `bench-body-${process.pid}-${Math.random().toString(36).slice(2)}`);
+  fs.writeFileSync(file, body);
+  const options = { url, method: 'POST', duration: SECONDS, headers: { authorization: `Bearer ${ADMIN_TOKEN}`, ...headers }, ...settings };
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [LOAD_GENERATOR, JSON.stringify(options), file], { maxBuffer: 64 * 1024 * 1024 }, (error, stdout) => {
+      fs.rmSync(file, { force: true });
+      if (error) reject(error);
+      else resolve(JSON.parse(stdout) as T);
+    });
+  });
+}
+
+/** Throughput and p50 (whole ms) with `clients` concurrent connections (autocannon). */
+async function httpLoad(url: string, body: Buffer, headers: Record<string, string>, clients: number): Promise<Measure> {
+  const result = await generator<{ latency: { p50: number; p99: number }; non2xx: number; errors: number; '2xx': number; duration: number }>(url, body, headers, { connections: clients });
+  return { throughput: result['2xx'] / result.duration, p50: result.latency.p50, p99: result.latency.p99, failures: result.non2xx + result.errors };
+}
+
+/** p50 of one request at a time with a sub-millisecond clock. */
+async function sequentialLatency(url: string, body: Buffer, headers: Record<string, string>): Promise<number> {
+  return (await generator<{ p50: number }>(url, body, headers, { sequential: true })).p50;
+}
+
+async function graphql(gateway: TestGateway, query: string, variables: Record<string, unknown>): Promise<void> {
+  const result = await gateway.graphql(query, variables);
+  if (result.errors) throw new Error(result.errors[0].message);
+}
+
+const POLICY = `mutation($model: String!, $policy: TrafficPolicyInput!) { setTrafficPolicy(model: $model, policy: $policy) { version } }`;
+
+function randomRows(rows: number, rowLength: number): Float32Array {
+  const data = new Float32Array(rows * rowLength);
+  for (let i = 0; i < data.length; i++) data[i] = Math.random() * 2 - 1;
+  return data;
+}
+
+function jsonBody(name: string, shape: number[], data: Float32Array): Buffer {
+  return Buffer.from(JSON.stringify({ inputs: [{ name, datatype: 'FP32', shape, data: Array.from(data) }] }));
+}
+
+function binaryBody(name: string, shape: number[], data: Float32Array): { body: Buffer; headers: Record<string, string> } {
+  const header = Buffer.from(JSON.stringify({ inputs: [{ name, datatype: 'FP32', shape, parameters: { binary_data_size: data.byteLength } }] }));
+  return {
+    body: Buffer.concat([header, Buffer.from(data.buffer, data.byteOffset, data.byteLength)]),
+    headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(header.length) },
+  };
+}
+
+async function main(): Promise<void> {
+  const modelFile = process.env.BENCH_MODEL ?? (fs.existsSync(REFERENCE) ? REFERENCE : STAND_IN);
+  const card = readModelCard(modelFile);
+  const session = await ort.InferenceSession.create(modelFile, { intraOpNumThreads: THREADS, graphOptimizationLevel: 'all' });
+  const input = session.inputMetadata[0];
+  if (!input.isTensor) throw new Error(`${modelFile}: the input is not a tensor`);
+  const [channels, height, width] = input.shape.slice(1) as number[];
+  const rowLength = channels * height * width;
+
+  const gateway = await startTestGateway({ env: { ORT_INTRA_OP_THREADS: String(THREADS), SERVING_QUEUE_LIMIT: '1024' } });
+  try {
+    await graphql(gateway, `mutation($input: RegisterModelInput!) { registerModel(input: $input) { model { id } } }`, {
+      input: {
+        name: 'bench',
+        task: 'CLASSIFICATION',
+        labels: card?.labels,
+        preprocessing: card?.preprocessing ?? { height, width, channels },
+        localPath: modelFile,
+      },
+    });
+    const sha = (await gateway.services.registry.listVariants((await gateway.services.registry.getModel('bench')).id))[0].artifactSha256;
+    await graphql(gateway, `mutation($input: AddVariantInput!) { addVariant(input: $input) { id } }`, {
+      input: { model: 'bench', tag: 'shadow-copy', artifactSha256: sha },
+    });
+    const infer = `${gateway.url}/v2/models/bench/infer`;
+    const json = { 'content-type': 'application/json' };
+
+    out();
+    out(`serving benchmark: ${path.relative(ROOT, modelFile)}${modelFile === STAND_IN ? ' (stand-in: the reference model is not built yet)' : ''}`);
+    out(`input ${input.name} [N, ${channels}, ${height}, ${width}], ORT intra-op threads ${THREADS}, ${SECONDS} s per measurement, ${os.cpus().length} CPUs, load average ${os.loadavg().map((l) => fmt(l, 1)).join(' ')}`);
+    out();
+    out('1. raw in-process ORT vs gateway over HTTP (JSON tensors)');
+    out('   batch clients | raw req/s  raw p50 ms | gateway req/s  gateway p50 ms | throughput ratio');
+    for (const batch of [1, 8]) {
+      const data = randomRows(batch, rowLength);
+      const feeds = { [input.name]: new ort.Tensor('float32', data, [batch, channels, height, width]) };
+      const body = jsonBody(input.name, [batch, channels, height, width], data);
+      await httpLoad(infer, body, json, 4); // warm the session and the connection pool
+      for (const clients of [1, 32]) {
+        const raw = await rawOrt(session, feeds, clients);
+        const served = await httpLoad(infer, body, json, clients);
+        out(`   ${String(batch).padStart(5)} ${String(clients).padStart(7)} | ${fmt(raw.throughput, 0).padStart(9)}  ${fmt(raw.p50).padStart(10)} | ${fmt(served.throughput, 0).padStart(13)}  ${fmt(served.p50).padStart(14)} | ${fmt(served.throughput / raw.throughput)}${served.failures ? `  (${served.failures} failed)` : ''}`);
+      }
+    }
+    const oneRow = randomRows(1, rowLength);
+    const oneBody = jsonBody(input.name, [1, channels, height, width], oneRow);
+    const rawOne = await rawOrt(session, { [input.name]: new ort.Tensor('float32', oneRow, [1, channels, height, width]) }, 1);
+    const gatewayOne = await sequentialLatency(infer, oneBody, json);
+    out(`   added p50 at batch 1, one client (sub-ms clock): gateway ${fmt(gatewayOne, 3)} ms - raw ${fmt(rawOne.p50, 3)} ms = ${fmt(gatewayOne - rawOne.p50, 3)} ms`);
+
+    out();
+    out('2. dynamic batching, batch-1 requests from 32 clients');
+    const unbatched = await httpLoad(infer, oneBody, json, 32);
+    await graphql(gateway, POLICY, { model: 'bench', policy: { routes: [{ variant: 'fp32', weight: 1 }], batching: { maxBatchSize: 16, maxQueueDelayMs: 1 } } });
+    const batched = await httpLoad(infer, oneBody, json, 32);
+    out(`   off: ${fmt(unbatched.throughput, 0)} req/s p50 ${fmt(unbatched.p50)} ms | max 16 rows, 1 ms: ${fmt(batched.throughput, 0)} req/s p50 ${fmt(batched.p50)} ms | throughput ratio ${fmt(batched.throughput / unbatched.throughput)}`);
+
+    out();
+    out('3. shadow cost on the primary (batch 1, one client, sequential p50)');
+    await graphql(gateway, POLICY, { model: 'bench', policy: { routes: [{ variant: 'fp32', weight: 1 }] } });
+    const alone = await sequentialLatency(infer, oneBody, json);
+    await graphql(gateway, POLICY, { model: 'bench', policy: { routes: [{ variant: 'fp32', weight: 1 }], shadows: [{ variant: 'shadow-copy', mirrorPercent: 100 }] } });
+    const shadowed = await sequentialLatency(infer, oneBody, json);
+    out(`   p50 alone ${fmt(alone, 3)} ms | with a 100 % shadow ${fmt(shadowed, 3)} ms | cost ${fmt((shadowed / alone - 1) * 100, 1)} %`);
+
+    out();
+    out('4. JSON vs binary tensors, one 224x224x3 input (near-zero model), 8 clients');
+    await graphql(gateway, `mutation($input: RegisterModelInput!) { registerModel(input: $input) { model { id } } }`, {
+      input: { name: 'rgb224', task: 'CLASSIFICATION', preprocessing: { height: 224, width: 224, channels: 3 }, localPath: path.join(FIXTURES, 'rgb224-classifier.onnx') },
+    });
+    const image = randomRows(1, 3 * 224 * 224);
+    const rgbUrl = `${gateway.url}/v2/models/rgb224/infer`;
+    const asJson = jsonBody('input', [1, 3, 224, 224], image);
+    const asBinary = binaryBody('input', [1, 3, 224, 224], image);
+    await httpLoad(rgbUrl, asBinary.body, asBinary.headers, 2);
+    const jsonLoad = await httpLoad(rgbUrl, asJson, json, 8);
+    const binaryLoad = await httpLoad(rgbUrl, asBinary.body, asBinary.headers, 8);
+    out(`   JSON ${fmt(jsonLoad.throughput, 0)} req/s (${fmt(asJson.length / 1e6)} MB, p50 ${fmt(jsonLoad.p50)} ms) | binary ${fmt(binaryLoad.throughput, 0)} req/s (${fmt(asBinary.body.length / 1e6)} MB, p50 ${fmt(binaryLoad.p50)} ms) | binary/JSON ${fmt(binaryLoad.throughput / jsonLoad.throughput)}`);
+    out();
+  } finally {
+    await session.release();
+    await gateway.stop();
+  }
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`serving benchmark failed: ${error instanceof Error ? error.stack : String(error)}\n`);
+  process.exit(1);
+});
