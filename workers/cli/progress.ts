@@ -3,7 +3,8 @@ import { isTerminal } from './context';
 
 /** Progress of a multi-stage task: one bar per stage, on a terminal only. */
 export interface StageProgress {
-  update(stage: string, done: number, total: number): void;
+  /** `detail`: a short live text after the bar (block, iteration, loss). */
+  update(stage: string, done: number, total: number, detail?: string): void;
   stop(): void;
 }
 
@@ -15,18 +16,19 @@ export function stageProgress(stream: NodeJS.WritableStream, enabled: boolean): 
   let bar: SingleBar | undefined;
   let current = '';
   return {
-    update(stage, done, total) {
+    update(stage, done, total, detail = '') {
       if (stage !== current || !bar) {
         bar?.stop();
         current = stage;
         bar = new SingleBar(
-          { stream, format: `${stage.padEnd(14)} [{bar}] {percentage}% | {value}/{total} | {duration_formatted} | ETA {eta_formatted}`, hideCursor: true },
+          { stream, format: `${stage.padEnd(14)} [{bar}] {percentage}% | {value}/{total} | {duration_formatted} | ETA {eta_formatted} {detail}`, hideCursor: true },
           Presets.shades_classic,
         );
-        bar.start(total, done);
+        bar.start(total, done, { detail });
         return;
       }
-      bar.update(done);
+      bar.setTotal(total);
+      bar.update(done, { detail });
     },
     stop() {
       bar?.stop();

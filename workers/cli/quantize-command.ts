@@ -10,7 +10,9 @@ import {
   openDataset,
   resolvePreprocessing,
   type DatasetCliOptions,
+  type DatasetSplit,
 } from '../data';
+import { fimaqOptionsFromCli, evaluateQuantizedOutput, type QuantizedEvaluation } from '../fimaq/cli-support';
 import { methodNames, parseOnnx, quantizeModel, type QuantizeReport } from '../engine';
 import type { CliIO } from './context';
 import { stageProgress } from './progress';
@@ -27,6 +29,15 @@ interface QuantizeCliOptions extends Omit<DatasetCliOptions, 'data'> {
   linearScales: 'per-tensor' | 'per-token';
   attentionScales: 'per-head' | 'per-tensor';
   json?: boolean;
+  iters?: number;
+  rank?: number;
+  reconSize?: number;
+  seed?: number;
+  reference?: string;
+  eval?: string;
+  evalSplit: DatasetSplit;
+  evalLimit?: number;
+  report?: string;
 }
 
 const HELP_AFTER = `${DATASET_FORMATS_HELP}
@@ -60,6 +71,15 @@ export function registerQuantizeCommand(program: Command, io: CliIO): void {
     .option('--batch-size <n>', 'images per engine batch', parsePositiveInt, 32)
     .addOption(new Option('--linear-scales <granularity>', 'activation scales of Linear inputs').choices(['per-tensor', 'per-token']).default('per-tensor'))
     .addOption(new Option('--attention-scales <granularity>', 'activation scales of attention matmul inputs').choices(['per-head', 'per-tensor']).default('per-head'))
+    .option('--iters <n>', 'FIMA-Q: reconstruction iterations per block (default 1000)', parsePositiveInt)
+    .option('--rank <k>', 'FIMA-Q: rank of the DPLR Fisher approximation (default 5)', parsePositiveInt)
+    .option('--recon-size <n>', 'FIMA-Q: reconstruction images (default 1024)', parsePositiveInt)
+    .option('--seed <n>', 'FIMA-Q: random seed (batches, QDrop); a seed makes runs repeat', parseNonNegativeInt)
+    .option('--reference <set>', 'FIMA-Q on retrieval models: "gallery" (FP embeddings of the reconstruction images) or an .npy file of reference embeddings [M, D]')
+    .option('--eval <dataset>', 'after quantizing, evaluate FP, simulated and exported models on this dataset (same formats as --calib)')
+    .addOption(new Option('--eval-split <split>', 'IDX split of --eval').choices(['train', 'test']).default('test'))
+    .option('--eval-limit <n>', 'evaluate only the first n images of --eval', parsePositiveInt)
+    .option('--report <file>', 'write the full report (per-block losses, stage times, evaluation) as JSON')
     .option('--json', 'print the report as one JSON object on stdout, no progress bar')
     .addHelpText('after', HELP_AFTER)
     .action(async (options: QuantizeCliOptions) => {
@@ -86,7 +106,7 @@ function readCard(modelPath: string): ModelCard | undefined {
   }
 }
 
-async function runQuantize(options: QuantizeCliOptions, io: CliIO): Promise<QuantizeReport> {
+async function runQuantize(options: QuantizeCliOptions, io: CliIO): Promise<QuantizeReport & { evaluation?: QuantizedEvaluation }> {
   const dataPath = options.calib ?? options.data;
   if (!dataPath) throw new InputError('--calib <dataset> is required: the images to calibrate on');
   if (!existsSync(options.model)) throw new InputError(`model not found: ${options.model}`);
@@ -108,22 +128,28 @@ async function runQuantize(options: QuantizeCliOptions, io: CliIO): Promise<Quan
         batchSize: options.batchSize,
         linearActivations: options.linearScales,
         attentionActivations: options.attentionScales,
+        methodOptions: fimaqOptionsFromCli(options, card),
       },
-      (p) => progress.update(p.stage, p.done, p.total),
+      (p) => progress.update(p.block ? `${p.stage} ${p.block}` : p.stage, p.done, p.total, p.loss === undefined ? p.detail : `it ${p.iteration}/${p.iterations} loss ${p.loss.toFixed(4)}`),
     );
-    result.quantized.dispose();
     writeFileSync(options.out, result.onnx);
+    const evaluation = options.eval
+      ? await evaluateQuantizedOutput({ ...flags, model: options.model, eval: options.eval, evalSplit: options.evalSplit, evalLimit: options.evalLimit, batchSize: options.batchSize }, { pre, card, result, onProgress: (done, total) => progress.update('evaluate', done, total) })
+      : undefined;
+    result.quantized.dispose();
     if (card) {
       const quantizedCard = { ...card, name: `${card.name}-${options.method}-${result.report.bits}`, parent: card.name, quantization: { method: options.method, bits: result.report.bits } };
       writeFileSync(modelCardPaths(options.out)[0], JSON.stringify(quantizedCard, null, 2) + '\n');
     }
-    return result.report;
+    const report = { ...result.report, ...(evaluation ? { evaluation } : {}) };
+    if (options.report) writeFileSync(options.report, JSON.stringify(report, null, 2) + '\n');
+    return report;
   } finally {
     progress.stop();
   }
 }
 
-function formatReport(report: QuantizeReport, out: string): string {
+function formatReport(report: QuantizeReport & { evaluation?: QuantizedEvaluation }, out: string): string {
   const sites = report.blocks.reduce((n, b) => n + b.sites.length, 0);
   const lines = [
     `model     ${report.model}`,
@@ -133,7 +159,20 @@ function formatReport(report: QuantizeReport, out: string): string {
     `out       ${out} (${(report.onnxBytes / 1024).toFixed(0)} KiB)`,
     `time      load ${report.seconds.load.toFixed(1)} s, ${report.method} ${report.seconds.method.toFixed(1)} s, export ${report.seconds.export.toFixed(1)} s`,
   ];
+  if (report.evaluation) {
+    const e = report.evaluation;
+    const show = (m: QuantizedEvaluation['fp']): string => (m.task === 'classification'
+      ? `top-1 ${(100 * m.top1).toFixed(2)}%`
+      : `R@1 ${(100 * m.recallAt1).toFixed(2)}% R@5 ${(100 * m.recallAt5).toFixed(2)}% cos ${m.meanCosine.toFixed(4)}`);
+    lines.push(`eval      ${e.data}: FP ${show(e.fp)} | simulated ${show(e.simulated)} | exported ${show(e.exported)}`);
+  }
   return lines.join('\n') + '\n';
+}
+
+function parseNonNegativeInt(text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`expected a non-negative integer, got "${text}"`);
+  return n;
 }
 
 function parsePositiveInt(text: string): number {
