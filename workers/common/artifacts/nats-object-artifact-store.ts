@@ -42,7 +42,15 @@ export class NatsObjectArtifactStore implements ArtifactStore {
   async put(source: Readable | Buffer, options: { maxBytes?: number } = {}): Promise<StoredArtifact> {
     const bytes = await collect(source, options.maxBytes ?? Number.POSITIVE_INFINITY);
     const sha256 = createHash('sha256').update(bytes).digest('hex');
-    if (!(await this.has(sha256))) await this.bucket.putBlob({ name: sha256 }, bytes);
+    if (!(await this.has(sha256))) {
+      try {
+        // Revision 0: only if no one stored it meanwhile. Replacing an object purges its old
+        // chunks, which would strand a reader in the middle of fetching them.
+        await this.bucket.putBlob({ name: sha256 }, bytes, { previousRevision: 0 });
+      } catch (error) {
+        if (!(await this.has(sha256))) throw error;
+      }
+    }
     return { sha256, size: bytes.length };
   }
 
