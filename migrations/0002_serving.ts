@@ -37,6 +37,7 @@ export const servingMigration: MigrationFactory = (dialect) => ({
       .addColumn('top1_delta_sum', 'double precision', (c) => c.notNull())
       .addColumn('cosine_sum', 'double precision', (c) => c.notNull())
       .addColumn('overlap_sum', 'double precision', (c) => c.notNull())
+      .addColumn('overlap_compared', 'integer', (c) => c.notNull())
       .addColumn('feedback', 'integer', (c) => c.notNull())
       .addColumn('correct', 'integer', (c) => c.notNull())
       .addPrimaryKeyConstraint('serving_rollups_pk', ['minute', 'model_id', 'variant_id', 'instance_id'])

@@ -92,6 +92,8 @@ export interface ServingRollupsTable {
   top1_delta_sum: number;
   cosine_sum: number;
   overlap_sum: number;
+  /** Compared rows that had a gallery to find neighbours in (the denominator of overlap_sum). */
+  overlap_compared: number;
   feedback: number;
   correct: number;
 }

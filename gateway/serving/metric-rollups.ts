@@ -19,6 +19,7 @@ export interface RollupCounts {
   top1DeltaSum: number;
   cosineSum: number;
   overlapSum: number;
+  overlapCompared: number;
   feedback: number;
   correct: number;
 }
@@ -33,7 +34,7 @@ export function emptyCounts(): RollupCounts {
   return {
     requests: 0, errors: 0, shadowRequests: 0, shadowErrors: 0, latencyMsSum: 0,
     latencyBuckets: new Array(ROLLUP_LATENCY_BUCKETS_MS.length + 1).fill(0),
-    computeMsSum: 0, compared: 0, agreed: 0, klSum: 0, top1DeltaSum: 0, cosineSum: 0, overlapSum: 0, feedback: 0, correct: 0,
+    computeMsSum: 0, compared: 0, agreed: 0, klSum: 0, top1DeltaSum: 0, cosineSum: 0, overlapSum: 0, overlapCompared: 0, feedback: 0, correct: 0,
   };
 }
 
@@ -101,7 +102,7 @@ export class MetricRollups {
           requests: c.requests, errors: c.errors, shadow_requests: c.shadowRequests, shadow_errors: c.shadowErrors,
           latency_ms_sum: c.latencyMsSum, latency_buckets: toJson(c.latencyBuckets), compute_ms_sum: c.computeMsSum,
           compared: c.compared, agreed: c.agreed, kl_sum: c.klSum, top1_delta_sum: c.top1DeltaSum,
-          cosine_sum: c.cosineSum, overlap_sum: c.overlapSum, feedback: c.feedback, correct: c.correct,
+          cosine_sum: c.cosineSum, overlap_sum: c.overlapSum, overlap_compared: c.overlapCompared, feedback: c.feedback, correct: c.correct,
         };
         await this.db
           .insertInto('serving_rollups')
@@ -141,6 +142,7 @@ export class MetricRollups {
         latencyBuckets: fromJson<number[]>(row.latency_buckets), computeMsSum: Number(row.compute_ms_sum),
         compared: Number(row.compared), agreed: Number(row.agreed), klSum: Number(row.kl_sum),
         top1DeltaSum: Number(row.top1_delta_sum), cosineSum: Number(row.cosine_sum), overlapSum: Number(row.overlap_sum),
+        overlapCompared: Number(row.overlap_compared),
         feedback: Number(row.feedback), correct: Number(row.correct),
       });
     }

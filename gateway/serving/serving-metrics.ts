@@ -1,4 +1,4 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { bucketOf, type MetricRollups } from './metric-rollups';
 import type { ClassificationComparison } from './comparison';
 
@@ -90,6 +90,20 @@ export class ServingMetrics {
     }
   }
 
+  /** Exposes the waiting requests per variant, read at each scrape. */
+  watchQueues(depths: () => Array<{ model: string; variant: string; depth: number }>): void {
+    new Gauge({
+      name: 'gateway_queue_depth',
+      help: 'Requests waiting for a variant session (primary and shadow).',
+      labelNames: ['model', 'variant'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const { model, variant, depth } of depths()) this.set({ model, variant }, depth);
+      },
+    });
+  }
+
   isCounted(error: unknown): boolean {
     return typeof error === 'object' && error !== null && this.countedErrors.has(error);
   }
@@ -127,7 +141,10 @@ export class ServingMetrics {
     const counts = this.rollups.counts(shadow.modelId, shadow.variantId);
     counts.compared++;
     counts.cosineSum += cosine;
-    counts.overlapSum += overlap ?? 0;
+    if (overlap !== undefined) {
+      counts.overlapSum += overlap;
+      counts.overlapCompared++;
+    }
   }
 
   scored(ref: VariantRef, correct: number, total: number): void {

@@ -37,6 +37,7 @@ export function startServing(services: Omit<GatewayServices, 'serving'>): Servin
     defaultBatching,
     onRun: (model, variant, rows, requests, computeMs) => metrics.ran(refOf(model, variant), rows, computeMs, requests),
   });
+  metrics.watchQueues(() => sessions.queueDepths());
   const ledger = new PredictionLedger(settings.feedbackWindow, (variant, correct, total) => metrics.scored(variant, correct, total));
   const inference = new InferenceService(catalog, sessions, metrics, ledger, {
     defaultBatching,

@@ -18,6 +18,8 @@ export interface VariantSessionsOptions {
 }
 
 interface Slot {
+  modelName: string;
+  variantTag: string;
   runner: Promise<VariantRunner>;
   loaded?: VariantRunner;
   failedAt?: number;
@@ -39,7 +41,7 @@ export class VariantSessions {
   runner(model: ModelRecord, variant: VariantRecord): Promise<VariantRunner> {
     const slot = this.slots.get(variant.id);
     if (slot && usable(slot)) return slot.runner;
-    const fresh: Slot = { runner: this.load(model, variant) };
+    const fresh: Slot = { modelName: model.name, variantTag: variant.tag, runner: this.load(model, variant) };
     fresh.runner.then(
       (runner) => (fresh.loaded = runner),
       () => (fresh.failedAt = Date.now()),
@@ -52,6 +54,13 @@ export class VariantSessions {
   hasFailed(variantId: string): boolean {
     const slot = this.slots.get(variantId);
     return slot !== undefined && slot.failedAt !== undefined && usable(slot);
+  }
+
+  /** Requests waiting per loaded variant, for the queue-depth gauge. */
+  queueDepths(): Array<{ model: string; variant: string; depth: number }> {
+    return [...this.slots.values()]
+      .filter((slot) => slot.loaded)
+      .map((slot) => ({ model: slot.modelName, variant: slot.variantTag, depth: (slot.loaded as VariantRunner).depth }));
   }
 
   warm(model: ModelRecord, variant: VariantRecord): void {

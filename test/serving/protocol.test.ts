@@ -193,6 +193,7 @@ function protocolSuite(dialect: Dialect) {
       const latency = sample('gateway_inference_latency_seconds_count{model="fmnist",variant="fp32",role="primary"}');
       expect(requests - errors).toBe(latency);
       expect(metrics).toMatch(/gateway_ort_compute_seconds_bucket\{le="0.0005",model="fmnist",variant="fp32"\}/);
+      expect(metrics).toContain('gateway_queue_depth{model="fmnist",variant="fp32"} 0');
     });
   });
 

@@ -47,7 +47,7 @@ function toMinute(row: RollupRow, tag: string, task: ModelTask): VariantMetricsM
     meanKlDivergence: classification ? ratio(row.klSum, row.compared) : null,
     meanTop1ProbabilityDelta: classification ? ratio(row.top1DeltaSum, row.compared) : null,
     meanCosine: classification ? null : ratio(row.cosineSum, row.compared),
-    meanOverlapAtK: classification ? null : ratio(row.overlapSum, row.compared),
+    meanOverlapAtK: classification ? null : ratio(row.overlapSum, row.overlapCompared),
     feedback: row.feedback,
     correct: row.correct,
     accuracy: ratio(row.correct, row.feedback),
