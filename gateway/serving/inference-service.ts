@@ -179,21 +179,25 @@ export class InferenceService {
         const shadow = state.variants.find((v) => v.id === shadowId) as VariantRecord;
         const ref = refOf(state.model, shadow);
         const started = performance.now();
+        // Copies are taken before any run starts: the last shadow may then take the originals.
+        const own = i === shadowIds.length - 1 ? inputs : inputs.map(copyTensor);
+        let outputs: Tensor[];
         try {
-          const own = i === shadowIds.length - 1 ? inputs : inputs.map(copyTensor);
-          const outputNames = shadow.signature.outputs.map((t) => t.name);
-          const outputs = await this.run(state, shadow, own, outputNames, 'shadow');
-          this.metrics.succeeded(ref, 'shadow', performance.now() - started);
-          this.recordPrediction(requestId, state.model, shadow, outputs);
-          await this.compare(state, answer, shadow, outputs);
+          outputs = await this.run(state, shadow, own, shadow.signature.outputs.map((t) => t.name), 'shadow');
         } catch (error) {
           if (error instanceof OverloadedError) {
-            this.metrics.shadowSkipped(ref, 'queue_full');
+            this.metrics.shadowSkipped(ref);
             return;
           }
           this.metrics.failed(ref, 'shadow', statusOf(error), error);
           this.options.logger.warn({ err: error, model: state.model.name, shadow: shadow.tag, requestId }, 'shadow request failed');
+          return;
         }
+        this.metrics.succeeded(ref, 'shadow', performance.now() - started);
+        this.recordPrediction(requestId, state.model, shadow, outputs);
+        await this.compare(state, answer, shadow, outputs).catch((error: unknown) =>
+          this.options.logger.warn({ err: error, model: state.model.name, shadow: shadow.tag, requestId }, 'shadow comparison failed'),
+        );
       }),
     );
   }

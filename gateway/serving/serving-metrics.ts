@@ -28,7 +28,7 @@ export class ServingMetrics {
   private readonly latency: Histogram<'model' | 'variant' | 'role'>;
   private readonly compute: Histogram<'model' | 'variant'>;
   private readonly batchRows: Histogram<'model' | 'variant'>;
-  private readonly shadowDropped: Counter<'model' | 'variant' | 'reason'>;
+  private readonly shadowDropped: Counter<'model' | 'variant'>;
   private readonly compared: Counter<'model' | 'primary' | 'shadow'>;
   private readonly agreed: Counter<'model' | 'primary' | 'shadow'>;
   private readonly kl: Histogram<'model' | 'primary' | 'shadow'>;
@@ -48,7 +48,7 @@ export class ServingMetrics {
     this.latency = new Histogram({ name: 'gateway_inference_latency_seconds', help: 'Gateway time per request, from arrival to answer (queue, batching and compute included).', labelNames: ['model', 'variant', 'role'], buckets: LATENCY_BUCKETS_S, registers });
     this.compute = new Histogram({ name: 'gateway_ort_compute_seconds', help: 'onnxruntime run time per run (a batch counts once).', labelNames: ['model', 'variant'], buckets: LATENCY_BUCKETS_S, registers });
     this.batchRows = new Histogram({ name: 'gateway_batch_rows', help: 'Rows per onnxruntime run (dynamic batching merges requests).', labelNames: ['model', 'variant'], buckets: [1, 2, 4, 8, 16, 32, 64, 128], registers });
-    this.shadowDropped = new Counter({ name: 'gateway_shadow_dropped_total', help: 'Mirrored requests not run, so that shadows never slow the primary.', labelNames: ['model', 'variant', 'reason'], registers });
+    this.shadowDropped = new Counter({ name: 'gateway_shadow_dropped_total', help: 'Mirrored requests not run because the shadow queue was full (shadows never displace primaries).', labelNames: ['model', 'variant'], registers });
     this.compared = new Counter({ name: 'gateway_shadow_comparisons_total', help: 'Rows compared between the answering variant and a shadow.', labelNames: pair, registers });
     this.agreed = new Counter({ name: 'gateway_shadow_top1_agreements_total', help: 'Compared classification rows whose top-1 classes agree.', labelNames: pair, registers });
     this.kl = new Histogram({ name: 'gateway_shadow_kl_divergence', help: 'KL(p_primary || p_shadow) per classification row, nats.', labelNames: pair, buckets: [0.0001, 0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5], registers });
@@ -116,8 +116,9 @@ export class ServingMetrics {
     this.rollups.counts(ref.modelId, ref.variantId).computeMsSum += computeMs * requests;
   }
 
-  shadowSkipped(ref: VariantRef, reason: 'queue_full' | 'load_failed'): void {
-    this.shadowDropped.inc({ model: ref.modelName, variant: ref.variantTag, reason });
+  /** A mirrored request not run because the shadow's queue was full. */
+  shadowSkipped(ref: VariantRef): void {
+    this.shadowDropped.inc({ model: ref.modelName, variant: ref.variantTag });
   }
 
   comparedClassification(primary: VariantRef, shadow: VariantRef, row: ClassificationComparison): void {
