@@ -451,7 +451,7 @@ def architecture(model, head):
 
 def regenerate_text():
     return ('/usr/bin/python3 deploy/demo/training/vit_fmnist.py train-classifier --no-aug --epochs 7 --stop-after 2 && '
-            '/usr/bin/python3 deploy/demo/training/vit_fmnist.py anneal-classifier --steps 100 && '
+            '/usr/bin/python3 deploy/demo/training/vit_fmnist.py anneal-classifier --steps 40 && '
             '/usr/bin/python3 deploy/demo/training/vit_fmnist.py train-encoder && '
             '/usr/bin/python3 deploy/demo/training/vit_fmnist.py export '
             '(Fashion-MNIST from /usr/share/datasets/fashion-mnist, Debian package dataset-fashion-mnist)')
