@@ -13,7 +13,7 @@ import {
   type DatasetSplit,
 } from '../data';
 import { fimaqOptionsFromCli, evaluateQuantizedOutput, type QuantizedEvaluation } from '../fimaq/cli-support';
-import { methodNames, parseOnnx, quantizeModel, type QuantizeReport } from '../engine';
+import { initBackend, methodNames, parseOnnx, quantizeModel, type QuantizeReport } from '../engine';
 import type { CliIO } from './context';
 import { stageProgress } from './progress';
 
@@ -115,6 +115,8 @@ async function runQuantize(options: QuantizeCliOptions, io: CliIO): Promise<Quan
   const flags: DatasetCliOptions = { ...options, data: dataPath };
   const pre = resolvePreprocessing(flags, card?.preprocessing ?? {}, inputHints(model, options.model));
   const calibration = await openDataset(datasetSpecFromOptions(flags, card?.labels), pre);
+  const backend = await initBackend();
+  if (!options.json) io.stderr.write(`engine backend: ${backend}\n`);
   const progress = stageProgress(io.stderr, !options.json);
   try {
     const result = await quantizeModel(
