@@ -63,7 +63,7 @@ describe('fimaq quantize', () => {
       const run = captureIO();
       const code = await main(['quantize', '--model', tinyClassifier(17), ...preprocessing, ...args], run.io);
       expect(code).toBe(1);
-      expect(run.err()).toMatch(/^fimaq: error: /);
+      expect(run.err()).toMatch(/^fimaq: error: /m);
       expect(run.err()).toMatch(message);
     }
   });
