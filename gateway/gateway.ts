@@ -17,12 +17,14 @@ import { startSubscriptions } from './graphql/subscription-server';
 import { artifactRoutes } from './http/artifact-routes';
 import { errorHandler, notFoundHandler } from './http/errors-middleware';
 import { healthRoutes } from './http/health-routes';
+import { inferenceRoutes } from './http/inference/inference-routes';
 import { RequestAuthenticator } from './http/http-auth';
 import { requestId } from './http/request-id';
 import type { GatewayPlugin, PluginContext } from './plugins/plugin-api';
 import { loadPlugins } from './plugins/plugin-loader';
 import { RegistryRepository } from './registry/registry-repository';
 import { RegistryService } from './registry/registry-service';
+import { startServing } from './serving/serving';
 import type { GatewayServices } from './services';
 
 export interface RunningGateway {
@@ -68,7 +70,9 @@ export async function startGateway({ config, logger, plugins: givenPlugins }: Ga
     const repository = new RegistryRepository(database.db);
     const registry = new RegistryService(repository, artifacts, audit, events, logger, config.maxUploadBytes);
     const pubSub = new InProcessPubSub();
-    const services: GatewayServices = { config, logger, database, artifacts, audit, tokens, registry, events, pubSub };
+    const serving = startServing({ config, logger, database, artifacts, audit, tokens, registry, events, pubSub });
+    cleanups.push(serving.stop);
+    const services: GatewayServices = { config, logger, database, artifacts, audit, tokens, registry, events, serving, pubSub };
 
     const initialAdminToken = await tokens.bootstrapAdmin(config.adminToken);
     if (!config.authEnabled) logger.warn('authentication is DISABLED (GATEWAY_AUTH_DISABLED): every caller is admin');
@@ -80,6 +84,7 @@ export async function startGateway({ config, logger, plugins: givenPlugins }: Ga
     app.use(requestId);
     app.use(healthRoutes(database, () => started));
     app.use(artifactRoutes({ artifacts, repository, auth, maxBytes: config.maxUploadBytes }));
+    app.use(inferenceRoutes({ serving, auth, maxBodyBytes: config.maxRequestBytes }));
     const httpServer = http.createServer(app);
 
     const plugins = givenPlugins ?? loadPlugins(config.plugins);

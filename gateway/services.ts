@@ -7,6 +7,7 @@ import type { GatewayConfig } from './config/config';
 import type { DatabaseHandle } from './db/database';
 import type { EventBus } from './events/event-bus';
 import type { RegistryService } from './registry/registry-service';
+import type { Serving } from './serving/serving';
 
 /** What the composition root builds once and hands to resolvers, routes and plugins. */
 export interface GatewayServices {
@@ -20,4 +21,6 @@ export interface GatewayServices {
   events: EventBus;
   /** GraphQL subscription topics: resolvers publish, `@Subscription` resolvers listen. */
   pubSub: PubSub;
+  /** The inference data plane: policies, sessions, metrics (read by resolvers and plugins). */
+  serving: Serving;
 }

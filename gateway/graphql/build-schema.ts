@@ -6,8 +6,9 @@ import { authChecker } from './auth-checker';
 import { InProcessPubSub } from './pubsub';
 import { AccessResolver } from './resolvers/access-resolver';
 import { ModelResolver, VariantResolver } from './resolvers/model-resolver';
+import { ServingResolver } from './resolvers/serving-resolver';
 
-export const CORE_RESOLVERS: readonly ResolverClass[] = [ModelResolver, VariantResolver, AccessResolver];
+export const CORE_RESOLVERS: readonly ResolverClass[] = [ModelResolver, VariantResolver, AccessResolver, ServingResolver];
 
 /** Resolver instances by class, built once with the context of whoever contributed the class. */
 export class ResolverContainer {
