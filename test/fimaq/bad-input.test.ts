@@ -1,0 +1,51 @@
+import * as fs from 'node:fs';
+import { InputError } from '../../workers/data/errors';
+import { parseBits } from '../../workers/engine/bits';
+import { quantizeModel } from '../../workers/engine/quantize-model';
+import { fimaqOptionsFromCli } from '../../workers/fimaq/cli-support';
+import { resolveFimaqOptions } from '../../workers/fimaq/options';
+import { modelWithoutProducts, sampleDataset, trainedTinyClassifier } from './fixtures';
+
+/** Fails fast: every case must be rejected long before any search or reconstruction could run. */
+const QUICK_MS = 5000;
+
+describe('bad input is rejected before long work', () => {
+  it('too few calibration images for --calib-size', async () => {
+    const started = Date.now();
+    await expect(quantizeModel({ model: fs.readFileSync(trainedTinyClassifier), calibration: await sampleDataset('train'), bits: 'w4a4', method: 'fimaq', calibSize: 2048 }))
+      .rejects.toThrow(/1024 images, fewer than the 2048 requested/);
+    expect(Date.now() - started).toBeLessThan(QUICK_MS);
+  });
+
+  it('too few images for --recon-size', async () => {
+    const started = Date.now();
+    await expect(quantizeModel({
+      model: fs.readFileSync(trainedTinyClassifier), calibration: await sampleDataset('train'), bits: 'w4a4', method: 'fimaq', calibSize: 16, methodOptions: { reconSize: 4096 },
+    })).rejects.toThrow(/1024 images, fewer than the 4096 reconstruction images/);
+    expect(Date.now() - started).toBeLessThan(QUICK_MS);
+  });
+
+  it('bits out of range or malformed', () => {
+    expect(() => parseBits('w9a9')).toThrow(/within 2\.\.8/);
+    expect(() => parseBits('w1a4')).toThrow(/within 2\.\.8/);
+    expect(() => parseBits('int4')).toThrow(/w4a4/);
+  });
+
+  it('nonsense method options', () => {
+    expect(() => resolveFimaqOptions({ iters: 0 })).toThrow(InputError);
+    expect(() => resolveFimaqOptions({ rank: 1.5 })).toThrow(/rank must be a positive integer/);
+    expect(() => resolveFimaqOptions({ batchSize: 64, reconSize: 32 })).toThrow(/larger than the reconstruction set/);
+  });
+
+  it('a model with no quantizable site', async () => {
+    await expect(quantizeModel({ model: modelWithoutProducts(), calibration: await sampleDataset('train'), bits: 'w4a4', method: 'fimaq', calibSize: 16 }))
+      .rejects.toThrow(/no quantizable site/);
+  });
+
+  it('a retrieval model without a reference set', () => {
+    const card = { name: 'emb', task: 'RETRIEVAL' as const, preprocessing: { inputName: 'input', layout: 'NCHW' as const, height: 28, width: 28, channels: 1, mean: [0], std: [1] } };
+    expect(() => fimaqOptionsFromCli({}, card)).toThrow(/retrieval model .* needs a reference set/);
+    expect(fimaqOptionsFromCli({ reference: 'gallery' }, card)).toMatchObject({ task: 'retrieval', reference: { kind: 'gallery' } });
+    expect(() => fimaqOptionsFromCli({ reference: '/nonexistent.npy' }, card)).toThrow(/does not exist/);
+  });
+});

@@ -1,0 +1,39 @@
+/** @jest-environment ./test/engine/ort-environment.js */
+import * as fs from 'node:fs';
+import { forward } from '../../workers/engine/image-model';
+import { quantizeModel, type QuantizeResult } from '../../workers/engine/quantize-model';
+import { argmaxRows, maxAbsDiff, runOrt } from '../engine/fixtures';
+import { PREPROCESSING, sampleDataset, sampleImages, trainedTinyClassifier } from './fixtures';
+
+/** A few iterations and a coarse search: the whole pipeline in seconds. */
+const FAST = { iters: 4, reconSize: 32, batchSize: 16, eqN: 8, searchRounds: 1, rank: 2, seed: 3 };
+
+async function quantize(method: string): Promise<QuantizeResult> {
+  return quantizeModel({
+    model: fs.readFileSync(trainedTinyClassifier), calibration: await sampleDataset('train'), bits: 'w4a4', method, calibSize: 16, methodOptions: FAST,
+  });
+}
+
+describe('fimaq end to end on the trained tiny ViT', () => {
+  it('quantizes, reports per-block losses, exports what it simulates, and repeats for a seed', async () => {
+    const stages = new Set<string>();
+    const result = await quantizeModel({
+      model: fs.readFileSync(trainedTinyClassifier), calibration: await sampleDataset('train'), bits: 'w4a4', method: 'fimaq', calibSize: 16, methodOptions: FAST,
+    }, (p) => stages.add(p.stage));
+    expect([...stages]).toEqual(expect.arrayContaining(['calibrate', 'reconstruct', 'export']));
+    const stage2 = (result.report.methodReport as { stage2: { loss: string; blocks: { name: string; mseBefore: number; mseAfter: number }[] } }).stage2;
+    expect(stage2.loss).toBe('fisher_dplr');
+    expect(stage2.blocks.map((b) => b.name)).toEqual(['patch-embedding', 'block0', 'block1', 'head']);
+
+    const images = await sampleImages('test', 64);
+    const simulated = forward(result.imageModel, images, { hooks: result.quantized.hooks() });
+    const exported = await runOrt(result.onnx, PREPROCESSING.inputName, images.dataSync() as Float32Array, images.shape);
+    expect(maxAbsDiff(simulated.dataSync(), exported)).toBeLessThan(1e-3);
+    expect(argmaxRows(exported, 10)).toEqual(argmaxRows(simulated.dataSync(), 10));
+    result.quantized.dispose();
+
+    const again = await quantize('fimaq');
+    expect(Buffer.from(again.onnx).equals(Buffer.from(result.onnx))).toBe(true);
+    again.quantized.dispose();
+  });
+});

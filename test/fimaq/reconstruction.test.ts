@@ -1,0 +1,47 @@
+import * as fs from 'node:fs';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../../workers/engine/backend';
+import { partitionBlocks } from '../../workers/engine/blocks';
+import { MinMaxObserver } from '../../workers/engine/calibration';
+import { forward, loadImageModel } from '../../workers/engine/image-model';
+import { QuantizedModel } from '../../workers/engine/simulation';
+import { findSites } from '../../workers/engine/sites';
+import { classificationLogits } from '../../workers/fimaq/logits';
+import { BlockReconstruction } from '../../workers/fimaq/reconstruct';
+import { sampleImages, trainedTinyClassifier } from './fixtures';
+
+beforeAll(async () => {
+  await initBackend();
+});
+
+describe('block-wise reconstruction', () => {
+  it('lowers a transformer block\'s output error and bakes hard-rounded weights on the quantization grid', async () => {
+    const model = loadImageModel(fs.readFileSync(trainedTinyClassifier), 'tiny');
+    const sites = findSites(model.program, { weightBits: 3, activationBits: 3 });
+    const quantized = new QuantizedModel(model.program, sites);
+    const images = await sampleImages('train', 64);
+    const observer = new MinMaxObserver(quantized);
+    tf.tidy(() => { model.program.run({ [model.input.name]: images }, { hooks: observer.hooks() }); });
+    observer.applyTo(quantized);
+    observer.dispose();
+    const blocks = partitionBlocks(model.program, sites);
+    const fpOutputs = forward(model, images);
+    const reconstruction = new BlockReconstruction(quantized, blocks, images, fpOutputs, {
+      loss: 'mse', iters: 40, batchSize: 16, rank: 1, seed: 0, temperature: 20, dropProbability: 0.5,
+      expandAttentionScales: true, logits: classificationLogits, outputName: model.outputName,
+    });
+    const reports = await reconstruction.run();
+    reconstruction.dispose();
+    const block0 = reports.find((r) => r.name === 'block0');
+    expect(block0?.mseAfter).toBeLessThan(block0?.mseBefore as number);
+    // Learned weights sit exactly on their quantizer's grid, so the exporter's round-to-nearest keeps them.
+    const site = sites.find((s) => s.kind === 'linear') as (typeof sites)[number];
+    const weightOperand = site.operands.find((o) => o.role === 'weight') as (typeof site.operands)[number];
+    const weight = model.program.constantValue(weightOperand.tensor) as tf.Tensor;
+    const requantized = quantized.quantizerOf(site, weightOperand).apply(weight);
+    expect(tf.max(tf.abs(tf.sub(requantized, weight))).dataSync()[0]).toBeLessThan(1e-6);
+    // Per-head attention scales were expanded to per head × row.
+    const attention = sites.find((s) => s.kind === 'dynamic-matmul') as (typeof sites)[number];
+    expect(quantized.quantizerOf(attention, attention.operands[0]).scale.shape[2]).toBeGreaterThan(1);
+  });
+});
