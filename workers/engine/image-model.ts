@@ -1,4 +1,4 @@
-/** Loads an ONNX vision model: one NCHW image input with a fixed size and a batch dimension. */
+/** Loads an ONNX vision model: one NCHW image input with a fixed size and a (dynamic or fixed) batch dimension. */
 import { InputError } from '../data/errors';
 import * as fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
@@ -9,6 +9,8 @@ export interface ImageInput {
   name: string;
   /** [channels, height, width]. */
   chw: [number, number, number];
+  /** Set when the export fixed the batch size (no dynamic axis): every batch must have it. */
+  fixedBatch?: number;
 }
 
 export interface ImageModel {
@@ -32,14 +34,16 @@ function imageInput(program: OnnxProgram, source: string): ImageInput {
     throw new InputError(`${source}: input '${input.name}' has dynamic dimensions [${dims.join(', ')}] the engine cannot resolve; `
       + 'only the batch dimension may be dynamic. Re-export with a fixed image size.');
   }
-  return { name: input.name, chw: dims.slice(1) as [number, number, number] };
+  const [batch] = dims;
+  const fixedBatch = typeof batch === 'number' && batch > 0 ? batch : undefined;
+  return { name: input.name, chw: dims.slice(1) as [number, number, number], fixedBatch };
 }
 
 export function loadImageModel(bytes: Uint8Array, source = 'model'): ImageModel {
   const program = OnnxProgram.fromBytes(bytes, source);
   const input = imageInput(program, source);
   try {
-    program.resolveBatchShapes(input.name, [1, ...input.chw]);
+    program.resolveBatchShapes(input.name, input.chw, input.fixedBatch);
   } catch (err) {
     throw new InputError(`${source}: running the graph on a [N, ${input.chw.join(', ')}] input failed, its shapes cannot be resolved: ${(err as Error).message}`);
   }

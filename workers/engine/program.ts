@@ -136,15 +136,17 @@ export class OnnxProgram {
   }
 
   /**
-   * Probes the graph at batch sizes 1 and 2 to turn Shape nodes on activations into functions of the
-   * batch size, and to learn each activation's batch axis. `inputShape` is the input's shape at N = 1.
+   * Probes the graph to turn Shape nodes on activations into functions of the batch size and to
+   * learn each activation's batch axis and shape. A dynamic batch is probed at sizes 1 and 2;
+   * a batch fixed by the export (`fixedBatch`) once, and its shapes are constants.
+   * `inputShape` is the input's shape without the batch dimension.
    */
-  resolveBatchShapes(inputName: string, inputShape: readonly number[]): void {
-    const probes = [1, 2].map((n) => {
-      const shapes = new Map<string, number[]>();
+  resolveBatchShapes(inputName: string, inputShape: readonly number[], fixedBatch?: number): void {
+    const probe = (n: number): { shapes: Map<string, number[]>; shapeValues: Map<number, number[]> } => {
+      const shapes = new Map<string, number[]>([[inputName, [n, ...inputShape]]]);
       const shapeValues = new Map<number, number[]>();
       tf.tidy(() => {
-        const env = new Map([[inputName, tf.zeros([n, ...inputShape.slice(1)])]]);
+        const env = new Map([[inputName, tf.zeros([n, ...inputShape])]]);
         this.execute(this.dataNodes, env, {}, (index, outputsOfNode) => {
           outputsOfNode.forEach((t, k) => {
             const name = this.graph.nodes[index].outputs[k];
@@ -153,19 +155,28 @@ export class OnnxProgram {
           if (this.graph.nodes[index].opType === 'Shape') shapeValues.set(index, Array.from(outputsOfNode[0].dataSync()));
         });
       });
-      shapes.set(inputName, [n, ...inputShape.slice(1)]);
       return { shapes, shapeValues };
-    });
-    for (const [index, one] of probes[0].shapeValues) {
-      const two = probes[1].shapeValues.get(index) ?? one;
-      const perBatch = one.map((v, i) => two[i] - v);
-      if (perBatch.every((k) => k >= 0)) this.templates.set(index, { offset: one.map((v, i) => v - perBatch[i]), perBatch });
-    }
-    for (const [name, one] of probes[0].shapes) {
-      this.shapesAtBatchOne.set(name, one);
-      const two = probes[1].shapes.get(name) ?? one;
-      const axis = one.findIndex((d, i) => two[i] !== d);
-      if (axis >= 0) this.batchAxes.set(name, axis);
+    };
+    if (fixedBatch !== undefined) {
+      const { shapes, shapeValues } = probe(fixedBatch);
+      for (const [index, values] of shapeValues) this.templates.set(index, { offset: values, perBatch: values.map(() => 0) });
+      for (const [name, shape] of shapes) {
+        const leadingBatch = shape[0] === fixedBatch;
+        if (leadingBatch) this.batchAxes.set(name, 0);
+        this.shapesAtBatchOne.set(name, leadingBatch ? [1, ...shape.slice(1)] : shape);
+      }
+    } else {
+      const [one, two] = [probe(1), probe(2)];
+      for (const [index, values] of one.shapeValues) {
+        const perBatch = values.map((v, i) => (two.shapeValues.get(index) ?? values)[i] - v);
+        if (perBatch.every((k) => k >= 0)) this.templates.set(index, { offset: values.map((v, i) => v - perBatch[i]), perBatch });
+      }
+      for (const [name, shape] of one.shapes) {
+        this.shapesAtBatchOne.set(name, shape);
+        const other = two.shapes.get(name) ?? shape;
+        const axis = shape.findIndex((d, i) => other[i] !== d);
+        if (axis >= 0) this.batchAxes.set(name, axis);
+      }
     }
     this.classifyBatchNodes();
   }

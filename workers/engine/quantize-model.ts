@@ -84,6 +84,10 @@ async function loadCalibration(source: CalibrationSource, model: ImageModel, cou
   if (source.size < count) {
     throw new InputError(`the calibration set has ${source.size} images, fewer than the ${count} requested; lower --calib-size or use a larger set`);
   }
+  const { fixedBatch } = model.input;
+  if (fixedBatch !== undefined && count % fixedBatch !== 0) {
+    throw new InputError(`the model was exported with a fixed batch size of ${fixedBatch}; use a calibration size that is a multiple of it (got ${count})`);
+  }
   const expected = model.input.chw;
   const batches: tf.Tensor[] = [];
   for await (const batch of source.batches({ batchSize, limit: count })) {
@@ -120,7 +124,8 @@ export async function quantizeModel(options: QuantizeOptions, onProgress: (p: Qu
   const blocks = partitionBlocks(imageModel.program, sites);
   const quantized = new QuantizedModel(imageModel.program, sites);
   const calibSize = options.calibSize ?? 128;
-  const calibration = await loadCalibration(options.calibration, imageModel, calibSize, options.batchSize ?? 32);
+  const batchSize = imageModel.input.fixedBatch ?? options.batchSize ?? 32;
+  const calibration = await loadCalibration(options.calibration, imageModel, calibSize, batchSize);
   const loaded = performance.now();
   let methodReport: MethodReport | void;
   try {
