@@ -5,6 +5,7 @@ import { forward } from '../../workers/engine/image-model';
 import { exportQdq } from '../../workers/engine/export/qdq';
 import { decodeModel } from '../../workers/engine/onnx/proto';
 import { QuantizeResult, quantizeModel } from '../../workers/engine/quantize-model';
+import { UniformQuantizer } from '../../workers/engine/quantizer';
 import { argmaxRows, maxAbsDiff, runOrt, syntheticCalibration, syntheticImages, tinyClassifier } from './fixtures';
 
 const EVAL_IMAGES = 64;
@@ -88,6 +89,30 @@ describe('learned weights reach the export through setConstant', () => {
     const initializers = (bytes: Uint8Array): Map<string, string> => new Map((decodeModel(bytes).graph?.initializer ?? [])
       .filter((t) => t.name?.includes('weight_codes')).map((t) => [t.name as string, Buffer.from(t.rawData as Uint8Array).toString('hex')]));
     expect(initializers(again)).toEqual(initializers(result.onnx));
+    quantized.dispose();
+  });
+});
+
+describe('export follows the quantizers a method installed', () => {
+  it('writes per-head x token attention scales and per-token Linear scales set after calibration', async () => {
+    const result = await quantizeModel({
+      model: fs.readFileSync(tinyClassifier(17)), calibration: syntheticCalibration(16, [1, 28, 28]), bits: 'w4a4', method: 'rtn', calibSize: 16,
+    });
+    const { quantized } = result;
+    for (const site of quantized.sites) {
+      for (const operand of site.operands.filter((o) => o.role === 'activation' && o.shape.length >= 3)) {
+        // Broadcast the calibrated scale to one per token (and head), as reconstruction does.
+        const old = quantized.quantizerOf(site, operand);
+        const tokenShape = operand.shape.map((d, i) => (i === operand.shape.length - 2 || i === operand.axis ? d : 1));
+        const spread = tf.tidy(() => tf.mul(tf.broadcastTo(old.scale, tokenShape), tf.linspace(0.9, 1.1, tokenShape.reduce((a, b) => a * b, 1)).reshape(tokenShape)));
+        quantized.setQuantizer(site, operand, new UniformQuantizer(old.bits, spread, tf.broadcastTo(old.zeroPoint, tokenShape)));
+      }
+    }
+    const onnxBytes = exportQdq(quantized);
+    const { agreement } = await compare({ ...result, onnx: onnxBytes });
+    const ops = decodeModel(onnxBytes).graph?.node?.map((n) => n.opType) ?? [];
+    expect(ops.filter((o) => o === 'MatMulInteger').length).toBe(8);
+    expect(agreement).toBeGreaterThanOrEqual(0.95);
     quantized.dispose();
   });
 });

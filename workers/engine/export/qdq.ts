@@ -168,16 +168,25 @@ function perTokenIntegerMatMul(w: GraphWriter, model: QuantizedModel, site: Quan
   return chain;
 }
 
-function isPerTokenLinear(site: QuantSite): boolean {
+/**
+ * Export forms follow the quantizers' actual scale shapes, not the granularity the sites were
+ * created with: a method may replace a quantizer with a finer one (per token, per head x token).
+ */
+function hasPerTokenScales(quantizer: UniformQuantizer, activationRank: number): boolean {
+  const shape = quantizer.scale.shape;
+  return quantizer.scale.size > 1 && shape.length === activationRank && shape.every((d, i) => i === activationRank - 2 || d === 1);
+}
+
+function isPerTokenLinear(model: QuantizedModel, site: QuantSite): boolean {
   const [activation, weight] = site.operands;
-  return site.opType === 'MatMul' && site.kind === 'linear' && activation.granularity === 'per-token'
-    && activation.axis === activation.shape.length - 2 && weight.shape.length === 2 && weight.axis === 1;
+  return site.opType === 'MatMul' && site.kind === 'linear' && weight.shape.length === 2 && weight.axis === 1
+    && hasPerTokenScales(model.quantizerOf(site, activation), activation.shape.length);
 }
 
 function operandNodes(w: GraphWriter, model: QuantizedModel, site: QuantSite, operand: OperandSpec, input: string): onnx.INodeProto[] {
   const quantizer = model.quantizerOf(site, operand);
   if (operand.role === 'weight') return weightNodes(w, model, operand, quantizer);
-  return operand.granularity === 'per-tensor' ? perTensorActivationNodes(w, input, quantizer) : floatFakeQuantNodes(w, input, quantizer);
+  return quantizer.scale.size === 1 ? perTensorActivationNodes(w, input, quantizer) : floatFakeQuantNodes(w, input, quantizer);
 }
 
 /** Drops nodes whose outputs nothing reads and initializers no node reads (e.g. replaced float weights). */
@@ -212,7 +221,7 @@ export function exportQdq(model: QuantizedModel, metadata: ExportMetadata = {}):
   for (const site of model.sites) {
     const node = graph.node[site.nodeIndex];
     node.input ??= [];
-    if (isPerTokenLinear(site)) {
+    if (isPerTokenLinear(model, site)) {
       replacements.set(site.nodeIndex, perTokenIntegerMatMul(w, model, site, node));
       continue;
     }
