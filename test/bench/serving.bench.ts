@@ -30,8 +30,20 @@ const LOAD_GENERATOR = path.join(__dirname, 'load-generator.js');
 interface Measure {
   throughput: number;
   p50: number;
-  p99?: number;
+  /**
+   * CPU time of this process (main thread and session workers) per request, in µs: unlike
+   * throughput and latency it hardly depends on what else the machine is running.
+   */
+  cpuUs: number;
   failures?: number;
+}
+
+/** Microseconds of CPU this process used while `work` ran. */
+async function withCpu<T>(work: () => Promise<T>): Promise<{ result: T; cpuUs: number }> {
+  const before = process.cpuUsage();
+  const result = await work();
+  const used = process.cpuUsage(before);
+  return { result, cpuUs: used.user + used.system };
 }
 
 const out = (line = '') => process.stdout.write(`${line}\n`);
@@ -53,10 +65,10 @@ async function rawOrt(session: ort.InferenceSession, feeds: Record<string, ort.T
     }
   };
   const started = performance.now();
-  await Promise.all(Array.from({ length: clients }, loop));
+  const { cpuUs } = await withCpu(() => Promise.all(Array.from({ length: clients }, loop)));
   const elapsed = (performance.now() - started) / 1000;
   latencies.sort((a, b) => a - b);
-  return { throughput: latencies.length / elapsed, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99) };
+  return { throughput: latencies.length / elapsed, p50: percentile(latencies, 0.5), cpuUs: cpuUs / latencies.length };
 }
 
 /** Runs the load generator (a separate process, so it does not share the gateway's event loop). */
@@ -75,8 +87,9 @@ function generator<T>(url: string, body: Buffer, headers: Record<string, string>
 
 /** Throughput and p50 (whole ms) with `clients` concurrent connections (autocannon). */
 async function httpLoad(url: string, body: Buffer, headers: Record<string, string>, clients: number): Promise<Measure> {
-  const result = await generator<{ latency: { p50: number; p99: number }; non2xx: number; errors: number; '2xx': number; duration: number }>(url, body, headers, { connections: clients });
-  return { throughput: result['2xx'] / result.duration, p50: result.latency.p50, p99: result.latency.p99, failures: result.non2xx + result.errors };
+  type Result = { latency: { p50: number }; non2xx: number; errors: number; '2xx': number; duration: number };
+  const { result, cpuUs } = await withCpu(() => generator<Result>(url, body, headers, { connections: clients }));
+  return { throughput: result['2xx'] / result.duration, p50: result.latency.p50, cpuUs: cpuUs / Math.max(1, result['2xx']), failures: result.non2xx + result.errors };
 }
 
 /** p50 of one request at a time with a sub-millisecond clock. */
@@ -141,7 +154,7 @@ async function main(): Promise<void> {
     out(`input ${input.name} [N, ${channels}, ${height}, ${width}], ORT intra-op threads ${THREADS}, ${SECONDS} s per measurement, ${os.cpus().length} CPUs, load average ${os.loadavg().map((l) => fmt(l, 1)).join(' ')}`);
     out();
     out('1. raw in-process ORT vs gateway over HTTP (JSON tensors)');
-    out('   batch clients | raw req/s  raw p50 ms | gateway req/s  gateway p50 ms | throughput ratio');
+    out('   batch clients | raw req/s  p50 ms  CPU µs/req | gateway req/s  p50 ms  CPU µs/req | throughput ratio  CPU ratio');
     for (const batch of [1, 8]) {
       const data = randomRows(batch, rowLength);
       const feeds = { [input.name]: new ort.Tensor('float32', data, [batch, channels, height, width]) };
@@ -150,7 +163,10 @@ async function main(): Promise<void> {
       for (const clients of [1, 32]) {
         const raw = await rawOrt(session, feeds, clients);
         const served = await httpLoad(infer, body, json, clients);
-        out(`   ${String(batch).padStart(5)} ${String(clients).padStart(7)} | ${fmt(raw.throughput, 0).padStart(9)}  ${fmt(raw.p50).padStart(10)} | ${fmt(served.throughput, 0).padStart(13)}  ${fmt(served.p50).padStart(14)} | ${fmt(served.throughput / raw.throughput)}${served.failures ? `  (${served.failures} failed)` : ''}`);
+        const cells = [fmt(raw.throughput, 0).padStart(9), fmt(raw.p50).padStart(6), fmt(raw.cpuUs, 0).padStart(10)].join('  ');
+        const gatewayCells = [fmt(served.throughput, 0).padStart(13), fmt(served.p50).padStart(6), fmt(served.cpuUs, 0).padStart(10)].join('  ');
+        const ratios = `${fmt(served.throughput / raw.throughput).padStart(16)}  ${fmt(served.cpuUs / raw.cpuUs).padStart(9)}`;
+        out(`   ${String(batch).padStart(5)} ${String(clients).padStart(7)} | ${cells} | ${gatewayCells} | ${ratios}${served.failures ? `  (${served.failures} failed)` : ''}`);
       }
     }
     const oneRow = randomRows(1, rowLength);
@@ -164,7 +180,8 @@ async function main(): Promise<void> {
     const unbatched = await httpLoad(infer, oneBody, json, 32);
     await graphql(gateway, POLICY, { model: 'bench', policy: { routes: [{ variant: 'fp32', weight: 1 }], batching: { maxBatchSize: 16, maxQueueDelayMs: 1 } } });
     const batched = await httpLoad(infer, oneBody, json, 32);
-    out(`   off: ${fmt(unbatched.throughput, 0)} req/s p50 ${fmt(unbatched.p50)} ms | max 16 rows, 1 ms: ${fmt(batched.throughput, 0)} req/s p50 ${fmt(batched.p50)} ms | throughput ratio ${fmt(batched.throughput / unbatched.throughput)}`);
+    out(`   off: ${fmt(unbatched.throughput, 0)} req/s p50 ${fmt(unbatched.p50)} ms ${fmt(unbatched.cpuUs, 0)} µs CPU/req | max 16 rows, 1 ms: ${fmt(batched.throughput, 0)} req/s p50 ${fmt(batched.p50)} ms ${fmt(batched.cpuUs, 0)} µs CPU/req`);
+    out(`   throughput ratio ${fmt(batched.throughput / unbatched.throughput)}, CPU per request ratio ${fmt(batched.cpuUs / unbatched.cpuUs)}`);
 
     out();
     out('3. shadow cost on the primary (batch 1, one client, sequential p50)');
@@ -186,7 +203,8 @@ async function main(): Promise<void> {
     await httpLoad(rgbUrl, asBinary.body, asBinary.headers, 2);
     const jsonLoad = await httpLoad(rgbUrl, asJson, json, 8);
     const binaryLoad = await httpLoad(rgbUrl, asBinary.body, asBinary.headers, 8);
-    out(`   JSON ${fmt(jsonLoad.throughput, 0)} req/s (${fmt(asJson.length / 1e6)} MB, p50 ${fmt(jsonLoad.p50)} ms) | binary ${fmt(binaryLoad.throughput, 0)} req/s (${fmt(asBinary.body.length / 1e6)} MB, p50 ${fmt(binaryLoad.p50)} ms) | binary/JSON ${fmt(binaryLoad.throughput / jsonLoad.throughput)}`);
+    out(`   JSON ${fmt(jsonLoad.throughput, 0)} req/s (${fmt(asJson.length / 1e6)} MB, p50 ${fmt(jsonLoad.p50)} ms, ${fmt(jsonLoad.cpuUs / 1000, 1)} ms CPU/req) | binary ${fmt(binaryLoad.throughput, 0)} req/s (${fmt(asBinary.body.length / 1e6)} MB, p50 ${fmt(binaryLoad.p50)} ms, ${fmt(binaryLoad.cpuUs / 1000, 1)} ms CPU/req)`);
+    out(`   binary/JSON throughput ${fmt(binaryLoad.throughput / jsonLoad.throughput)}, JSON/binary CPU per request ${fmt(jsonLoad.cpuUs / binaryLoad.cpuUs)}`);
     out();
   } finally {
     await session.release();
