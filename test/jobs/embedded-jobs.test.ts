@@ -38,7 +38,7 @@ describe('quantizeModel with the embedded transport (child-process worker, SQLit
     expect(job.reason).toBeNull();
     expect(job.status).toBe('succeeded');
     expect(job.progress).toBe(100);
-    expect(job.worker).toMatchObject({ workerId: 'embedded' });
+    expect(job.worker).toMatchObject({ workerId: 'embedded', backend: expect.stringMatching(/^(tensorflow-gpu|tensorflow|wasm|cpu)$/), device: expect.any(String) });
     expect(job.variant).toMatchObject({ tag: 'w4a4-rtn', precision: 'W4A4', method: 'rtn', parentVariantId: parentId, status: 'ready' });
     expect(job.variant!.config).toMatchObject({ jobId: id, bits: 'w4a4', calibSize: 8 });
     expect(job.variant!.metrics).toMatchObject({ task: 'classification', images: 1000, top1: expect.any(Number) });

@@ -57,7 +57,8 @@ function repositorySuite(dialect: Dialect): void {
   test('an idempotency key is unique, and a refused job leaves no outbox entry', async () => {
     const before = await jobs.outboxSize();
     await jobs.create(newJob('key-2'));
-    await expect(jobs.create(newJob('key-2'))).rejects.toThrow(/unique|duplicate/i);
+    // Matched by message: better-sqlite3's native part throws errors of the first jest realm that loaded it.
+    await expect(jobs.create(newJob('key-2'))).rejects.toMatchObject({ message: expect.stringMatching(/unique|duplicate/i) });
     expect(await jobs.outboxSize()).toBe(before + 1);
   });
 
