@@ -8,6 +8,9 @@ import { PREPROCESSING, sampleDataset, sampleImages, trainedTinyClassifier } fro
 /** A few iterations and a coarse search: the whole pipeline in seconds. */
 const FAST = { iters: 4, reconSize: 32, batchSize: 16, eqN: 8, searchRounds: 1, rank: 2, seed: 3 };
 
+/** Generous for two shared, loaded cores; on an idle machine the run takes seconds. */
+const TIMEOUT_MS = 300_000;
+
 async function quantize(method: string): Promise<QuantizeResult> {
   return quantizeModel({
     model: fs.readFileSync(trainedTinyClassifier), calibration: await sampleDataset('train'), bits: 'w4a4', method, calibSize: 16, methodOptions: FAST,
@@ -35,5 +38,5 @@ describe('fimaq end to end on the trained tiny ViT', () => {
     const again = await quantize('fimaq');
     expect(Buffer.from(again.onnx).equals(Buffer.from(result.onnx))).toBe(true);
     again.quantized.dispose();
-  });
+  }, TIMEOUT_MS);
 });
