@@ -64,8 +64,8 @@ export class QuantizeModelInput {
   @Max(100000)
   reconSize?: number;
 
-  @Field(() => Int, { defaultValue: 1000, description: 'Optimization iterations per block (FIMAQ).' }) @IsInt() @Min(0) iters!: number;
-  @Field(() => Int, { defaultValue: 5, description: 'Rank of the Fisher information approximation (FIMAQ).' }) @IsInt() @Min(0) rank!: number;
+  @Field(() => Int, { defaultValue: 1000, description: 'Optimization iterations per block (FIMAQ).' }) @IsInt() @Min(1) iters!: number;
+  @Field(() => Int, { defaultValue: 5, description: 'Rank of the Fisher information approximation (FIMAQ).' }) @IsInt() @Min(1) rank!: number;
   @Field(() => Int, { defaultValue: 0 }) @IsInt() seed!: number;
 
   @Field(() => ImageSetInput, { nullable: true, description: 'Labeled images the worker evaluates the quantized model on.' })

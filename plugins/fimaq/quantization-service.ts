@@ -8,7 +8,7 @@ import type { ImageSetPacker } from './image-set-packer';
 import type { JobRecord, QuantizationRequest } from './job-record';
 import type { JobRepository } from './job-repository';
 
-export const SIZE_LIMITS = { calibSize: [1, 100_000], reconSize: [1, 100_000], iters: [0, 10_000_000], rank: [0, 4096] } as const;
+export const SIZE_LIMITS = { calibSize: [1, 100_000], reconSize: [1, 100_000], iters: [1, 10_000_000], rank: [1, 4096] } as const;
 
 /** Told when a job changes, to push it to subscribers. */
 export type JobChanged = (job: JobRecord) => void;

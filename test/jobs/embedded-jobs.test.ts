@@ -53,6 +53,17 @@ describe('quantizeModel with the embedded transport (child-process worker, SQLit
     await subscription.close();
   });
 
+  test('a FIMA-Q job with tiny sizes reports its reconstruction and yields a w3a3-fimaq variant', async () => {
+    gateway = await startTestGateway({ plugins: [fimaqPlugin()] });
+    const { variantId: parentId } = await registerTinyClassifier(gateway);
+    const queued = await quantize(gateway, { method: 'FIMAQ', bits: 'W3A3', calibSize: 8, reconSize: 8, iters: 2, rank: 1, seed: 3 });
+    expect(queued.errors).toBeUndefined();
+    const job = await waitForStatus(gateway, queued.data!.quantizeModel.id, ['succeeded', 'failed'], 300_000);
+    expect(job.reason).toBeNull();
+    expect(job.variant).toMatchObject({ tag: 'w3a3-fimaq', precision: 'W3A3', method: 'fimaq', parentVariantId: parentId, status: 'ready' });
+    expect(job.variant!.config).toMatchObject({ iters: 2, rank: 1, reconSize: 8, seed: 3, methodReport: expect.any(Object) });
+  });
+
   test('a queued and a running job can be cancelled; neither yields a variant', async () => {
     process.env.WORKER_ENGINE_MODULE = COPY_ENGINE;
     process.env.COPY_ENGINE_STEPS = '200';

@@ -14,6 +14,8 @@ export interface EngineProgress {
   blocks?: number;
   /** 0..100. */
   progress: number;
+  /** The engine's own estimate, when it has one. */
+  etaSeconds?: number;
   message?: string;
 }
 
@@ -21,6 +23,7 @@ export interface EngineRequest {
   model: Uint8Array;
   modelName: string;
   preprocessing: Preprocessing;
+  task: 'CLASSIFICATION' | 'RETRIEVAL';
   /** NPY images (float32 in [0, 1]) the control plane packed from the chosen calibration set. */
   calibrationPath: string;
   /** Lower case, as the engine names them: `w4a4`, `fimaq`, `rtn`. */
@@ -43,6 +46,9 @@ export interface EngineOutput {
 
 export type QuantizationEngine = (request: EngineRequest) => Promise<EngineOutput>;
 
+/** Images per reconstruction step (FIMA-Q's default), fewer when the reconstruction set is smaller. */
+const RECONSTRUCTION_BATCH = 32;
+
 export const libraryEngine: QuantizationEngine = async (request) => {
   const calibration = await openDataset({ path: request.calibrationPath, format: 'npy' }, request.preprocessing);
   const result = await quantizeModel(
@@ -53,13 +59,26 @@ export const libraryEngine: QuantizationEngine = async (request) => {
       bits: request.bits,
       method: request.method,
       calibSize: request.calibSize,
-      methodOptions: { iters: request.iters, rank: request.rank, reconSize: request.reconSize, seed: request.seed },
+      methodOptions: {
+        task: request.task === 'CLASSIFICATION' ? 'classification' : 'retrieval',
+        // Packed calibration sets carry no labels: a retrieval model is reconstructed against
+        // the embeddings of its own reconstruction images.
+        ...(request.task === 'RETRIEVAL' ? { reference: { kind: 'gallery' } } : {}),
+        iters: request.iters,
+        rank: request.rank,
+        reconSize: request.reconSize,
+        seed: request.seed,
+        batchSize: Math.min(RECONSTRUCTION_BATCH, request.reconSize),
+      },
     },
     (p) => request.onProgress({
       stage: p.stage,
       ...(p.total > 1 ? { block: p.done, blocks: p.total } : {}),
       progress: 100 * p.fraction,
-      message: p.detail,
+      etaSeconds: p.etaSeconds,
+      message: p.block !== undefined && p.iteration !== undefined
+        ? `${p.block}: iteration ${p.iteration}/${p.iterations ?? '?'}${p.loss === undefined ? '' : `, loss ${p.loss.toFixed(4)}`}`
+        : p.detail,
     }),
   );
   result.quantized.dispose();

@@ -65,7 +65,8 @@ class ProgressReporter {
     this.lastStage = progress.stage;
     this.lastSentAt = now;
     const elapsed = (now - this.startedAt) / 1000;
-    const etaSeconds = progress.progress > 0 && progress.progress < 100 ? (elapsed * (100 - progress.progress)) / progress.progress : undefined;
+    const etaSeconds = progress.etaSeconds
+      ?? (progress.progress > 0 && progress.progress < 100 ? (elapsed * (100 - progress.progress)) / progress.progress : undefined);
     const event: JobProgressEvent = {
       kind: 'progress',
       jobId: this.delivery.spec.jobId,
@@ -218,6 +219,7 @@ export class WorkerRuntime {
       model,
       modelName: `${spec.model.name}@${spec.parent.variantId}`,
       preprocessing: spec.model.preprocessing,
+      task: spec.model.task,
       calibrationPath,
       bits: spec.bits.toLowerCase(),
       method: spec.method.toLowerCase(),
