@@ -4,7 +4,7 @@ import path from 'node:path';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import { ADMIN_TOKEN, startTestGateway, type TestGateway } from '../support/gateway-harness';
-import { COPY_ENGINE, FASHION_MNIST, fimaqPlugin, jobOf, quantize, registerTinyClassifier, waitFor, waitForStatus, type JobView } from './support/jobs-harness';
+import { COPY_ENGINE, FASHION_MNIST, fimaqPlugin, registerTinyModel, TINY_ENCODER, jobOf, quantize, registerTinyClassifier, waitFor, waitForStatus, type JobView } from './support/jobs-harness';
 
 /** Collects a job's updates from the subscription over graphql-ws. */
 function subscribeToJob(gateway: TestGateway, id: string): { updates: JobView[]; close: () => Promise<void> } {
@@ -62,6 +62,16 @@ describe('quantizeModel with the embedded transport (child-process worker, SQLit
     expect(job.reason).toBeNull();
     expect(job.variant).toMatchObject({ tag: 'w3a3-fimaq', precision: 'W3A3', method: 'fimaq', parentVariantId: parentId, status: 'ready' });
     expect(job.variant!.config).toMatchObject({ iters: 2, rank: 1, reconSize: 8, seed: 3, methodReport: expect.any(Object) });
+  });
+
+  test('a retrieval encoder is quantized with FIMA-Q against its own reconstruction embeddings', async () => {
+    gateway = await startTestGateway({ plugins: [fimaqPlugin()] });
+    await registerTinyModel(gateway, 'encoder', 'RETRIEVAL', TINY_ENCODER);
+    const queued = await quantize(gateway, { model: 'encoder', method: 'FIMAQ', bits: 'W4A4', calibSize: 8, reconSize: 8, iters: 2, rank: 1 });
+    expect(queued.errors).toBeUndefined();
+    const job = await waitForStatus(gateway, queued.data!.quantizeModel.id, ['succeeded', 'failed'], 300_000);
+    expect(job.reason).toBeNull();
+    expect(job.variant).toMatchObject({ tag: 'w4a4-fimaq', status: 'ready' });
   });
 
   test('a queued and a running job can be cancelled; neither yields a variant', async () => {

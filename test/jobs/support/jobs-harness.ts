@@ -114,10 +114,16 @@ export interface JobView {
   variant: { id: string; tag: string; precision: string; method: string; parentVariantId: string; status: string; config: Record<string, unknown>; metrics: Record<string, unknown>; artifactSha256: string } | null;
 }
 
+export const TINY_ENCODER = path.join(REPO_ROOT, 'test', 'fixtures', 'engine', 'tiny-vit-emb-op17.onnx');
+
 export async function registerTinyClassifier(gateway: TestGateway, name = 'tiny'): Promise<{ modelId: string; variantId: string }> {
+  return registerTinyModel(gateway, name, 'CLASSIFICATION', TINY_CLASSIFIER);
+}
+
+export async function registerTinyModel(gateway: TestGateway, name: string, task: 'CLASSIFICATION' | 'RETRIEVAL', file: string): Promise<{ modelId: string; variantId: string }> {
   const result = await gateway.graphql<{ registerModel: { model: { id: string }; variant: { id: string } } }>(
     `mutation($input: RegisterModelInput!) { registerModel(input: $input) { model { id } variant { id } } }`,
-    { input: { name, task: 'CLASSIFICATION', localPath: TINY_CLASSIFIER, preprocessing: { height: 28, width: 28, channels: 1, mean: [0.286], std: [0.353] } } },
+    { input: { name, task, localPath: file, preprocessing: { height: 28, width: 28, channels: 1, mean: [0.286], std: [0.353] } } },
   );
   if (!result.data) throw new Error(`registerModel failed: ${JSON.stringify(result.errors)}`);
   return { modelId: result.data.registerModel.model.id, variantId: result.data.registerModel.variant.id };
