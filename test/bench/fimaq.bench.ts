@@ -56,6 +56,8 @@ interface Run {
   exported: QualityMetrics;
   fp: QualityMetrics;
   seconds: number;
+  /** CPU seconds of this process while quantizing: the work, whatever else shares the cores. */
+  cpuSeconds: number;
   stage1Seconds?: number;
   stage2Seconds?: number;
   blocks?: { name: string; seconds: number; snapshotSeconds: number; iterationsPerSecond: number; mseBefore: number; mseAfter: number }[];
@@ -79,11 +81,13 @@ async function runOne(modelPath: string, task: Task, bits: string, method: strin
   const test = await openDataset({ path: DATA, split: 'test' }, pre);
   peakRss = process.memoryUsage().rss;
   const started = performance.now();
+  const cpuStarted = process.cpuUsage();
   const result = await quantizeModel({
     model: fs.readFileSync(modelPath), modelName: modelPath, calibration, bits, method, calibSize: CALIB,
     methodOptions: { iters: ITERS, reconSize: RECON, seed, task, reference: { kind: 'gallery' } },
   });
   const seconds = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpuStarted);
   const exportedPath = path.join(os.tmpdir(), `fimaq-bench-${process.pid}.onnx`);
   fs.writeFileSync(exportedPath, result.onnx);
   const [fp, exported] = [await OnnxImageModel.load(modelPath), await OnnxImageModel.load(exportedPath)];
@@ -97,7 +101,7 @@ async function runOne(modelPath: string, task: Task, bits: string, method: strin
   const report = result.report.methodReport as { stage1?: { seconds: number }; stage2?: { seconds: number; blocks: Run['blocks'] } } | undefined;
   return {
     model: path.basename(modelPath), bits, method, seed, fp: evaluation.fp, simulated: evaluation.simulated, exported: evaluation.exported, seconds,
-    stage1Seconds: report?.stage1?.seconds, stage2Seconds: report?.stage2?.seconds, blocks: report?.stage2?.blocks,
+    cpuSeconds: (cpu.user + cpu.system) / 1e6, stage1Seconds: report?.stage1?.seconds, stage2Seconds: report?.stage2?.seconds, blocks: report?.stage2?.blocks,
     peakRssMiB: peakRss / 2 ** 20,
   };
 }
@@ -135,13 +139,13 @@ function retrievalTable(runs: Run[]): void {
 }
 
 function costTable(runs: Run[]): void {
-  out('\n| model | method | bits | seed | total s | stage 1 s | stage 2 s | s/block (mean) | it/s (mean) | snapshot share | peak RSS MiB |');
-  out('|---|---|---|---|---|---|---|---|---|---|---|');
+  out('\n| model | method | bits | seed | total s | CPU s | stage 1 s | stage 2 s | s/block (mean) | it/s (mean) | snapshot share | peak RSS MiB |');
+  out('|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of runs) {
     const blocks = r.blocks ?? [];
     const mean = (f: (b: NonNullable<Run['blocks']>[number]) => number): number => blocks.reduce((a, b) => a + f(b), 0) / Math.max(1, blocks.length);
     const snapshot = blocks.reduce((a, b) => a + b.snapshotSeconds, 0) / Math.max(1e-9, blocks.reduce((a, b) => a + b.seconds, 0));
-    out(`| ${r.model} | ${r.method} | ${r.bits} | ${r.seed} | ${r.seconds.toFixed(1)} | ${r.stage1Seconds?.toFixed(1) ?? '-'} | ${r.stage2Seconds?.toFixed(1) ?? '-'} | ${blocks.length ? mean((b) => b.seconds).toFixed(1) : '-'} | ${blocks.length ? mean((b) => b.iterationsPerSecond).toFixed(2) : '-'} | ${blocks.length ? `${(100 * snapshot).toFixed(1)}%` : '-'} | ${r.peakRssMiB.toFixed(0)} |`);
+    out(`| ${r.model} | ${r.method} | ${r.bits} | ${r.seed} | ${r.seconds.toFixed(1)} | ${r.cpuSeconds.toFixed(1)} | ${r.stage1Seconds?.toFixed(1) ?? '-'} | ${r.stage2Seconds?.toFixed(1) ?? '-'} | ${blocks.length ? mean((b) => b.seconds).toFixed(1) : '-'} | ${blocks.length ? mean((b) => b.iterationsPerSecond).toFixed(2) : '-'} | ${blocks.length ? `${(100 * snapshot).toFixed(1)}%` : '-'} | ${r.peakRssMiB.toFixed(0)} |`);
   }
 }
 
