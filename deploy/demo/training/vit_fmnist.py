@@ -450,10 +450,13 @@ def architecture(model, head):
 
 
 def regenerate_text():
-    return ('/usr/bin/python3 deploy/demo/training/vit_fmnist.py train-classifier --no-aug --epochs 7 --stop-after 2 && '
-            '/usr/bin/python3 deploy/demo/training/vit_fmnist.py anneal-classifier --steps 40 && '
-            '/usr/bin/python3 deploy/demo/training/vit_fmnist.py train-encoder && '
-            '/usr/bin/python3 deploy/demo/training/vit_fmnist.py export '
+    run = '/usr/bin/python3 deploy/demo/training/vit_fmnist.py'
+    ckpt = 'deploy/demo/training/checkpoints'
+    return (f'{run} train-classifier --no-aug --epochs 7 --stop-after 2 && '
+            f'cp {ckpt}/classifier.pt {ckpt}/classifier-epoch2.pt && '
+            f'{run} train-encoder --epochs 1 --init {ckpt}/classifier-epoch2.pt && '
+            f'{run} anneal-classifier --steps 40 --prior-seconds 2227 && '
+            f'{run} export '
             '(Fashion-MNIST from /usr/share/datasets/fashion-mnist, Debian package dataset-fashion-mnist)')
 
 
