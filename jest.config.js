@@ -1,6 +1,7 @@
 /** @type {import('jest').Config} */
 module.exports = {
-  testEnvironment: 'node',
+  // onnxruntime-node needs the host's typed arrays inside the sandbox; see the file.
+  testEnvironment: '<rootDir>/test/support/onnxruntime-environment.js',
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
   transform: {

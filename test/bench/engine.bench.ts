@@ -1,6 +1,4 @@
 /**
- * @jest-environment ./test/engine/ort-environment.js
- *
  * Engine benchmarks, printed as tables measured side by side in one run:
  * 1. rtn accuracy at w8a8/w6a6/w4a4/w3a3, simulated (engine) vs exported (onnxruntime), plus
  *    top-1 agreement and max |Δ logit| between the two;

@@ -1,6 +1,3 @@
-/**
- * @jest-environment ./test/fixtures/onnxruntime-environment.js
- */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';

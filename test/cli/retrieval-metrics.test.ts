@@ -1,6 +1,3 @@
-/**
- * @jest-environment ./test/fixtures/onnxruntime-environment.js
- */
 import { retrievalMetrics, type EmbeddingSet } from '../../workers/eval';
 
 /** Deterministic pseudo-random numbers (LCG), so failures reproduce. */

@@ -1,4 +1,3 @@
-/** @jest-environment ./test/engine/ort-environment.js */
 import * as fs from 'node:fs';
 import { ortKernelCounts } from '../../workers/engine/export/ort-kernels';
 import { quantizeModel } from '../../workers/engine/quantize-model';

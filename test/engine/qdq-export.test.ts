@@ -1,4 +1,3 @@
-/** @jest-environment ./test/engine/ort-environment.js */
 import * as fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { forward } from '../../workers/engine/image-model';

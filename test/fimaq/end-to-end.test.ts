@@ -1,4 +1,3 @@
-/** @jest-environment ./test/engine/ort-environment.js */
 import * as fs from 'node:fs';
 import { forward } from '../../workers/engine/image-model';
 import { quantizeModel, type QuantizeResult } from '../../workers/engine/quantize-model';

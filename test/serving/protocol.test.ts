@@ -1,4 +1,3 @@
-/** @jest-environment ./test/engine/ort-environment.js */
 import fs from 'node:fs';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';

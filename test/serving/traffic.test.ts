@@ -1,4 +1,3 @@
-/** @jest-environment ./test/engine/ort-environment.js */
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { FIXTURES, startTestGateway, type Dialect, type TestGateway } from '../support/gateway-harness';
