@@ -62,7 +62,10 @@ function migrationSuite(open: () => Promise<{ handle: DatabaseHandle; dispose: (
       updated_at: new Date().toISOString(),
     });
     await handle.db.insertInto('models').values(row('a')).execute();
-    await expect(handle.db.insertInto('models').values(row('b')).execute()).rejects.toThrow(/unique|duplicate/i);
+    // Not `.rejects.toThrow`: better-sqlite3's errors come from another realm under jest and fail `instanceof Error`.
+    await expect(handle.db.insertInto('models').values(row('b')).execute()).rejects.toMatchObject({
+      message: expect.stringMatching(/unique|duplicate/i),
+    });
     await sql`delete from models`.execute(handle.db);
   });
 }
