@@ -35,17 +35,8 @@ export interface RegisterModelRequest {
   localPath?: string;
 }
 
-export interface AddVariantRequest {
-  modelId: string;
-  parentVariantId: string | null;
-  tag: string;
-  precision: string;
-  method: string;
-  config: Record<string, unknown>;
-  metrics: Record<string, unknown>;
-  artifactSha256: string;
-  status?: VariantStatus;
-}
+/** A new variant from an uploaded artifact; its signature and size are read from the file. */
+export type AddVariantRequest = Omit<NewVariant, 'signature' | 'artifactSize' | 'status'> & { status?: VariantStatus };
 
 /**
  * The registry's rules: what a valid model is, how variants come and go, and that every change

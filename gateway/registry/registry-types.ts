@@ -40,19 +40,8 @@ export interface VariantRecord {
   updatedAt: Date;
 }
 
-export interface NewVariant {
-  modelId: string;
-  parentVariantId: string | null;
-  tag: string;
-  precision: string;
-  method: string;
-  config: Record<string, unknown>;
-  metrics: Record<string, unknown>;
-  signature: ModelSignature;
-  artifactSha256: string;
-  artifactSize: number;
-  status: VariantStatus;
-}
+/** What a caller supplies for a new variant; the repository adds id, reason and timestamps. */
+export type NewVariant = Omit<VariantRecord, 'id' | 'statusReason' | 'createdAt' | 'updatedAt'>;
 
 export interface Actor {
   /** Token name (or `system` for the gateway itself), recorded in the audit log. */

@@ -49,19 +49,24 @@ export interface WorkerCapabilities {
   concurrency: number;
 }
 
-export interface JobProgressEvent {
-  kind: 'progress';
-  jobId: string;
-  /** 1 for the first delivery; larger after a redelivery. */
-  attempt: number;
-  worker: WorkerCapabilities;
+/** Where a running quantization stands, as the engine reports it. */
+export interface EngineProgress {
   stage: string;
   block?: number;
   blocks?: number;
   /** 0..100. */
   progress: number;
+  /** The engine's own estimate, when it has one. */
   etaSeconds?: number;
   message?: string;
+}
+
+export interface JobProgressEvent extends EngineProgress {
+  kind: 'progress';
+  jobId: string;
+  /** 1 for the first delivery; larger after a redelivery. */
+  attempt: number;
+  worker: WorkerCapabilities;
   at: string;
 }
 

@@ -4,20 +4,12 @@
  * an `engine` export (an experimental engine, or a stand-in with predictable timing in tests).
  */
 import path from 'node:path';
+import type { EngineProgress } from '../common/jobs';
 import type { Preprocessing } from '../common/preprocessing';
 import { openDataset } from '../data';
 import { quantizeModel } from '../engine/quantize-model';
 
-export interface EngineProgress {
-  stage: string;
-  block?: number;
-  blocks?: number;
-  /** 0..100. */
-  progress: number;
-  /** The engine's own estimate, when it has one. */
-  etaSeconds?: number;
-  message?: string;
-}
+export type { EngineProgress };
 
 export interface EngineRequest {
   model: Uint8Array;
