@@ -123,9 +123,7 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
     authEnabled: !boolean(env, 'GATEWAY_AUTH_DISABLED', false),
     maxUploadBytes: byteSize(env, 'MAX_UPLOAD_BYTES', 512 * 1024 ** 2),
     maxRequestBytes: byteSize(env, 'MAX_REQUEST_BYTES', 64 * 1024 ** 2),
-    plugins: env.GATEWAY_PLUGINS === undefined
-      ? DEFAULT_PLUGINS
-      : env.GATEWAY_PLUGINS.split(',').map((s) => s.trim()).filter(Boolean),
+    plugins: env.GATEWAY_PLUGINS === undefined ? DEFAULT_PLUGINS : list(env, 'GATEWAY_PLUGINS', []),
     logLevel,
     serving: {
       intraOpThreads: integer(env, 'ORT_INTRA_OP_THREADS', 0, 0, 1024),
