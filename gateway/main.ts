@@ -16,14 +16,8 @@ async function main(): Promise<void> {
   }
   const logger = createLogger(config.logLevel);
   const gateway = await startGateway({ config, logger });
-  if (gateway.initialAdminToken) {
-    // Printed once: only the hash is stored, so this is the operator's only chance to copy it.
-    process.stdout.write(
-      `\nFirst start: created an admin token. Store it now; it will not be shown again.\n\n  ${gateway.initialAdminToken}\n\n`,
-    );
-  }
-  process.stdout.write(`gateway ready at ${gateway.url} (GraphQL: ${gateway.url}/graphql)\n`);
 
+  // Handlers go in before "ready" is printed: whoever waits for that line may signal at once.
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;
@@ -39,6 +33,14 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGTERM', () => shutdown('SIGTERM'));
+
+  if (gateway.initialAdminToken) {
+    // Printed once: only the hash is stored, so this is the operator's only chance to copy it.
+    process.stdout.write(
+      `\nFirst start: created an admin token. Store it now; it will not be shown again.\n\n  ${gateway.initialAdminToken}\n\n`,
+    );
+  }
+  process.stdout.write(`gateway ready at ${gateway.url} (GraphQL: ${gateway.url}/graphql)\n`);
 }
 
 main().catch((error: unknown) => {

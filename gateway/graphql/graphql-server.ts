@@ -43,6 +43,9 @@ export async function startGraphQL(options: {
     schema: options.schema,
     formatError: formatError(options.logger),
     introspection: true,
+    // The composition root owns shutdown; Apollo's own signal handlers would stop it a second
+    // time and re-raise the signal, leaving the process hanging.
+    stopOnTerminationSignals: false,
     plugins: [ApolloServerPluginDrainHttpServer({ httpServer: options.httpServer }), ...(options.extraPlugins ?? [])],
   });
   await apollo.start();
