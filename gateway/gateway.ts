@@ -47,7 +47,7 @@ export interface GatewayOptions {
  * plugins, GraphQL and HTTP. The only place where parts are wired together.
  */
 export async function startGateway({ config, logger, plugins: givenPlugins }: GatewayOptions): Promise<RunningGateway> {
-  const database = openDatabase(config);
+  const database = openDatabase(config, (error) => logger.warn({ err: error }, 'database connection lost; the pool reconnects'));
   const cleanups: Array<() => Promise<void> | void> = [() => database.close()];
   const cleanup = async () => {
     for (const step of cleanups.reverse()) {

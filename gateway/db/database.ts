@@ -18,8 +18,14 @@ export interface DatabaseHandle {
 // BIGINT (int8) arrives as a string by default; our sizes fit well inside 2^53.
 types.setTypeParser(20, (value) => Number(value));
 
-export function openPostgres(databaseUrl: string): DatabaseHandle {
+/** Reports a pooled connection that the server closed while it sat idle. */
+export type ConnectionErrorListener = (error: Error) => void;
+
+export function openPostgres(databaseUrl: string, onConnectionError: ConnectionErrorListener = () => undefined): DatabaseHandle {
   const pool = new Pool({ connectionString: databaseUrl, max: 10 });
+  // Without a listener, an idle connection closed by the server (a restart, an administrator)
+  // is an unhandled 'error' event that ends the process; the pool replaces it on next use.
+  pool.on('error', onConnectionError);
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   const location = databaseUrl.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
   return { db, dialect: 'postgres', location, close: () => db.destroy() };
@@ -37,8 +43,11 @@ export function openSqlite(file: string): DatabaseHandle {
 }
 
 /** PostgreSQL when a URL is configured, else the embedded SQLite file under the data directory. */
-export function openDatabase(options: { databaseUrl?: string; dataDir: string }): DatabaseHandle {
+export function openDatabase(
+  options: { databaseUrl?: string; dataDir: string },
+  onConnectionError?: ConnectionErrorListener,
+): DatabaseHandle {
   return options.databaseUrl
-    ? openPostgres(options.databaseUrl)
+    ? openPostgres(options.databaseUrl, onConnectionError)
     : openSqlite(path.join(options.dataDir, 'gateway.sqlite'));
 }
