@@ -61,13 +61,7 @@ export class RegistryRepository {
       .execute();
   }
 
-  async insertModel(model: {
-    name: string;
-    task: ModelTask;
-    description: string;
-    labels: string[];
-    preprocessing: Preprocessing;
-  }): Promise<ModelRecord> {
+  async insertModel(model: Omit<ModelRecord, 'id' | 'createdAt' | 'updatedAt'>): Promise<ModelRecord> {
     const now = nowIso();
     const row = {
       id: randomUUID(),
