@@ -58,14 +58,30 @@ describe.each([13, 17] as const)('rtn QDQ export of the opset %i classifier', (o
       method: 'rtn',
       calibSize: 32,
     });
-    const { maxDelta, agreement } = await compare(result);
-    console.log(`op${opset} ${bits}: max |Δ logit| sim vs ORT = ${maxDelta.toExponential(2)}, top-1 agreement ${(agreement * 100).toFixed(1)}%`);
-    expect(agreement).toBe(1);
-    expect(maxDelta).toBeLessThan(1e-3);
-    const model = decodeModel(result.onnx);
-    const ops = model.graph?.node?.map((n) => n.opType) ?? [];
-    expect(ops.filter((o) => o === 'DequantizeLinear').length).toBeGreaterThanOrEqual(result.quantized.sites.length);
-    expect(model.graph?.initializer?.some((t) => t.dataType === (bits === 'w8a8' ? 2 : 3))).toBe(true); // integer weights
+    // Default form: per-tensor MatMul sites as MatMulIntegerToFloat; 'qdq': standard ONNX operators only.
+    const forms = { ort: result.onnx, qdq: exportQdq(result.quantized, {}, { form: 'qdq' }) };
+    const linearSites = result.quantized.sites.filter((s) => s.opType === 'MatMul' && s.kind === 'linear').length; // attention: per head
+    for (const [form, onnxBytes] of Object.entries(forms)) {
+      const { maxDelta, agreement } = await compare({ ...result, onnx: onnxBytes });
+      console.log(`op${opset} ${bits} (${form}): max |Δ logit| sim vs ORT = ${maxDelta.toExponential(2)}, top-1 agreement ${(agreement * 100).toFixed(1)}%`);
+      expect(agreement).toBe(1);
+      expect(maxDelta).toBeLessThan(1e-3);
+      const model = decodeModel(onnxBytes);
+      const nodes = model.graph?.node ?? [];
+      const ops = nodes.map((n) => n.opType);
+      const integer = nodes.filter((n) => n.opType === 'MatMulIntegerToFloat');
+      if (form === 'qdq') {
+        expect(integer.length).toBe(0);
+        expect(nodes.every((n) => !n.domain)).toBe(true);
+        expect(ops.filter((o) => o === 'DequantizeLinear').length).toBeGreaterThanOrEqual(result.quantized.sites.length);
+      } else {
+        expect(integer.length).toBe(linearSites);
+        expect(integer.every((n) => n.domain === 'com.microsoft')).toBe(true);
+        expect(integer.filter((n) => n.input?.length === 7).length).toBeGreaterThan(0); // a bias folded in
+        expect(ops.filter((o) => o === 'DequantizeLinear').length).toBeGreaterThanOrEqual(result.quantized.sites.filter((s) => s.opType !== 'MatMul').length); // Conv, Gemm
+      }
+      expect(model.graph?.initializer?.some((t) => t.dataType === (bits === 'w8a8' ? 2 : 3))).toBe(true); // integer weights
+    }
     result.quantized.dispose();
   });
 });

@@ -3,8 +3,14 @@
  * - weights: int8 initializers (codes shifted into the signed range, so 4-bit weights lie in
  *   [-8, 7]) with a per-channel DequantizeLinear; 8-bit weights stay uint8, because x86 u8s8
  *   kernels (vpmaddubsw) saturate 16-bit pair sums of full-range int8 weights and uint8 inputs;
- * - per-tensor activations: [Clip to the b-bit range] -> QuantizeLinear(uint8) -> DequantizeLinear,
- *   the pattern onnxruntime fuses into integer kernels (the Clip keeps codes in 0..2^b-1);
+ * - MatMul sites whose activations all have per-tensor scales (form 'ort', the default): the
+ *   integer kernel itself, com.microsoft MatMulIntegerToFloat, on uint8 codes from QuantizeLinear
+ *   -> Clip(uint8, 0, 2^b-1); a constant bias Add after a Linear layer and a constant scalar Mul
+ *   after an attention product (1/sqrt(d)) fold into it; a tensor read by several sites is
+ *   quantized once per quantizer (see integerMatMul);
+ * - other per-tensor activations (Conv, Gemm; every site with form 'qdq'): [Clip to the b-bit
+ *   range] -> QuantizeLinear(uint8) -> DequantizeLinear, the standard ONNX pattern that
+ *   onnxruntime fuses into integer kernels for MatMul (the Clip keeps codes in 0..2^b-1);
  * - per-token inputs of Linear layers: integer codes on MatMulInteger, then exact zero-point
  *   correction and scaling in float (see perTokenIntegerMatMul);
  * - per-head attention inputs: float fake quantization (Div, Round, Add, Clip, Sub, Mul), exactly
@@ -20,6 +26,16 @@ import { OperandSpec, QuantSite } from '../sites';
 
 const DT = onnx.TensorProto.DataType;
 const MIN_EXPORT_OPSET = 13; // per-axis DequantizeLinear
+
+export interface ExportOptions {
+  /**
+   * 'ort' (default): per-tensor MatMul sites are written as onnxruntime's integer kernel
+   * (com.microsoft MatMulIntegerToFloat) with bias and scalar rescale folded in, fewer nodes than
+   * onnxruntime's own QDQ fusion leaves. 'qdq': standard ONNX operators only (QuantizeLinear /
+   * DequantizeLinear around float MatMuls), for runtimes other than onnxruntime.
+   */
+  form?: 'ort' | 'qdq';
+}
 
 export interface ExportMetadata {
   /** Free-form key/values stored in the model's metadata_props (method, bits, source...). */
@@ -168,6 +184,117 @@ function perTokenIntegerMatMul(w: GraphWriter, model: QuantizedModel, site: Quan
   return chain;
 }
 
+/** The graph around the sites: who reads each tensor, and the nodes already folded into a site. */
+interface GraphIndex {
+  graph: onnx.GraphProto;
+  readers: Map<string, number[]>;
+  outputs: Set<string>;
+  siteNodes: Set<number>;
+  /** Nodes folded into a site's kernel, replaced by what maps to them in `replacements`. */
+  folded: Set<number>;
+  /** uint8 codes already computed for (tensor, scale, zero point, bits): quantize once per quantizer. */
+  codes: Map<string, string>;
+}
+
+/** uint8 codes of a per-tensor activation: QuantizeLinear, then Clip in uint8 to 0..2^b-1 below 8 bits. */
+function perTensorCodes(w: GraphWriter, index: GraphIndex, input: string, quantizer: UniformQuantizer, chain: onnx.INodeProto[]): { codes: string; scale: number; zero: number } {
+  const scale = quantizer.scale.dataSync()[0];
+  const zero = quantizer.zeroPoint.dataSync()[0];
+  const key = `${input}|${scale}|${zero}|${quantizer.bits}`;
+  let codes = index.codes.get(key);
+  if (!codes) {
+    const quantize = w.node('QuantizeLinear', [input, w.constant('act_scale', DT.FLOAT, [], [scale]), w.constant('act_zero_point', DT.UINT8, [], [zero])]);
+    chain.push(quantize);
+    codes = quantize.output?.[0] as string;
+    if (quantizer.bits < 8) {
+      const clip = w.node('Clip', [codes, w.constant('code_min', DT.UINT8, [], [0]), w.constant('code_max', DT.UINT8, [], [levels(quantizer.bits) - 1])]);
+      chain.push(clip);
+      codes = clip.output?.[0] as string;
+    }
+    index.codes.set(key, codes);
+  }
+  return { codes, scale, zero };
+}
+
+/** The single node that reads `tensor`, when nothing else (not a graph output) does. */
+function soleReader(index: GraphIndex, tensor: string): number | undefined {
+  const readers = index.readers.get(tensor) ?? [];
+  if (readers.length !== 1 || index.outputs.has(tensor) || index.siteNodes.has(readers[0]) || index.folded.has(readers[0])) return undefined;
+  return readers[0];
+}
+
+/** The other input of a binary node when it is a constant of the given size (and rank 1 if size > 1). */
+function constantOperand(model: QuantizedModel, node: onnx.INodeProto, input: string, size: number): { name: string; value: tf.Tensor } | undefined {
+  const other = (node.input ?? []).find((i) => i !== input);
+  const value = other !== undefined && (node.input ?? []).length === 2 ? model.program.constantValue(other) : undefined;
+  if (!value || value.dtype !== 'float32' || value.size !== size || (size > 1 && value.shape.length !== 1)) return undefined;
+  return { name: other as string, value };
+}
+
+/** A MatMul whose activation operands all have per-tensor scales and whose weight (if any) is per column or per tensor. */
+function isIntegerMatMul(model: QuantizedModel, site: QuantSite): boolean {
+  return site.opType === 'MatMul' && site.operands.every((operand) => {
+    const quantizer = model.quantizerOf(site, operand);
+    if (operand.role === 'activation') return quantizer.scale.size === 1;
+    return operand.shape.length === 2 && (quantizer.scale.size === 1 || operand.axis === 1);
+  });
+}
+
+/**
+ * A per-tensor MatMul site as onnxruntime's integer kernel, com.microsoft MatMulIntegerToFloat:
+ * uint8 activation codes (QuantizeLinear -> Clip), int8 (below 8 bits) or uint8 weight codes, the
+ * scales and zero points of both, and the result (a_scale * b_scale * exact int32 sum) in float.
+ * A constant bias Add that alone reads the product becomes the kernel's bias input, and a constant
+ * scalar Mul (attention's 1/sqrt(d)) folds into a_scale. Returns the nodes at the site and the
+ * position of the kernel: the folded node's, so that the bias or scalar is already defined there.
+ */
+function integerMatMul(w: GraphWriter, model: QuantizedModel, site: QuantSite, node: onnx.INodeProto, index: GraphIndex, replacements: Map<number, onnx.INodeProto[]>): void {
+  const chain: onnx.INodeProto[] = [];
+  const inputs: { codes: string; scale: string; zero: string }[] = [];
+  let aScale = 1;
+  for (const operand of [...site.operands].sort((a, b) => a.inputIndex - b.inputIndex)) {
+    const quantizer = model.quantizerOf(site, operand);
+    if (operand.role === 'weight') {
+      const weight = weightCodes(model, operand, quantizer);
+      const perColumn = weight.scales.length > 1;
+      inputs.push({
+        codes: w.constant('weight_codes', weight.codeType, weight.shape, weight.codes),
+        scale: w.constant('weight_scale', DT.FLOAT, perColumn ? [weight.scales.length] : [], weight.scales),
+        zero: w.constant('weight_zero_point', weight.codeType, perColumn ? [weight.zeroPoints.length] : [], weight.zeroPoints),
+      });
+    } else {
+      const { codes, scale, zero } = perTensorCodes(w, index, node.input?.[operand.inputIndex] as string, quantizer, chain);
+      if (inputs.length === 0) aScale = scale;
+      inputs.push({ codes, scale: w.constant('act_scale', DT.FLOAT, [], [scale]), zero: w.constant('act_zero_point', DT.UINT8, [], [zero]) });
+    }
+  }
+  const [a, b] = inputs;
+  const kernelInputs = [a.codes, b.codes, a.scale, b.scale, a.zero, b.zero];
+  let output = node.output?.[0] as string;
+  let at = site.nodeIndex;
+  const next = soleReader(index, output);
+  const columns = site.operands.find((o) => o.inputIndex === 1)?.shape.at(-1) ?? 0;
+  if (next !== undefined) {
+    const reader = index.graph.node[next];
+    const bias = reader.opType === 'Add' && columns > 1 ? constantOperand(model, reader, output, columns) : undefined;
+    const factor = reader.opType === 'Mul' ? constantOperand(model, reader, output, 1) : undefined;
+    if (bias) kernelInputs.push(bias.name);
+    if (factor) kernelInputs[2] = w.constant('act_scale', DT.FLOAT, [], [aScale * factor.value.dataSync()[0]]);
+    if (bias || factor) {
+      output = reader.output?.[0] as string;
+      at = next;
+      index.folded.add(next);
+    }
+  }
+  const kernel: onnx.INodeProto = { opType: 'MatMulIntegerToFloat', domain: 'com.microsoft', name: node.name, input: kernelInputs, output: [output] };
+  if (at === site.nodeIndex) {
+    replacements.set(site.nodeIndex, [...chain, kernel]);
+  } else {
+    replacements.set(site.nodeIndex, chain);
+    replacements.set(at, [kernel]);
+  }
+}
+
 /**
  * Export forms follow the quantizers' actual scale shapes, not the granularity the sites were
  * created with: a method may replace a quantizer with a finer one (per token, per head x token).
@@ -204,7 +331,7 @@ function pruneUnused(graph: onnx.IGraphProto): void {
   graph.initializer = (graph.initializer ?? []).filter((t) => read.has(t.name ?? ''));
 }
 
-export function exportQdq(model: QuantizedModel, metadata: ExportMetadata = {}): Uint8Array {
+export function exportQdq(model: QuantizedModel, metadata: ExportMetadata = {}, options: ExportOptions = {}): Uint8Array {
   const { program } = model;
   if (program.graph.opset < MIN_EXPORT_OPSET) {
     throw new InputError(`QDQ export needs opset >= ${MIN_EXPORT_OPSET} (per-channel DequantizeLinear); the model imports opset ${program.graph.opset}. Re-export it at opset 13 or later.`);
@@ -218,9 +345,18 @@ export function exportQdq(model: QuantizedModel, metadata: ExportMetadata = {}):
   }
   // Each site's node is replaced by its quantization chains followed by the node (or by a whole integer form).
   const replacements = new Map<number, onnx.INodeProto[]>();
+  const index: GraphIndex = {
+    graph, readers: new Map(), outputs: new Set(graph.output.map((o) => o.name ?? '')), siteNodes: new Set(model.sites.map((s) => s.nodeIndex)), folded: new Set(), codes: new Map(),
+  };
+  graph.node.forEach((n, i) => (n.input ?? []).forEach((input) => index.readers.set(input, [...(index.readers.get(input) ?? []), i])));
+  const integer = (options.form ?? 'ort') === 'ort';
   for (const site of model.sites) {
     const node = graph.node[site.nodeIndex];
     node.input ??= [];
+    if (integer && isIntegerMatMul(model, site)) {
+      integerMatMul(w, model, site, node, index, replacements);
+      continue;
+    }
     if (isPerTokenLinear(model, site)) {
       replacements.set(site.nodeIndex, perTokenIntegerMatMul(w, model, site, node));
       continue;
@@ -235,6 +371,9 @@ export function exportQdq(model: QuantizedModel, metadata: ExportMetadata = {}):
   }
   graph.node = graph.node.flatMap((n, i) => (replacements.get(i) ?? [n]).map((p) => onnx.NodeProto.create(p)));
   graph.initializer.push(...w.initializers.map((t) => onnx.TensorProto.create(t)));
+  if (graph.node.some((n) => n.domain === 'com.microsoft') && !proto.opsetImport.some((o) => o.domain === 'com.microsoft')) {
+    proto.opsetImport.push(onnx.OperatorSetIdProto.create({ domain: 'com.microsoft', version: 1 }));
+  }
   pruneUnused(graph);
   proto.producerName = 'vit-gateway fimaq';
   proto.metadataProps = [
