@@ -17,6 +17,7 @@ import { startSubscriptions } from './graphql/subscription-server';
 import { artifactRoutes } from './http/artifact-routes';
 import { errorHandler, notFoundHandler } from './http/errors-middleware';
 import { healthRoutes } from './http/health-routes';
+import { inferEndpoint } from './http/inference/infer-endpoint';
 import { inferenceRoutes } from './http/inference/inference-routes';
 import { RequestAuthenticator } from './http/http-auth';
 import { requestId } from './http/request-id';
@@ -81,11 +82,16 @@ export async function startGateway({ config, logger, plugins: givenPlugins }: Ga
     let started = false;
     const app = express();
     app.disable('x-powered-by');
+    // Answers are computed per request; hashing every body for an ETag only costs time.
+    app.set('etag', false);
     app.use(requestId);
     app.use(healthRoutes(database, () => started));
     app.use(artifactRoutes({ artifacts, repository, auth, maxBytes: config.maxUploadBytes }));
     app.use(inferenceRoutes({ serving, auth, maxBodyBytes: config.maxRequestBytes }));
-    const httpServer = http.createServer(app);
+    const inferRequest = inferEndpoint({ serving, auth, maxBodyBytes: config.maxRequestBytes, logger });
+    const httpServer = http.createServer((req, res) => {
+      if (!inferRequest(req, res)) app(req, res);
+    });
 
     const plugins = givenPlugins ?? loadPlugins(config.plugins);
     const container = new ResolverContainer();

@@ -37,6 +37,8 @@ export interface ServingConfig {
   executionProviders: string[];
   /** Requests allowed to wait per variant before 429. */
   queueLimit: number;
+  /** Niceness (0..19) of the threads that run shadow requests; 19 lets shadows use idle CPU only. */
+  shadowNice: number;
   /** Dynamic batching for models whose policy sets none: rows per run (1 = off). */
   batchMaxSize: number;
   batchMaxDelayMs: number;
@@ -130,6 +132,7 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
       interOpThreads: integer(env, 'ORT_INTER_OP_THREADS', 0, 0, 1024),
       executionProviders: list(env, 'ORT_EXECUTION_PROVIDERS', ['cpu']),
       queueLimit: integer(env, 'SERVING_QUEUE_LIMIT', 64, 1, 100000),
+      shadowNice: integer(env, 'SERVING_SHADOW_NICE', 19, 0, 19),
       batchMaxSize: integer(env, 'SERVING_BATCH_MAX_SIZE', 1, 1, 1024),
       batchMaxDelayMs: integer(env, 'SERVING_BATCH_MAX_DELAY_MS', 2, 0, 1000),
       feedbackWindow: integer(env, 'SERVING_FEEDBACK_WINDOW', 100000, 1, 10000000),

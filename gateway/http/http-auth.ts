@@ -22,16 +22,21 @@ export class RequestAuthenticator {
     return this.tokens.authenticate(authorization);
   }
 
+  /** The caller, when it may act as `role`; UNAUTHENTICATED without a valid token, FORBIDDEN with the wrong role. */
+  async authorize(authorization: string | undefined, role: Role): Promise<Principal> {
+    const principal = await this.principalOfAuthorization(authorization);
+    if (!principal) throw new GatewayError('UNAUTHENTICATED', 'this endpoint needs a bearer token (Authorization: Bearer <token>)');
+    if (!roleAllows(principal.role, role)) {
+      throw new GatewayError('FORBIDDEN', `this endpoint needs the ${role} role; token "${principal.name}" has ${principal.role}`);
+    }
+    return principal;
+  }
+
   /** Express middleware: 401 without a valid token, 403 with the wrong role. */
   require(role: Role) {
     return async (req: Request, res: Response, next: NextFunction) => {
       try {
-        const principal = await this.principalOf(req);
-        if (!principal) throw new GatewayError('UNAUTHENTICATED', 'this endpoint needs a bearer token (Authorization: Bearer <token>)');
-        if (!roleAllows(principal.role, role)) {
-          throw new GatewayError('FORBIDDEN', `this endpoint needs the ${role} role; token "${principal.name}" has ${principal.role}`);
-        }
-        res.locals.principal = principal;
+        res.locals.principal = await this.authorize(req.headers.authorization, role);
         next();
       } catch (error) {
         next(error);

@@ -13,7 +13,7 @@ import { OverloadedError } from './serving-errors';
 import type { ServingMetrics, VariantRef } from './serving-metrics';
 import { copyTensor, toFloat64, type Tensor } from './tensor';
 import { chooseRoute } from './traffic-policy';
-import type { VariantSessions } from './variant-sessions';
+import type { Lane, VariantSessions } from './variant-sessions';
 
 /** One inference call, as the protocol layer hands it over. */
 export interface InferenceCall {
@@ -166,10 +166,10 @@ export class InferenceService {
     return { variant: byId.get(choice.primaryId) as VariantRecord, shadowIds: choice.shadowIds };
   }
 
-  private async run(state: ModelServingState, variant: VariantRecord, inputs: Tensor[], outputNames: string[], priority: 'primary' | 'shadow'): Promise<Tensor[]> {
-    const runner = await this.sessions.runner(state.model, variant);
+  private async run(state: ModelServingState, variant: VariantRecord, inputs: Tensor[], outputNames: string[], lane: Lane): Promise<Tensor[]> {
+    const runner = await this.sessions.runner(state.model, variant, lane);
     runner.useBatching(state.policy.batching ?? this.options.defaultBatching);
-    const outcome = await runner.submit(inputs, outputNames, priority);
+    const outcome = await runner.submit(inputs, outputNames);
     return outcome.outputs;
   }
 

@@ -91,15 +91,15 @@ export class ServingMetrics {
   }
 
   /** Exposes the waiting requests per variant, read at each scrape. */
-  watchQueues(depths: () => Array<{ model: string; variant: string; depth: number }>): void {
+  watchQueues(depths: () => Array<{ model: string; variant: string; lane: RequestRole; depth: number }>): void {
     new Gauge({
       name: 'gateway_queue_depth',
-      help: 'Requests waiting for a variant session (primary and shadow).',
-      labelNames: ['model', 'variant'],
+      help: 'Requests waiting for a variant session, by the traffic it serves (primary or shadow).',
+      labelNames: ['model', 'variant', 'role'],
       registers: [this.registry],
       collect() {
         this.reset();
-        for (const { model, variant, depth } of depths()) this.set({ model, variant }, depth);
+        for (const { model, variant, lane, depth } of depths()) this.set({ model, variant, role: lane }, depth);
       },
     });
   }

@@ -33,6 +33,7 @@ export function startServing(services: Omit<GatewayServices, 'serving'>): Servin
     artifacts,
     logger,
     session: { intraOpThreads: settings.intraOpThreads, interOpThreads: settings.interOpThreads, executionProviders: settings.executionProviders },
+    shadowNice: settings.shadowNice,
     queueLimit: settings.queueLimit,
     defaultBatching,
     onRun: (model, variant, rows, requests, computeMs) => metrics.ran(refOf(model, variant), rows, computeMs, requests),

@@ -5,8 +5,6 @@ import { OverloadedError } from './serving-errors';
 import type { Tensor } from './tensor';
 import type { SessionRunResult, WorkerSession } from './worker-session';
 
-export type RunPriority = 'primary' | 'shadow';
-
 export interface RunOutcome {
   outputs: Tensor[];
   computeMs: number;
@@ -25,7 +23,7 @@ interface Job {
 
 export interface RunnerOptions {
   label: string;
-  /** Primary requests allowed to wait; shadows get half as many places and never displace primaries. */
+  /** Requests allowed to wait; more are refused with 429. */
   queueLimit: number;
   batching: BatchingOptions;
   /** Whether the model's inputs and outputs all have a free first dimension. */
@@ -35,11 +33,10 @@ export interface RunnerOptions {
 
 /**
  * The only way into a variant's session: a bounded queue (full → 429), one run at a time, and
- * optional dynamic batching. Primary requests always run before waiting shadow requests.
+ * optional dynamic batching.
  */
 export class VariantRunner {
-  private readonly primary: Job[] = [];
-  private readonly shadow: Job[] = [];
+  private readonly queue: Job[] = [];
   private running = false;
   private closing = false;
   private delayTimer: NodeJS.Timeout | undefined;
@@ -61,23 +58,21 @@ export class VariantRunner {
   }
 
   get depth(): number {
-    return this.primary.length + this.shadow.length;
+    return this.queue.length;
   }
 
   get healthy(): boolean {
     return this.session.alive && !this.closing;
   }
 
-  submit(inputs: Tensor[], outputNames: string[], priority: RunPriority): Promise<RunOutcome> {
+  submit(inputs: Tensor[], outputNames: string[]): Promise<RunOutcome> {
     if (this.closing) return Promise.reject(new GatewayError('UNAVAILABLE', `${this.options.label} is being unloaded; retry to reach another variant`));
-    const queue = priority === 'primary' ? this.primary : this.shadow;
-    const limit = priority === 'primary' ? this.options.queueLimit : Math.max(1, Math.floor(this.options.queueLimit / 2));
-    if (queue.length >= limit) {
+    if (this.queue.length >= this.options.queueLimit) {
       const seconds = Math.max(1, Math.ceil((this.depth * this.msPerRequest) / 1000));
-      return Promise.reject(new OverloadedError(`${this.options.label} has ${queue.length} requests waiting (the limit); retry after ${seconds} s`, seconds));
+      return Promise.reject(new OverloadedError(`${this.options.label} has ${this.queue.length} requests waiting (the limit); retry after ${seconds} s`, seconds));
     }
     return new Promise((resolve, reject) => {
-      queue.push({ inputs, outputNames, rows: rowsOf(inputs), enqueuedAt: performance.now(), resolve, reject });
+      this.queue.push({ inputs, outputNames, rows: rowsOf(inputs), enqueuedAt: performance.now(), resolve, reject });
       this.pump();
     });
   }
@@ -91,7 +86,7 @@ export class VariantRunner {
 
   private pump(): void {
     if (this.running) return;
-    const head = this.primary[0] ?? this.shadow[0];
+    const head = this.queue[0];
     if (!head) {
       this.drained?.();
       return;
@@ -100,7 +95,7 @@ export class VariantRunner {
     const batched = this.options.batchable && batching.maxBatchSize > 1;
     if (batched && !this.closing) {
       const waitedMs = performance.now() - head.enqueuedAt;
-      const waitingRows = [...this.primary, ...this.shadow].reduce((sum, job) => sum + job.rows, 0);
+      const waitingRows = this.queue.reduce((sum, job) => sum + job.rows, 0);
       if (waitingRows < batching.maxBatchSize && waitedMs < batching.maxQueueDelayMs) {
         this.delayTimer ??= setTimeout(() => {
           this.delayTimer = undefined;
@@ -113,30 +108,22 @@ export class VariantRunner {
       clearTimeout(this.delayTimer);
       this.delayTimer = undefined;
     }
-    const jobs = batched ? this.takeBatch(head, batching.maxBatchSize) : [this.takeOne()];
+    const jobs = batched ? this.takeBatch(head, batching.maxBatchSize) : [this.queue.shift() as Job];
     void this.run(jobs);
   }
 
-  private takeOne(): Job {
-    return (this.primary.shift() ?? this.shadow.shift()) as Job;
-  }
-
-  /** The head plus compatible followers, primaries first, up to the row limit. */
+  /** The head plus compatible followers in arrival order, up to the row limit. */
   private takeBatch(head: Job, maxRows: number): Job[] {
     const jobs: Job[] = [];
     let rows = 0;
-    for (const queue of [this.primary, this.shadow]) {
-      for (let i = 0; i < queue.length; ) {
-        const job = queue[i];
-        const fits = jobs.length === 0 || (rows + job.rows <= maxRows && canShareRun(head, job));
-        if (fits) {
-          jobs.push(job);
-          rows += job.rows;
-          queue.splice(i, 1);
-        } else {
-          i++;
-        }
-        if (rows >= maxRows) return jobs;
+    for (let i = 0; i < this.queue.length && rows < maxRows; ) {
+      const job = this.queue[i];
+      if (jobs.length === 0 || (rows + job.rows <= maxRows && canShareRun(head, job))) {
+        jobs.push(job);
+        rows += job.rows;
+        this.queue.splice(i, 1);
+      } else {
+        i++;
       }
     }
     return jobs;

@@ -7,6 +7,11 @@ export interface SessionOptions {
   intraOpThreads: number;
   interOpThreads: number;
   executionProviders: string[];
+  /**
+   * Scheduling niceness of the session's threads (0 = normal, 19 = only idle CPU). Shadow
+   * sessions run niced so that on a busy machine they yield the cores to primary requests.
+   */
+  nice: number;
 }
 
 export interface SessionRunResult {
@@ -36,6 +41,9 @@ type WorkerMessage =
  */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
+// On Linux niceness belongs to the thread (elsewhere it would lower the whole gateway), and
+// onnxruntime's pool threads, created below, inherit it.
+if (workerData.nice > 0 && process.platform === 'linux') require('node:os').setPriority(workerData.nice);
 const ort = require(workerData.ortPath);
 const firstLine = (error) => String((error && error.message) || error).split('\\n')[0];
 ort.InferenceSession.create(workerData.modelPath, workerData.sessionOptions).then(
@@ -98,6 +106,7 @@ export class WorkerSession {
       workerData: {
         ortPath: ORT_PATH,
         modelPath,
+        nice: options.nice,
         sessionOptions: {
           graphOptimizationLevel: 'all',
           executionProviders: options.executionProviders,

@@ -1,10 +1,11 @@
 /**
  * The data plane against raw onnxruntime, side by side in one run (`npm run bench:serving`):
  *   1. throughput and p50 of raw in-process ORT vs the gateway over real HTTP (autocannon in a
- *      separate process), batch 1 and 8, 1 and 32 clients;
- *   2. dynamic batching on vs off for batch-1 requests from 32 clients;
- *   3. the cost of a 100 % shadow on the primary's p50;
- *   4. JSON vs binary tensors for a 224x224x3 input.
+ *      separate process), batch 1 and 8, 1 and 32 clients, with dynamic batching off and on; the
+ *      added p50 at batch 1 beside that of a bare node:http server running the same model the
+ *      same way (JSON in, a worker thread, JSON out), the floor for any Node gateway here;
+ *   2. the cost of a 100 % shadow on the primary's p50;
+ *   3. JSON vs binary tensors for a 224x224x3 input.
  * Figures are ratios of measurements taken seconds apart on the same machine; on a shared or
  * loaded machine they wander, so the run prints its load average beside them.
  * BENCH_MODEL (an .onnx path), BENCH_SECONDS (per measurement, default 4) and BENCH_THREADS
@@ -13,9 +14,12 @@
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { Worker } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { readModelCard } from '../../workers/common/model-card';
 import { ADMIN_TOKEN, FIXTURES, startTestGateway, type TestGateway } from '../support/gateway-harness';
@@ -97,6 +101,51 @@ async function sequentialLatency(url: string, body: Buffer, headers: Record<stri
   return (await generator<{ p50: number }>(url, body, headers, { sequential: true })).p50;
 }
 
+/**
+ * The least a Node server can do per request: parse the JSON tensor, hand it to a worker thread
+ * running the session, answer JSON. No routing, auth, validation, policy or metrics.
+ */
+async function startBareServer(modelFile: string, inputName: string, dims: number[]): Promise<{ url: string; close: () => Promise<void> }> {
+  const worker = new Worker(
+    `const { parentPort, workerData } = require('node:worker_threads');
+    const ort = require(workerData.ortPath);
+    ort.InferenceSession.create(workerData.modelFile, { intraOpNumThreads: workerData.threads, graphOptimizationLevel: 'all' }).then((session) => {
+      parentPort.on('message', async (data) => {
+        const results = await session.run({ [workerData.inputName]: new ort.Tensor('float32', data, workerData.dims) });
+        const out = results[session.outputNames[0]].data;
+        parentPort.postMessage(out, [out.buffer]);
+      });
+      parentPort.postMessage('ready');
+    });`,
+    { eval: true, workerData: { ortPath: require.resolve('onnxruntime-node'), modelFile, inputName, dims, threads: THREADS } },
+  );
+  await new Promise((resolve) => worker.once('message', resolve));
+  const waiting: Array<(out: Float32Array) => void> = [];
+  worker.on('message', (out: Float32Array) => (waiting.shift() as (out: Float32Array) => void)(out));
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const request = JSON.parse(Buffer.concat(chunks).toString()) as { inputs: Array<{ data: number[] }> };
+      const data = Float32Array.from(request.inputs[0].data);
+      waiting.push((out) => {
+        const body = JSON.stringify({ outputs: [{ name: 'logits', datatype: 'FP32', shape: [1, out.length], data: Array.from(out) }] });
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+        res.end(body);
+      });
+      worker.postMessage(data, [data.buffer]);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`,
+    close: async () => {
+      await new Promise((resolve) => server.close(resolve));
+      await worker.terminate();
+    },
+  };
+}
+
 async function graphql(gateway: TestGateway, query: string, variables: Record<string, unknown>): Promise<void> {
   const result = await gateway.graphql(query, variables);
   if (result.errors) throw new Error(result.errors[0].message);
@@ -153,38 +202,46 @@ async function main(): Promise<void> {
     out(`serving benchmark: ${path.relative(ROOT, modelFile)}${modelFile === STAND_IN ? ' (stand-in: the reference model is not built yet)' : ''}`);
     out(`input ${input.name} [N, ${channels}, ${height}, ${width}], ORT intra-op threads ${THREADS}, ${SECONDS} s per measurement, ${os.cpus().length} CPUs, load average ${os.loadavg().map((l) => fmt(l, 1)).join(' ')}`);
     out();
-    out('1. raw in-process ORT vs gateway over HTTP (JSON tensors)');
-    out('   batch clients | raw req/s  p50 ms  CPU µs/req | gateway req/s  p50 ms  CPU µs/req | throughput ratio  CPU ratio');
+    out('1. raw in-process ORT vs the gateway over HTTP, JSON and binary tensors, dynamic batching off and on (max 16 rows, 1 ms)');
+    out('   batch clients tensors | raw req/s  p50 ms  CPU µs/req | gateway req/s  p50 ms  CPU µs/req | batched req/s  p50 ms | gateway/raw  batched/raw');
+    const batchingOn = { routes: [{ variant: 'fp32', weight: 1 }], batching: { maxBatchSize: 16, maxQueueDelayMs: 1 } };
+    const batchingOff = { routes: [{ variant: 'fp32', weight: 1 }] };
     for (const batch of [1, 8]) {
       const data = randomRows(batch, rowLength);
-      const feeds = { [input.name]: new ort.Tensor('float32', data, [batch, channels, height, width]) };
-      const body = jsonBody(input.name, [batch, channels, height, width], data);
-      await httpLoad(infer, body, json, 4); // warm the session and the connection pool
+      const shape = [batch, channels, height, width];
+      const feeds = { [input.name]: new ort.Tensor('float32', data, shape) };
+      const encodings = [
+        { label: 'JSON', body: jsonBody(input.name, shape, data), headers: json },
+        { label: 'binary', ...binaryBody(input.name, shape, data) },
+      ];
+      await httpLoad(infer, encodings[0].body, encodings[0].headers, 4); // warm the session and the connection pool
       for (const clients of [1, 32]) {
         const raw = await rawOrt(session, feeds, clients);
-        const served = await httpLoad(infer, body, json, clients);
         const cells = [fmt(raw.throughput, 0).padStart(9), fmt(raw.p50).padStart(6), fmt(raw.cpuUs, 0).padStart(10)].join('  ');
-        const gatewayCells = [fmt(served.throughput, 0).padStart(13), fmt(served.p50).padStart(6), fmt(served.cpuUs, 0).padStart(10)].join('  ');
-        const ratios = `${fmt(served.throughput / raw.throughput).padStart(16)}  ${fmt(served.cpuUs / raw.cpuUs).padStart(9)}`;
-        out(`   ${String(batch).padStart(5)} ${String(clients).padStart(7)} | ${cells} | ${gatewayCells} | ${ratios}${served.failures ? `  (${served.failures} failed)` : ''}`);
+        for (const { label, body, headers } of encodings) {
+          const served = await httpLoad(infer, body, headers, clients);
+          await graphql(gateway, POLICY, { model: 'bench', policy: batchingOn });
+          const batched = await httpLoad(infer, body, headers, clients);
+          await graphql(gateway, POLICY, { model: 'bench', policy: batchingOff });
+          const gatewayCells = [fmt(served.throughput, 0).padStart(13), fmt(served.p50).padStart(6), fmt(served.cpuUs, 0).padStart(10)].join('  ');
+          const batchedCells = [fmt(batched.throughput, 0).padStart(13), fmt(batched.p50).padStart(6)].join('  ');
+          const ratios = `${fmt(served.throughput / raw.throughput).padStart(11)}  ${fmt(batched.throughput / raw.throughput).padStart(11)}`;
+          const failures = (served.failures ?? 0) + (batched.failures ?? 0);
+          out(`   ${String(batch).padStart(5)} ${String(clients).padStart(7)} ${label.padStart(7)} | ${cells} | ${gatewayCells} | ${batchedCells} | ${ratios}${failures ? `  (${failures} failed)` : ''}`);
+        }
       }
     }
     const oneRow = randomRows(1, rowLength);
     const oneBody = jsonBody(input.name, [1, channels, height, width], oneRow);
+    const bare = await startBareServer(modelFile, input.name, [1, channels, height, width]);
     const rawOne = await rawOrt(session, { [input.name]: new ort.Tensor('float32', oneRow, [1, channels, height, width]) }, 1);
     const gatewayOne = await sequentialLatency(infer, oneBody, json);
+    const bareOne = await sequentialLatency(bare.url, oneBody, json);
+    await bare.close();
     out(`   added p50 at batch 1, one client (sub-ms clock): gateway ${fmt(gatewayOne, 3)} ms - raw ${fmt(rawOne.p50, 3)} ms = ${fmt(gatewayOne - rawOne.p50, 3)} ms`);
-
+    out(`   floor: a bare node:http server (JSON, worker thread, no routing/auth/metrics) ${fmt(bareOne, 3)} ms - raw = ${fmt(bareOne - rawOne.p50, 3)} ms; the gateway adds ${fmt(gatewayOne - bareOne, 3)} ms to it`);
     out();
-    out('2. dynamic batching, batch-1 requests from 32 clients');
-    const unbatched = await httpLoad(infer, oneBody, json, 32);
-    await graphql(gateway, POLICY, { model: 'bench', policy: { routes: [{ variant: 'fp32', weight: 1 }], batching: { maxBatchSize: 16, maxQueueDelayMs: 1 } } });
-    const batched = await httpLoad(infer, oneBody, json, 32);
-    out(`   off: ${fmt(unbatched.throughput, 0)} req/s p50 ${fmt(unbatched.p50)} ms ${fmt(unbatched.cpuUs, 0)} µs CPU/req | max 16 rows, 1 ms: ${fmt(batched.throughput, 0)} req/s p50 ${fmt(batched.p50)} ms ${fmt(batched.cpuUs, 0)} µs CPU/req`);
-    out(`   throughput ratio ${fmt(batched.throughput / unbatched.throughput)}, CPU per request ratio ${fmt(batched.cpuUs / unbatched.cpuUs)}`);
-
-    out();
-    out('3. shadow cost on the primary (batch 1, one client, sequential p50)');
+    out('2. shadow cost on the primary (batch 1, one client, sequential p50)');
     await graphql(gateway, POLICY, { model: 'bench', policy: { routes: [{ variant: 'fp32', weight: 1 }] } });
     const alone = await sequentialLatency(infer, oneBody, json);
     await graphql(gateway, POLICY, { model: 'bench', policy: { routes: [{ variant: 'fp32', weight: 1 }], shadows: [{ variant: 'shadow-copy', mirrorPercent: 100 }] } });
@@ -192,7 +249,7 @@ async function main(): Promise<void> {
     out(`   p50 alone ${fmt(alone, 3)} ms | with a 100 % shadow ${fmt(shadowed, 3)} ms | cost ${fmt((shadowed / alone - 1) * 100, 1)} %`);
 
     out();
-    out('4. JSON vs binary tensors, one 224x224x3 input (near-zero model), 8 clients');
+    out('3. JSON vs binary tensors, one 224x224x3 input (near-zero model), 8 clients');
     await graphql(gateway, `mutation($input: RegisterModelInput!) { registerModel(input: $input) { model { id } } }`, {
       input: { name: 'rgb224', task: 'CLASSIFICATION', preprocessing: { height: 224, width: 224, channels: 3 }, localPath: path.join(FIXTURES, 'rgb224-classifier.onnx') },
     });

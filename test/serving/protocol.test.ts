@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import * as ort from 'onnxruntime-node';
 import { FIXTURES, startTestGateway, type Dialect, type TestGateway } from '../support/gateway-harness';
 import { describeWithPostgres } from '../support/services';
@@ -154,6 +155,7 @@ function protocolSuite(dialect: Dialect) {
       ['binary sizes that do not add up', INFER, sized.body.subarray(0, sized.body.length - 4), sized.headers, 400, /declare 3136 bytes of binary data .* carries 3132/],
       ['header length past the body', INFER, sized.body, { ...sized.headers, 'inference-header-content-length': '999999' }, 400, /Inference-Header-Content-Length is "999999"/],
       ['raw body not a whole row', INFER, Buffer.alloc(100), { 'content-type': 'application/octet-stream', 'inference-header-content-length': '0' }, 400, /not a whole number of FP32 rows/],
+      ['unsupported content encoding', INFER, good, { 'content-encoding': 'compress' }, 400, /unsupported Content-Encoding "compress"/],
       ['unknown model', '/v2/models/nope/infer', good, {}, 404, /no model named "nope"/],
       ['unknown variant', `/v2/models/${MODEL}/versions/v9/infer`, good, {}, 404, /has no variant "v9"/],
       ['classify with a non-image', `/v2/models/${MODEL}/classify`, 'not an image', { 'content-type': 'image/png' }, 400, /not a PNG or JPEG/],
@@ -192,8 +194,18 @@ function protocolSuite(dialect: Dialect) {
       const latency = sample('gateway_inference_latency_seconds_count{model="fmnist",variant="fp32",role="primary"}');
       expect(requests - errors).toBe(latency);
       expect(metrics).toMatch(/gateway_ort_compute_seconds_bucket\{le="0.0005",model="fmnist",variant="fp32"\}/);
-      expect(metrics).toContain('gateway_queue_depth{model="fmnist",variant="fp32"} 0');
+      expect(metrics).toContain('gateway_queue_depth{model="fmnist",variant="fp32",role="primary"} 0');
     });
+  });
+
+  test('compressed bodies (gzip, deflate) are inflated before decoding', async () => {
+    const body = Buffer.from(JSON.stringify(inferenceBody(rows)));
+    for (const [encoding, compress] of [['gzip', zlib.gzipSync], ['deflate', zlib.deflateSync]] as const) {
+      const reply = await post(gateway, INFER, compress(body), { 'content-encoding': encoding });
+      expect(reply.status).toBe(200);
+      const logits = (reply.json.outputs as Array<{ data: number[] }>)[0].data;
+      logits.forEach((v, i) => expect(v).toBeCloseTo(expected[i], 5));
+    }
   });
 
   test('a body over the limit is refused with 413', async () => {
@@ -203,6 +215,12 @@ function protocolSuite(dialect: Dialect) {
       const reply = await post(small, INFER, inferenceBody([tensorValues(imagePixels(1))]));
       expect(reply.status).toBe(413);
       expect(reply.json.error).toMatch(/larger than the limit of 1024 bytes/);
+      // Small on the wire, too large once inflated: the limit applies to what is decoded.
+      const bomb = zlib.gzipSync(Buffer.alloc(64 * 1024, 0x20));
+      expect(bomb.length).toBeLessThan(1024);
+      const inflated = await post(small, INFER, bomb, { 'content-encoding': 'gzip' });
+      expect(inflated.status).toBe(413);
+      expect(inflated.json.error).toMatch(/larger than the limit of 1024 bytes/);
     } finally {
       await small.stop();
     }

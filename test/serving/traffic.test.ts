@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { FIXTURES, startTestGateway, type Dialect, type TestGateway } from '../support/gateway-harness';
@@ -29,6 +30,14 @@ const softmax = (logits: number[]) => {
   return exp.map((v) => v / sum);
 };
 const argmax = (values: number[]) => values.indexOf(Math.max(...values));
+
+/** The scheduling niceness of every thread of this process (Linux: field 19 of /proc/self/task/<tid>/stat). */
+function threadNiceValues(): number[] {
+  return fs.readdirSync('/proc/self/task').map((tid) => {
+    const stat = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+  });
+}
 
 async function logitsOf(file: string, images: Uint8Array[]): Promise<number[][]> {
   const session = await ort.InferenceSession.create(path.join(FIXTURES, file));
@@ -172,6 +181,9 @@ function trafficSuite(dialect: Dialect) {
     expect(after.get('w4a4')).toMatchObject({ feedback: 20, correct: expectedShadowCorrect });
 
     const metrics = (await get(gateway, '/metrics', null)).text;
+    // Mirrored requests ran in a session of their own, on threads that yield the CPU to answers.
+    expect(metrics).toContain(`gateway_queue_depth{model="${MODEL}",variant="w4a4",role="shadow"} 0`);
+    if (process.platform === 'linux') expect(threadNiceValues()).toContain(19);
     expect(metrics).toContain(`gateway_feedback_total{model="${MODEL}",variant="fp32",outcome="correct"} 15`);
     expect(metrics).toContain(`gateway_shadow_comparisons_total{model="${MODEL}",primary="fp32",shadow="w4a4"} 20`);
     expect(metrics).toMatch(/gateway_shadow_kl_divergence_bucket\{le="0.01",model="shop",primary="fp32",shadow="w4a4"\}/);

@@ -44,10 +44,10 @@ describe('VariantRunner', () => {
   test('one run at a time; a full queue refuses with a retry hint', async () => {
     const session = new ManualSession();
     const runner = runnerOf(session, { queueLimit: 2 });
-    const first = runner.submit(request(1), ['y'], 'primary');
-    const queued = [runner.submit(request(2), ['y'], 'primary'), runner.submit(request(3), ['y'], 'primary')];
-    await expect(runner.submit(request(4), ['y'], 'primary')).rejects.toBeInstanceOf(OverloadedError);
-    await expect(runner.submit(request(4), ['y'], 'primary')).rejects.toMatchObject({ httpStatus: 429, retryAfterSeconds: expect.any(Number) });
+    const first = runner.submit(request(1), ['y']);
+    const queued = [runner.submit(request(2), ['y']), runner.submit(request(3), ['y'])];
+    await expect(runner.submit(request(4), ['y'])).rejects.toBeInstanceOf(OverloadedError);
+    await expect(runner.submit(request(4), ['y'])).rejects.toMatchObject({ httpStatus: 429, retryAfterSeconds: expect.any(Number) });
     expect(session.runs).toHaveLength(1);
     session.runs[0].finish();
     expect((await first).outputs[0].data).toEqual(Float32Array.from([2]));
@@ -58,30 +58,10 @@ describe('VariantRunner', () => {
     expect((await Promise.all(queued)).map((o) => o.outputs[0].data[0])).toEqual([4, 6]);
   });
 
-  test('waiting primaries run before waiting shadows; shadows get half the places', async () => {
-    const session = new ManualSession();
-    const runner = runnerOf(session, { queueLimit: 4 });
-    const busy = runner.submit(request(0), ['y'], 'primary');
-    const shadows = [runner.submit(request(10), ['y'], 'shadow'), runner.submit(request(11), ['y'], 'shadow')];
-    await expect(runner.submit(request(12), ['y'], 'shadow')).rejects.toBeInstanceOf(OverloadedError);
-    const primary = runner.submit(request(1), ['y'], 'primary');
-    session.runs[0].finish();
-    await busy;
-    await settle();
-    expect(session.runs[1].rows).toEqual([1]);
-    session.runs[1].finish();
-    await primary;
-    await settle();
-    session.runs[2].finish();
-    await settle();
-    session.runs[3].finish();
-    await Promise.all(shadows);
-  });
-
   test('dynamic batching merges waiting requests up to the row limit and splits the answers', async () => {
     const session = new ManualSession();
     const runner = runnerOf(session, { maxBatchSize: 4, maxQueueDelayMs: 60000 });
-    const replies = [runner.submit(request(1), ['y'], 'primary'), runner.submit(request(2, 3), ['y'], 'primary'), runner.submit(request(4), ['y'], 'primary'), runner.submit(request(5), ['y'], 'primary')];
+    const replies = [runner.submit(request(1), ['y']), runner.submit(request(2, 3), ['y']), runner.submit(request(4), ['y']), runner.submit(request(5), ['y'])];
     await settle();
     // Four rows are waiting: the batch is full, so it runs without waiting out the delay.
     expect(session.runs.map((r) => r.rows)).toEqual([[1, 2, 3, 4]]);
@@ -94,7 +74,7 @@ describe('VariantRunner', () => {
     // One row is left: it waits for company until the delay is over.
     expect(session.runs).toHaveLength(1);
     runner.useBatching({ maxBatchSize: 4, maxQueueDelayMs: 0 });
-    const last = runner.submit(request(6), ['y'], 'primary');
+    const last = runner.submit(request(6), ['y']);
     await settle();
     expect(session.runs[1].rows).toEqual([5, 6]);
     session.runs[1].finish();
@@ -105,9 +85,9 @@ describe('VariantRunner', () => {
   test('closing finishes every admitted request, refuses new ones, then releases the session', async () => {
     const session = new ManualSession();
     const runner = runnerOf(session);
-    const admitted = [runner.submit(request(1), ['y'], 'primary'), runner.submit(request(2), ['y'], 'primary')];
+    const admitted = [runner.submit(request(1), ['y']), runner.submit(request(2), ['y'])];
     const closed = runner.close();
-    await expect(runner.submit(request(3), ['y'], 'primary')).rejects.toThrow(/being unloaded/);
+    await expect(runner.submit(request(3), ['y'])).rejects.toThrow(/being unloaded/);
     session.runs[0].finish();
     await settle();
     session.runs[1].finish();

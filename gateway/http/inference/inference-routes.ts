@@ -7,8 +7,8 @@ import type { Serving } from '../../serving/serving';
 import { OverloadedError } from '../../serving/serving-errors';
 import type { ModelServingState } from '../../serving/serving-catalog';
 import type { RequestAuthenticator } from '../http-auth';
-import { decodeInferenceRequest, encodeInferenceResponse, HEADER_LENGTH } from './inference-codec';
 import { parseJson } from './json-tensors';
+import { countRefusedRequest } from './refused-requests';
 
 const SERVER_NAME = 'vit-gateway';
 const SERVER_VERSION: string = packageJson.version;
@@ -46,22 +46,22 @@ function modelMetadata(state: ModelServingState, variant: VariantRecord | undefi
   };
 }
 
-function findVariant(state: ModelServingState, version: string): VariantRecord {
+export function findVariant(state: ModelServingState, version: string): VariantRecord {
   const variant = state.variants.find((v) => v.tag === version) ?? state.variants.find((v) => v.id === version);
   if (!variant) throw notFound(`model ${state.model.name} has no variant "${version}"`);
   return variant;
 }
 
 /** The variant a policy routes to first: what unversioned metadata describes. */
-function defaultVariant(state: ModelServingState): VariantRecord | undefined {
+export function defaultVariant(state: ModelServingState): VariantRecord | undefined {
   const routed = state.policy.routes.find((r) => r.weight > 0);
   return state.variants.find((v) => v.id === routed?.variantId) ?? state.variants.find((v) => v.status === 'ready');
 }
 
 /**
- * The Open Inference Protocol v2 over HTTP, plus the gateway's conveniences (/classify,
- * /feedback, /gallery, /search) and /metrics. Only wire formats live here; what happens to a
- * request is the serving layer's business.
+ * The Open Inference Protocol v2 over HTTP (all but /infer, which `infer-endpoint.ts` serves
+ * without Express), plus the gateway's conveniences (/classify, /feedback, /gallery, /search) and
+ * /metrics. Only wire formats live here; what happens to a request is the serving layer's business.
  */
 export function inferenceRoutes(options: { serving: Serving; auth: RequestAuthenticator; maxBodyBytes: number }): Router {
   const { serving, auth } = options;
@@ -95,31 +95,6 @@ export function inferenceRoutes(options: { serving: Serving; auth: RequestAuthen
     // Ready means the session is loaded; asking loads it, so probes warm a fresh replica.
     await serving.sessions.runner(state.model, variant);
     res.json({ name: state.model.name, version: variant.tag, ready: true });
-  }));
-
-  router.post(['/v2/models/:model/infer', '/v2/models/:model/versions/:version/infer'], inferenceRole, rawBody, handle(async (req, res) => {
-    const modelName = req.params.model as string;
-    const headerLength = req.headers[HEADER_LENGTH] as string | undefined;
-    const state = await catalog.get(modelName);
-    const rawInput = () => {
-      const variant = req.params.version === undefined ? defaultVariant(state) : findVariant(state, req.params.version as string);
-      return variant?.signature.inputs.length === 1 ? variant.signature.inputs[0] : undefined;
-    };
-    const decoded = decodeInferenceRequest(bodyOf(req), headerLength, rawInput);
-    const requestId = res.locals.requestId as string;
-    const answer = await inference.infer({
-      modelName,
-      version: req.params.version as string | undefined,
-      requestId,
-      header: (name) => req.header(name),
-      inputs: decoded.inputs,
-      outputs: decoded.outputs.map((o) => o.name),
-    });
-    const encoded = encodeInferenceResponse(decoded, { modelName: answer.model.name, modelVersion: answer.variant.tag, id: decoded.id ?? requestId, outputs: answer.outputs });
-    res.setHeader('x-variant', answer.variant.tag);
-    res.setHeader('content-type', encoded.contentType);
-    if (encoded.headerLength !== undefined) res.setHeader('Inference-Header-Content-Length', String(encoded.headerLength));
-    res.send(encoded.body);
   }));
 
   router.post(['/v2/models/:model/classify', '/v2/models/:model/versions/:version/classify'], inferenceRole, rawBody, handle(async (req, res) => {
@@ -187,14 +162,7 @@ export function inferenceRoutes(options: { serving: Serving; auth: RequestAuthen
 
   // Requests refused before the serving layer saw them (body too large, malformed) still count.
   router.use('/v2/models/:model', (error: unknown, req: Request, res: Response, next: NextFunction) => {
-    if (req.method === 'POST' && !serving.metrics.isCounted(error) && /\/(infer|classify|search)$/.test(req.path)) {
-      const status = error instanceof GatewayError ? error.httpStatus : Number((error as { status?: number }).status) || 500;
-      const name = req.params.model as string;
-      catalog.get(name).then(
-        () => serving.metrics.failed({ modelName: name }, 'primary', status),
-        () => serving.metrics.failed(undefined, 'primary', status),
-      );
-    }
+    if (req.method === 'POST' && /\/(classify|search)$/.test(req.path)) countRefusedRequest(serving, req.params.model as string, error);
     if (error instanceof OverloadedError) res.setHeader('Retry-After', String(error.retryAfterSeconds));
     next(error);
   });
