@@ -45,6 +45,17 @@ describe('QDQ export with other granularities', () => {
     console.log(`${label}: max |Δ logit| = ${maxDelta.toExponential(2)}, top-1 agreement ${(agreement * 100).toFixed(1)}%`);
     expect(agreement).toBeGreaterThanOrEqual(minAgreement);
     expect(maxDelta).toBeLessThan(maxLogitGap);
+    if ('attentionActivations' in granularity) {
+      // q, k and v, sliced from one qkv product, are quantized by one per-axis QuantizeLinear
+      // before the slicing; the softmax output needs no Clip (its range fits the codes).
+      const nodes = decodeModel(result.onnx).graph?.node ?? [];
+      const quantizes = nodes.filter((n) => n.opType === 'QuantizeLinear');
+      const attention = result.quantized.sites.filter((s) => s.kind === 'dynamic-matmul').length / 2;
+      const activations = result.quantized.sites.flatMap((s) => s.operands.filter((o) => o.role === 'activation')).length;
+      expect(quantizes.filter((n) => n.attribute?.some((a) => a.name === 'axis')).length).toBe(attention);
+      expect(quantizes.length).toBe(activations - 2 * attention);
+      expect(nodes.filter((n) => n.opType === 'Clip').length).toBeLessThan(quantizes.length);
+    }
     result.quantized.dispose();
   });
 });

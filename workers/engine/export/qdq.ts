@@ -21,7 +21,8 @@ import * as tf from '@tensorflow/tfjs';
 import { encodeModel, onnx } from '../onnx/proto';
 import { tensorToProto } from '../onnx/tensor';
 import { levels, quantizeToIntegers, UniformQuantizer } from '../quantizer';
-import { QuantizedModel } from '../simulation';
+import { operandKey, QuantizedModel } from '../simulation';
+import { OperandPlacement, planActivationCodes } from './placement';
 import { OperandSpec, QuantSite } from '../sites';
 
 const DT = onnx.TensorProto.DataType;
@@ -192,28 +193,45 @@ interface GraphIndex {
   siteNodes: Set<number>;
   /** Nodes folded into a site's kernel, replaced by what maps to them in `replacements`. */
   folded: Set<number>;
-  /** uint8 codes already computed for (tensor, scale, zero point, bits): quantize once per quantizer. */
-  codes: Map<string, string>;
+  /** Where each per-tensor activation operand of an integer site is quantized, by operandKey. */
+  placements: Map<string, OperandPlacement>;
 }
 
-/** uint8 codes of a per-tensor activation: QuantizeLinear, then Clip in uint8 to 0..2^b-1 below 8 bits. */
-function perTensorCodes(w: GraphWriter, index: GraphIndex, input: string, quantizer: UniformQuantizer, chain: onnx.INodeProto[]): { codes: string; scale: number; zero: number } {
-  const scale = quantizer.scale.dataSync()[0];
-  const zero = quantizer.zeroPoint.dataSync()[0];
-  const key = `${input}|${scale}|${zero}|${quantizer.bits}`;
-  let codes = index.codes.get(key);
-  if (!codes) {
-    const quantize = w.node('QuantizeLinear', [input, w.constant('act_scale', DT.FLOAT, [], [scale]), w.constant('act_zero_point', DT.UINT8, [], [zero])]);
+/**
+ * uint8 codes of a per-tensor activation operand as planned (placement.ts): QuantizeLinear at the
+ * placement (per tensor or per axis), Clip in uint8 to 0..2^b-1 below 8 bits, then copies of the
+ * movement nodes from there to the operand, each written once per placement.
+ */
+function placedCodes(w: GraphWriter, index: GraphIndex, placed: OperandPlacement, chain: onnx.INodeProto[]): string {
+  const { placement } = placed;
+  if (!placement.codes) {
+    const perAxis = placement.axis !== undefined;
+    const shape = perAxis ? [placement.scales.length] : [];
+    const quantize = w.node('QuantizeLinear', [
+      placement.tensor, w.constant('act_scale', DT.FLOAT, shape, placement.scales), w.constant('act_zero_point', DT.UINT8, shape, placement.zeros),
+    ], perAxis ? [intAttribute('axis', placement.axis as number)] : []);
     chain.push(quantize);
-    codes = quantize.output?.[0] as string;
-    if (quantizer.bits < 8) {
-      const clip = w.node('Clip', [codes, w.constant('code_min', DT.UINT8, [], [0]), w.constant('code_max', DT.UINT8, [], [levels(quantizer.bits) - 1])]);
+    placement.codes = quantize.output?.[0] as string;
+    if (placement.clip) {
+      const clip = w.node('Clip', [placement.codes, w.constant('code_min', DT.UINT8, [], [0]), w.constant('code_max', DT.UINT8, [], [levels(placement.bits) - 1])]);
       chain.push(clip);
-      codes = clip.output?.[0] as string;
+      placement.codes = clip.output?.[0] as string;
     }
-    index.codes.set(key, codes);
   }
-  return { codes, scale, zero };
+  let codes = placement.codes;
+  for (const step of placed.path) {
+    let copied = placement.copies.get(step.output);
+    if (!copied) {
+      // The node again, on codes; every output gets a name (Split has several).
+      const original = index.graph.node[step.node];
+      const outputs = (original.output ?? []).map((o) => (o ? w.name(`${(original.opType as string).toLowerCase()}_codes`) : ''));
+      chain.push({ opType: original.opType, name: outputs.find((o) => o), input: [codes, ...(original.input ?? []).slice(1)], output: outputs, attribute: original.attribute ?? [] });
+      (original.output ?? []).forEach((o, k) => o && placement.copies.set(o, outputs[k]));
+      copied = placement.copies.get(step.output) as string;
+    }
+    codes = copied;
+  }
+  return codes;
 }
 
 /** The single node that reads `tensor`, when nothing else (not a graph output) does. */
@@ -263,7 +281,9 @@ function integerMatMul(w: GraphWriter, model: QuantizedModel, site: QuantSite, n
         zero: w.constant('weight_zero_point', weight.codeType, perColumn ? [weight.zeroPoints.length] : [], weight.zeroPoints),
       });
     } else {
-      const { codes, scale, zero } = perTensorCodes(w, index, node.input?.[operand.inputIndex] as string, quantizer, chain);
+      const placed = index.placements.get(operandKey(site, operand)) as OperandPlacement;
+      const codes = placedCodes(w, index, placed, chain);
+      const { scale, zero } = placed;
       if (inputs.length === 0) aScale = scale;
       inputs.push({ codes, scale: w.constant('act_scale', DT.FLOAT, [], [scale]), zero: w.constant('act_zero_point', DT.UINT8, [], [zero]) });
     }
@@ -346,11 +366,14 @@ export function exportQdq(model: QuantizedModel, metadata: ExportMetadata = {}, 
   // Each site's node is replaced by its quantization chains followed by the node (or by a whole integer form).
   const replacements = new Map<number, onnx.INodeProto[]>();
   const index: GraphIndex = {
-    graph, readers: new Map(), outputs: new Set(graph.output.map((o) => o.name ?? '')), siteNodes: new Set(model.sites.map((s) => s.nodeIndex)), folded: new Set(), codes: new Map(),
+    graph, readers: new Map(), outputs: new Set(graph.output.map((o) => o.name ?? '')), siteNodes: new Set(model.sites.map((s) => s.nodeIndex)), folded: new Set(), placements: new Map(),
   };
   graph.node.forEach((n, i) => (n.input ?? []).forEach((input) => index.readers.set(input, [...(index.readers.get(input) ?? []), i])));
   const integer = (options.form ?? 'ort') === 'ort';
-  for (const site of model.sites) {
+  // Sites in graph order: a placement shared by several sites is written at the first.
+  const sites = [...model.sites].sort((a, b) => a.nodeIndex - b.nodeIndex);
+  if (integer) index.placements = planActivationCodes(model, sites.filter((s) => isIntegerMatMul(model, s)), index.readers, index.outputs);
+  for (const site of sites) {
     const node = graph.node[site.nodeIndex];
     node.input ??= [];
     if (integer && isIntegerMatMul(model, site)) {
