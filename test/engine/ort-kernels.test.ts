@@ -38,9 +38,9 @@ describe('kernels onnxruntime runs for the W4A4 export', () => {
     expect(counts.MatMulIntegerToFloat).toBe(matmulSites - attentionSites);
   });
 
-  it('runs per-token Linear inputs on MatMulInteger', async () => {
+  it('runs per-token Linear inputs on integer kernels (MatMulIntegerToFloat with unit scales)', async () => {
     const { counts, matmulSites, attentionSites } = await exported('per-head', 'per-token');
     console.log('per-token W4A4:', JSON.stringify(counts));
-    expect(counts.MatMulInteger).toBe(matmulSites - attentionSites);
+    expect(counts.MatMulIntegerToFloat).toBe(matmulSites - attentionSites);
   });
 });

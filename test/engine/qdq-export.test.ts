@@ -134,11 +134,13 @@ describe('export follows the quantizers a method installed', () => {
         quantized.setQuantizer(site, operand, new UniformQuantizer(old.bits, spread, tf.broadcastTo(old.zeroPoint, tokenShape)));
       }
     }
-    const onnxBytes = exportQdq(quantized);
-    const { agreement } = await compare({ ...result, onnx: onnxBytes });
-    const ops = decodeModel(onnxBytes).graph?.node?.map((n) => n.opType) ?? [];
-    expect(ops.filter((o) => o === 'MatMulInteger').length).toBe(8);
-    expect(agreement).toBeGreaterThanOrEqual(0.95);
+    for (const form of ['ort', 'qdq'] as const) {
+      const onnxBytes = exportQdq(quantized, {}, { form });
+      const { agreement } = await compare({ ...result, onnx: onnxBytes });
+      const ops = decodeModel(onnxBytes).graph?.node?.map((n) => n.opType) ?? [];
+      expect(ops.filter((o) => o === (form === 'ort' ? 'MatMulIntegerToFloat' : 'MatMulInteger')).length).toBe(8);
+      expect(agreement).toBeGreaterThanOrEqual(0.95);
+    }
     quantized.dispose();
   });
 });

@@ -6,15 +6,18 @@
  * - MatMul sites whose activations all have per-tensor scales (form 'ort', the default): the
  *   integer kernel itself, com.microsoft MatMulIntegerToFloat, on uint8 codes from QuantizeLinear
  *   -> Clip(uint8, 0, 2^b-1); a constant bias Add after a Linear layer and a constant scalar Mul
- *   after an attention product (1/sqrt(d)) fold into it; a tensor read by several sites is
- *   quantized once per quantizer (see integerMatMul);
+ *   after an attention product (1/sqrt(d)) fold into it; an operand reached through data
+ *   movement is quantized where the movement starts (placement.ts; see integerMatMul);
  * - other per-tensor activations (Conv, Gemm; every site with form 'qdq'): [Clip to the b-bit
  *   range] -> QuantizeLinear(uint8) -> DequantizeLinear, the standard ONNX pattern that
  *   onnxruntime fuses into integer kernels for MatMul (the Clip keeps codes in 0..2^b-1);
- * - per-token inputs of Linear layers: integer codes on MatMulInteger, then exact zero-point
- *   correction and scaling in float (see perTokenIntegerMatMul);
+ * - per-token inputs of Linear layers: integer codes (form 'ort': QuantizeLinear per token;
+ *   'qdq': the engine's formula in float) on MatMulIntegerToFloat with unit scales ('qdq':
+ *   MatMulInteger), then exact zero-point correction and scaling in float (see perTokenIntegerMatMul);
  * - per-head attention inputs: float fake quantization (Div, Round, Add, Clip, Sub, Mul), exactly
- *   the engine's formula.
+ *   the engine's formula. (QuantizeLinear/DequantizeLinear per head would be fewer nodes, but
+ *   onnxruntime 1.30 fuses a per-axis activation DequantizeLinear into MatMulIntegerToFloat, which
+ *   then fails at run time: "a zero point must be a scalar".)
  */
 import { InputError } from '../../data/errors';
 import * as tf from '@tensorflow/tfjs';
@@ -145,10 +148,11 @@ function floatFakeQuantNodes(w: GraphWriter, input: string, quantizer: UniformQu
 
 /**
  * A MatMul with per-token input scales on integer kernels: uint8 codes q (per-token s_t, z_t) times
- * the weight codes with their per-column zero points on MatMulInteger gives Σ q·(w - z_w); the
+ * the weight codes with their per-column zero points on MatMulIntegerToFloat with unit scales
+ * (form 'qdq': MatMulInteger, Cast) gives Σ q·(w - z_w) exactly; the
  * tokens' zero points come off as z_t · colsum(w - z_w), and s_t · s_w scales the exact integers.
  */
-function perTokenIntegerMatMul(w: GraphWriter, model: QuantizedModel, site: QuantSite, node: onnx.INodeProto): onnx.INodeProto[] {
+function perTokenIntegerMatMul(w: GraphWriter, model: QuantizedModel, site: QuantSite, node: onnx.INodeProto, integer: boolean): onnx.INodeProto[] {
   const [activation, weightOperand] = site.operands;
   const qa = model.quantizerOf(site, activation);
   const weight = weightCodes(model, weightOperand, model.quantizerOf(site, weightOperand));
@@ -169,19 +173,41 @@ function perTokenIntegerMatMul(w: GraphWriter, model: QuantizedModel, site: Quan
     }
   }
   const chain: onnx.INodeProto[] = [];
-  const scale = w.constant('act_scale', DT.FLOAT, tokenShape, sa);
-  const zero = w.constant('act_zero_point', DT.FLOAT, tokenShape, za);
-  const codes = codeNodes(w, node.input?.[0] as string, qa, scale, zero, chain);
-  const asBytes = w.node('Cast', [codes], [intAttribute('to', DT.UINT8)]);
   const wq = w.constant('weight_codes', weight.codeType, weight.shape, weight.codes);
   const wz = w.constant('weight_zero_point', weight.codeType, [n], weight.zeroPoints);
-  const product = w.node('MatMulInteger', [asBytes.output?.[0] as string, wq, '', wz]);
-  const asFloat = w.node('Cast', [product.output?.[0] as string], [intAttribute('to', DT.FLOAT)]);
-  const centered = w.node('Sub', [asFloat.output?.[0] as string, w.constant('zero_term', DT.FLOAT, outShape, zeroTerm)]);
+  let sums: string; // Σ q_a (q_w - z_w), exact integers
+  if (integer) {
+    // QuantizeLinear per token (a leading axis: one pass per row), Clip in uint8, then the integer
+    // kernel with unit scales: its float result is the exact sum (|sum| < 2^24).
+    const quantize = w.node('QuantizeLinear', [
+      node.input?.[0] as string, w.constant('act_scale', DT.FLOAT, [tokens], sa), w.constant('act_zero_point', DT.UINT8, [tokens], za),
+    ], [intAttribute('axis', tokenShape.length - 2)]);
+    chain.push(quantize);
+    let codes = quantize.output?.[0] as string;
+    if (qa.bits < 8) {
+      const clip = w.node('Clip', [codes, w.constant('code_min', DT.UINT8, [], [0]), w.constant('code_max', DT.UINT8, [], [levels(qa.bits) - 1])]);
+      chain.push(clip);
+      codes = clip.output?.[0] as string;
+    }
+    const one = w.constant('unit_scale', DT.FLOAT, [], [1]);
+    const product: onnx.INodeProto = { ...w.node('MatMulIntegerToFloat', [codes, wq, one, one, '', wz]), domain: 'com.microsoft' };
+    chain.push(product);
+    sums = product.output?.[0] as string;
+  } else {
+    const scale = w.constant('act_scale', DT.FLOAT, tokenShape, sa);
+    const zero = w.constant('act_zero_point', DT.FLOAT, tokenShape, za);
+    const codes = codeNodes(w, node.input?.[0] as string, qa, scale, zero, chain);
+    const asBytes = w.node('Cast', [codes], [intAttribute('to', DT.UINT8)]);
+    const product = w.node('MatMulInteger', [asBytes.output?.[0] as string, wq, '', wz]);
+    const asFloat = w.node('Cast', [product.output?.[0] as string], [intAttribute('to', DT.FLOAT)]);
+    chain.push(asBytes, product, asFloat);
+    sums = asFloat.output?.[0] as string;
+  }
+  const centered = w.node('Sub', [sums, w.constant('zero_term', DT.FLOAT, outShape, zeroTerm)]);
   const scaled: onnx.INodeProto = {
     opType: 'Mul', name: node.name, input: [centered.output?.[0] as string, w.constant('out_scale', DT.FLOAT, outShape, outScale)], output: node.output,
   };
-  chain.push(asBytes, product, asFloat, centered, scaled);
+  chain.push(centered, scaled);
   return chain;
 }
 
@@ -381,7 +407,7 @@ export function exportQdq(model: QuantizedModel, metadata: ExportMetadata = {}, 
       continue;
     }
     if (isPerTokenLinear(model, site)) {
-      replacements.set(site.nodeIndex, perTokenIntegerMatMul(w, model, site, node));
+      replacements.set(site.nodeIndex, perTokenIntegerMatMul(w, model, site, node, integer));
       continue;
     }
     const nodes: onnx.INodeProto[] = [];
