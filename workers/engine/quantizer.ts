@@ -14,12 +14,36 @@ export function levels(bits: number): number {
   return 2 ** bits;
 }
 
-/** Fake quantization with broadcastable scale and zero point (zero point holds integral values). */
+/**
+ * Fake quantization with broadcastable scale and zero point (zero point holds integral values).
+ * One differentiable op with its gradient written out (the autodiff of the same formula takes ~30
+ * small kernels per call, most of a reconstruction step's elementwise work): with v = x/s,
+ * t = round(v) + z, q = clip(t, 0, L−1) and m = [q = t] (inside the grid, bounds included):
+ * ∂/∂x = m, ∂/∂s = (q − z) − m·v (straight-through rounding), summed over broadcast axes. The
+ * zero point is an integer grid offset and receives no gradient.
+ */
 export function fakeQuantize(x: tf.Tensor, scale: tf.Tensor, zeroPoint: tf.Tensor, bits: number): tf.Tensor {
-  return tf.tidy(() => {
-    const q = tf.clipByValue(tf.add(roundStraightThrough(tf.div(x, scale)), zeroPoint), 0, levels(bits) - 1);
-    return tf.mul(tf.sub(q, zeroPoint), scale);
-  });
+  const maxCode = levels(bits) - 1;
+  const op = tf.customGrad(((value: tf.Tensor, s: tf.Tensor, save: tf.GradSaveFunc) => {
+    const scaled = tf.div(value, s);
+    const shifted = tf.add(tf.round(scaled), zeroPoint);
+    const q = tf.clipByValue(shifted, 0, maxCode);
+    const centered = tf.sub(q, zeroPoint);
+    save([scaled, shifted, q, centered]);
+    return {
+      value: tf.mul(centered, s),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [v, t, clipped, c] = saved;
+        const inside = tf.cast(tf.equal(clipped, t), 'float32');
+        const dx = tf.mul(dy, inside);
+        const perElement = tf.mul(dy, tf.sub(c, tf.mul(inside, v)));
+        const axes = tf.backend_util.getReductionAxes(s.shape, perElement.shape);
+        const ds = tf.reshape(axes.length > 0 ? tf.sum(perElement, axes, true) : perElement, s.shape);
+        return [dx, ds];
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]) as (value: tf.Tensor, s: tf.Tensor) => tf.Tensor;
+  return tf.tidy(() => op(x, scale));
 }
 
 /** The integer codes q of x (no gradient): what the exporter stores for weights. */

@@ -18,8 +18,13 @@ export function matMul(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
   }
   if (a.rank === 2 && b.rank === 2) return tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D);
   const batch = tf.backend_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
-  const a3 = tf.reshape(tf.broadcastTo(a, [...batch, ...a.shape.slice(-2)]), [-1, ...a.shape.slice(-2)]);
-  const b3 = tf.reshape(tf.broadcastTo(b, [...batch, ...b.shape.slice(-2)]), [-1, ...b.shape.slice(-2)]);
+  // broadcastTo copies even when nothing broadcasts (a clone); skip it then.
+  const batched = (t: tf.Tensor): tf.Tensor => {
+    const shape = [...batch, ...t.shape.slice(-2)];
+    return tf.reshape(tf.util.arraysEqual(t.shape, shape) ? t : tf.broadcastTo(t, shape), [-1, ...t.shape.slice(-2)]);
+  };
+  const a3 = batched(a);
+  const b3 = batched(b);
   const out = tf.matMul(a3 as tf.Tensor3D, b3 as tf.Tensor3D);
   return tf.reshape(out, [...batch, ...out.shape.slice(-2)]);
 }
