@@ -2,12 +2,16 @@
  * Engine benchmarks, printed as tables measured side by side in one run:
  * 1. rtn accuracy at w8a8/w6a6/w4a4/w3a3, simulated (engine) vs exported (onnxruntime), plus
  *    top-1 agreement and max |Δ logit| between the two;
- * 2. onnxruntime latency of the per-tensor W4A4 export vs FP32 at batch 1 and 32 (and the
- *    kernels onnxruntime runs);
+ * 2. onnxruntime latency of the W4A4 exports vs FP32 at batch 1 and 32, sessions timed in
+ *    alternation (the per-tensor model in the default integer form and in the standard QDQ form,
+ *    the per-token model), at 1 intra-op thread and onnxruntime's default (and the kernels
+ *    onnxruntime runs);
  * 3. engine forward throughput (tfjs backend) vs onnxruntime on the FP32 model.
- * Env: BENCH_MODEL (default: the demo classifier, else the tiny fixture), BENCH_DATA (IDX dir),
+ * Env: BENCH_MODEL (default: the demo classifier, else the tiny fixture), BENCH_DATA (IDX dir;
+ * default the full Fashion-MNIST when installed, else the committed 1,000-image sample),
  * BENCH_IMAGES (test images to score, default 10000), BENCH_CALIB (default 128), BENCH_THREADS
- * (onnxruntime intra-op threads in the latency table; default: onnxruntime's choice).
+ * (comma-separated onnxruntime intra-op thread counts for the latency table, 0 = onnxruntime's
+ * choice; default "1,0"), BENCH_LATENCY_SECONDS (timing per thread count and batch, default 12).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -16,17 +20,21 @@ import * as ort from 'onnxruntime-node';
 import { readModelCard } from '../../workers/common/model-card';
 import type { Preprocessing } from '../../workers/common/preprocessing';
 import { openDataset, type ImageDataset } from '../../workers/data';
-import { forward, initBackend, ortKernelCounts, INTEGER_KERNELS, quantizeModel, type ImageModel, type QuantizedModel } from '../../workers/engine';
+import { exportQdq, forward, initBackend, ortKernelCounts, INTEGER_KERNELS, quantizeModel, type ImageModel, type QuantizedModel } from '../../workers/engine';
 import { tinyClassifier } from '../engine/fixtures';
 
 const reference = path.join(__dirname, '..', '..', 'deploy', 'demo', 'models', 'vit-fmnist-cls-op17.onnx');
 const MODEL = process.env.BENCH_MODEL ?? (fs.existsSync(reference) ? reference : tinyClassifier(17));
-const DATA = process.env.BENCH_DATA ?? '/usr/share/datasets/fashion-mnist';
+const fullData = '/usr/share/datasets/fashion-mnist';
+const sampleData = path.join(__dirname, '..', '..', 'deploy', 'demo', 'data', 'fashion-mnist');
+const DATA = process.env.BENCH_DATA ?? (fs.existsSync(fullData) ? fullData : sampleData);
 const IMAGES = Number(process.env.BENCH_IMAGES ?? 10000);
 const CALIB = Number(process.env.BENCH_CALIB ?? 128);
 const BATCH = 100;
-/** onnxruntime intra-op threads for the latency table (0: onnxruntime's default). */
-const THREADS = Number(process.env.BENCH_THREADS ?? 0);
+/** onnxruntime intra-op thread counts for the latency table (0: onnxruntime's default). */
+const THREADS = (process.env.BENCH_THREADS ?? '1,0').split(',').map(Number);
+/** Seconds of interleaved timing per thread count and batch size. */
+const LATENCY_SECONDS = Number(process.env.BENCH_LATENCY_SECONDS ?? 12);
 
 const fallbackPreprocessing: Preprocessing = {
   inputName: 'input', layout: 'NCHW', height: 28, width: 28, channels: 1, mean: [0.286], std: [0.353],
@@ -87,6 +95,23 @@ function maxDelta(a: Float32Array[], b: Float32Array[]): number {
   return worst;
 }
 
+/** Medians of several functions timed in alternation: rounds of `reps` calls each, for `seconds` in all. */
+async function interleavedMedians(fns: (() => Promise<unknown>)[], seconds: number, reps: number): Promise<number[]> {
+  for (const fn of fns) for (let i = 0; i < 5; i++) await fn();
+  const times: number[][] = fns.map(() => []);
+  const until = performance.now() + seconds * 1000;
+  while (performance.now() < until || times[0].length < 10) {
+    for (let k = 0; k < fns.length; k++) {
+      for (let r = 0; r < reps; r++) {
+        const t0 = performance.now();
+        await fns[k]();
+        times[k].push(performance.now() - t0);
+      }
+    }
+  }
+  return times.map((t) => t.sort((x, y) => x - y)[Math.floor(t.length / 2)]);
+}
+
 async function medianMs(fn: () => Promise<unknown>, seconds: number): Promise<number> {
   for (let i = 0; i < 5; i++) await fn();
   const times: number[] = [];
@@ -141,31 +166,35 @@ describe(`engine benchmarks on ${MODEL}`, () => {
   });
 
   it('onnxruntime latency: W4A4 exports vs FP32', async () => {
-    const variants = [
-      { label: 'W4A4 per-tensor', linearActivations: 'per-tensor' as const, attentionActivations: 'per-tensor' as const },
-      { label: 'W4A4 per-token', linearActivations: 'per-token' as const, attentionActivations: 'per-head' as const },
+    const variants: { label: string; form: 'ort' | 'qdq'; linearActivations: 'per-tensor' | 'per-token'; attentionActivations: 'per-tensor' | 'per-head' }[] = [
+      { label: 'W4A4 per-tensor', form: 'ort', linearActivations: 'per-tensor', attentionActivations: 'per-tensor' },
+      { label: 'W4A4 per-tensor, standard QDQ form', form: 'qdq', linearActivations: 'per-tensor', attentionActivations: 'per-tensor' },
+      { label: 'W4A4 per-token', form: 'ort', linearActivations: 'per-token', attentionActivations: 'per-head' },
     ];
-    const rows = ['| model | batch | FP32 ms | W4A4 ms | W4A4 / FP32 | target | integer kernels |', '|---|---|---|---|---|---|---|'];
-    const fp = await ortRunner(bytes, { intraOpNumThreads: THREADS });
-    for (const variant of variants) {
-      const result = await quantizeModel({ model: bytes, modelName: MODEL, calibration: calib, bits: 'w4a4', method: 'rtn', calibSize: CALIB, ...variant });
+    const models: { label: string; bytes: Uint8Array; integer: string }[] = [];
+    for (const { label, form, linearActivations, attentionActivations } of variants) {
+      const result = await quantizeModel({ model: bytes, modelName: MODEL, calibration: calib, bits: 'w4a4', method: 'rtn', calibSize: CALIB, linearActivations, attentionActivations });
+      const onnx = form === 'ort' ? result.onnx : exportQdq(result.quantized, {}, { form });
       result.quantized.dispose();
-      const kernels = await ortKernelCounts(result.onnx);
+      const kernels = await ortKernelCounts(onnx);
       const integer = INTEGER_KERNELS.filter((k) => kernels[k]).map((k) => `${k} x${kernels[k]}`).join(', ') || 'none';
-      const q = await ortRunner(result.onnx, { intraOpNumThreads: THREADS });
+      models.push({ label, bytes: onnx, integer });
+    }
+    const rows = ['| model | threads | batch | FP32 ms | W4A4 ms | W4A4 / FP32 | target | integer kernels |', '|---|---|---|---|---|---|---|---|'];
+    for (const threads of THREADS) {
+      const options: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'all', intraOpNumThreads: threads };
+      const fp = await ortRunner(bytes, options);
+      const quantized = await Promise.all(models.map((m) => ortRunner(m.bytes, options)));
       for (const [batch, target] of [[1, 0.6], [32, 0.5]] as const) {
         const dims = [batch, pre.channels, pre.height, pre.width];
         const images = new Float32Array(dims.reduce((a, b) => a * b, 1)).map((_, i) => Math.sin(i));
-        // FP32 measured before and after, so drift in machine load hits both alike.
-        const fpBefore = await medianMs(() => fp.run(images, dims), 3);
-        const qMs = await medianMs(() => q.run(images, dims), 3);
-        const fpMs = (fpBefore + (await medianMs(() => fp.run(images, dims), 3))) / 2;
-        rows.push(`| ${variant.label} | ${batch} | ${fpMs.toFixed(3)} | ${qMs.toFixed(3)} | ${(qMs / fpMs).toFixed(2)}x | <= ${target}x | ${integer} |`);
+        // All sessions measured in alternation, so drift in machine load hits them alike.
+        const [fpMs, ...qMs] = await interleavedMedians([fp, ...quantized].map((r) => () => r.run(images, dims)), LATENCY_SECONDS, batch === 1 ? 20 : 3);
+        models.forEach((m, k) => rows.push(`| ${m.label} | ${threads || 'default'} | ${batch} | ${fpMs.toFixed(3)} | ${qMs[k].toFixed(3)} | ${(qMs[k] / fpMs).toFixed(2)}x | <= ${target}x | ${m.integer} |`));
       }
-      await q.release();
+      await Promise.all([fp, ...quantized].map((r) => r.release()));
     }
-    await fp.release();
-    console.log(`onnxruntime latency (median, ${THREADS || 'default'} intra-op threads)\n${rows.join('\n')}`);
+    console.log(`onnxruntime latency (median of interleaved runs, graphOptimizationLevel 'all', intra-op threads ${THREADS.map((t) => t || 'default').join(' and ')})\n${rows.join('\n')}`);
   });
 
   it('forward throughput: engine vs onnxruntime (FP32, batch 32)', async () => {

@@ -28,6 +28,7 @@ interface QuantizeCliOptions extends Omit<DatasetCliOptions, 'data'> {
   batchSize: number;
   linearScales: 'per-tensor' | 'per-token';
   attentionScales: 'per-head' | 'per-tensor';
+  exportForm: 'ort' | 'qdq';
   json?: boolean;
   iters?: number;
   rank?: number;
@@ -45,6 +46,9 @@ const HELP_AFTER = `${DATASET_FORMATS_HELP}
 --calib is the calibration dataset (same formats as fimaq evaluate's --data, which is accepted
 as a synonym); --split defaults to train. The quantized model is written in QDQ form; with
 --attention-scales per-tensor every matrix product runs on onnxruntime's integer kernels.
+--export-form ort (the default) writes those products as onnxruntime's MatMulIntegerToFloat
+(com.microsoft domain, bias folded in: fewer nodes, faster); --export-form qdq keeps standard
+ONNX operators only (QuantizeLinear/DequantizeLinear around float MatMuls) for other runtimes.
 A card <out>.card.json is written next to it when the model has one, so fimaq evaluate works
 on the result directly.
 
@@ -71,6 +75,7 @@ export function registerQuantizeCommand(program: Command, io: CliIO): void {
     .option('--batch-size <n>', 'images per engine batch', parsePositiveInt, 32)
     .addOption(new Option('--linear-scales <granularity>', 'activation scales of Linear inputs').choices(['per-tensor', 'per-token']).default('per-tensor'))
     .addOption(new Option('--attention-scales <granularity>', 'activation scales of attention matmul inputs').choices(['per-head', 'per-tensor']).default('per-head'))
+    .addOption(new Option('--export-form <form>', 'ort: integer kernels of onnxruntime; qdq: standard ONNX operators only').choices(['ort', 'qdq']).default('ort'))
     .option('--iters <n>', 'FIMA-Q: reconstruction iterations per block (default 1000)', parsePositiveInt)
     .option('--rank <k>', 'FIMA-Q: rank of the DPLR Fisher approximation (default 5)', parsePositiveInt)
     .option('--recon-size <n>', 'FIMA-Q: reconstruction images (default 1024)', parsePositiveInt)
@@ -130,6 +135,7 @@ async function runQuantize(options: QuantizeCliOptions, io: CliIO): Promise<Quan
         batchSize: options.batchSize,
         linearActivations: options.linearScales,
         attentionActivations: options.attentionScales,
+        exportForm: options.exportForm,
         methodOptions: fimaqOptionsFromCli(options, card),
       },
       (p) => progress.update(p.block ? `${p.stage} ${p.block}` : p.stage, p.done, p.total, p.loss === undefined ? p.detail : `it ${p.iteration}/${p.iterations} loss ${p.loss.toFixed(4)}`),

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { EngineBackend, initBackend } from './backend';
 import { formatBits, parseBits } from './bits';
 import { partitionBlocks } from './blocks';
-import { exportQdq } from './export/qdq';
+import { exportQdq, type ExportOptions } from './export/qdq';
 import { ImageModel, loadImageModel } from './image-model';
 import { MethodOptions, MethodProgress, MethodReport, methodFor } from './methods';
 import { QuantizedModel } from './simulation';
@@ -40,6 +40,8 @@ export interface QuantizeOptions {
   batchSize?: number;
   linearActivations?: SiteOptions['linearActivations'];
   attentionActivations?: SiteOptions['attentionActivations'];
+  /** Export form (exportQdq): 'ort' (default, onnxruntime's integer kernels) or 'qdq' (standard operators only). */
+  exportForm?: ExportOptions['form'];
   backend?: EngineBackend;
   /** Method-specific settings (FIMA-Q: iters, rank, reconSize, seed, ...). */
   methodOptions?: MethodOptions;
@@ -144,7 +146,7 @@ export async function quantizeModel(options: QuantizeOptions, onProgress: (p: Qu
   }
   const learned = performance.now();
   onProgress({ stage: 'export', done: 0, total: 1, fraction: 0.95 });
-  const onnx = exportQdq(quantized, { method: options.method, bits: formatBits(widths) });
+  const onnx = exportQdq(quantized, { method: options.method, bits: formatBits(widths) }, { form: options.exportForm });
   const exported = performance.now();
   onProgress({ stage: 'export', done: 1, total: 1, fraction: 1 });
   return {
