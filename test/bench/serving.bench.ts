@@ -8,7 +8,9 @@
  *   3. JSON vs binary tensors for a 224x224x3 input.
  * Figures are ratios of measurements taken seconds apart on the same machine; on a shared or
  * loaded machine they wander, so the run prints its load average beside them.
- * BENCH_MODEL (an .onnx path), BENCH_SECONDS (per measurement, default 4) and BENCH_THREADS
+ * Every comparison is measured in BENCH_ROUNDS rounds (default 3) whose parts take turns, and each
+ * figure is the median over the rounds, so a burst of load elsewhere tends to hit all parts alike.
+ * BENCH_MODEL (an .onnx path), BENCH_SECONDS (per measurement, default 2) and BENCH_THREADS
  * (onnxruntime intra-op threads for raw and gateway alike, default 1) adjust it. It runs as a plain
  * Node process (register-ts.js), not under jest, whose sandbox slows an HTTP server several-fold.
  */
@@ -27,7 +29,9 @@ import { ADMIN_TOKEN, FIXTURES, startTestGateway, type TestGateway } from '../su
 const ROOT = path.resolve(__dirname, '../..');
 const REFERENCE = path.join(ROOT, 'deploy/demo/models/vit-fmnist-cls-op17.onnx');
 const STAND_IN = path.join(ROOT, 'test/fixtures/engine/tiny-vit-cls-op17.onnx');
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
+/** Each comparison is measured this many times, its parts taking turns; medians are printed. */
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const THREADS = Number(process.env.BENCH_THREADS ?? 1);
 const LOAD_GENERATOR = path.join(__dirname, 'load-generator.js');
 
@@ -146,6 +150,35 @@ async function startBareServer(modelFile: string, inputName: string, dims: numbe
   };
 }
 
+const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+
+/**
+ * Runs the named measurements in turn, ROUNDS times, and keeps the median of every figure, so
+ * that the parts of a comparison see the same machine. `before` runs ahead of each part (a
+ * policy change, for instance).
+ */
+async function interleaved(parts: Record<string, { before?: () => Promise<void>; measure: () => Promise<Measure> }>): Promise<Record<string, Measure>> {
+  const names = Object.keys(parts);
+  const rounds = new Map<string, Measure[]>(names.map((name) => [name, []]));
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const name of names) {
+      await parts[name].before?.();
+      (rounds.get(name) as Measure[]).push(await parts[name].measure());
+    }
+  }
+  const result: Record<string, Measure> = {};
+  for (const name of names) {
+    const all = rounds.get(name) as Measure[];
+    result[name] = {
+      throughput: median(all.map((m) => m.throughput)),
+      p50: median(all.map((m) => m.p50)),
+      cpuUs: median(all.map((m) => m.cpuUs)),
+      failures: all.reduce((sum, m) => sum + (m.failures ?? 0), 0),
+    };
+  }
+  return result;
+}
+
 async function graphql(gateway: TestGateway, query: string, variables: Record<string, unknown>): Promise<void> {
   const result = await gateway.graphql(query, variables);
   if (result.errors) throw new Error(result.errors[0].message);
@@ -200,7 +233,7 @@ async function main(): Promise<void> {
 
     out();
     out(`serving benchmark: ${path.relative(ROOT, modelFile)}${modelFile === STAND_IN ? ' (stand-in: the reference model is not built yet)' : ''}`);
-    out(`input ${input.name} [N, ${channels}, ${height}, ${width}], ORT intra-op threads ${THREADS}, ${SECONDS} s per measurement, ${os.cpus().length} CPUs, load average ${os.loadavg().map((l) => fmt(l, 1)).join(' ')}`);
+    out(`input ${input.name} [N, ${channels}, ${height}, ${width}], ORT intra-op threads ${THREADS}, ${SECONDS} s per measurement, medians of ${ROUNDS} rounds, ${os.cpus().length} CPUs, load average ${os.loadavg().map((l) => fmt(l, 1)).join(' ')}`);
     out();
     out('1. raw in-process ORT vs the gateway over HTTP, JSON and binary tensors, dynamic batching off and on (max 16 rows, 1 ms)');
     out('   batch clients tensors | raw req/s  p50 ms  CPU µs/req | gateway req/s  p50 ms  CPU µs/req | batched req/s  p50 ms | gateway/raw  batched/raw');
@@ -216,13 +249,22 @@ async function main(): Promise<void> {
       ];
       await httpLoad(infer, encodings[0].body, encodings[0].headers, 4); // warm the session and the connection pool
       for (const clients of [1, 32]) {
-        const raw = await rawOrt(session, feeds, clients);
+        const setPolicy = (policy: Record<string, unknown>) => () => graphql(gateway, POLICY, { model: 'bench', policy });
+        const m = await interleaved({
+          raw: { measure: () => rawOrt(session, feeds, clients) },
+          ...Object.fromEntries(
+            encodings.flatMap(({ label, body, headers }) => [
+              [`${label} gateway`, { before: setPolicy(batchingOff), measure: () => httpLoad(infer, body, headers, clients) }],
+              [`${label} batched`, { before: setPolicy(batchingOn), measure: () => httpLoad(infer, body, headers, clients) }],
+            ]),
+          ),
+        });
+        await setPolicy(batchingOff)();
+        const raw = m.raw;
         const cells = [fmt(raw.throughput, 0).padStart(9), fmt(raw.p50).padStart(6), fmt(raw.cpuUs, 0).padStart(10)].join('  ');
-        for (const { label, body, headers } of encodings) {
-          const served = await httpLoad(infer, body, headers, clients);
-          await graphql(gateway, POLICY, { model: 'bench', policy: batchingOn });
-          const batched = await httpLoad(infer, body, headers, clients);
-          await graphql(gateway, POLICY, { model: 'bench', policy: batchingOff });
+        for (const { label } of encodings) {
+          const served = m[`${label} gateway`];
+          const batched = m[`${label} batched`];
           const gatewayCells = [fmt(served.throughput, 0).padStart(13), fmt(served.p50).padStart(6), fmt(served.cpuUs, 0).padStart(10)].join('  ');
           const batchedCells = [fmt(batched.throughput, 0).padStart(13), fmt(batched.p50).padStart(6)].join('  ');
           const ratios = `${fmt(served.throughput / raw.throughput).padStart(11)}  ${fmt(batched.throughput / raw.throughput).padStart(11)}`;
@@ -234,20 +276,27 @@ async function main(): Promise<void> {
     const oneRow = randomRows(1, rowLength);
     const oneBody = jsonBody(input.name, [1, channels, height, width], oneRow);
     const bare = await startBareServer(modelFile, input.name, [1, channels, height, width]);
-    const rawOne = await rawOrt(session, { [input.name]: new ort.Tensor('float32', oneRow, [1, channels, height, width]) }, 1);
-    const gatewayOne = await sequentialLatency(infer, oneBody, json);
-    const bareOne = await sequentialLatency(bare.url, oneBody, json);
+    const asMeasure = async (p50: Promise<number>): Promise<Measure> => ({ throughput: 0, p50: await p50, cpuUs: 0 });
+    const one = await interleaved({
+      raw: { measure: () => rawOrt(session, { [input.name]: new ort.Tensor('float32', oneRow, [1, channels, height, width]) }, 1) },
+      gateway: { measure: () => asMeasure(sequentialLatency(infer, oneBody, json)) },
+      bare: { measure: () => asMeasure(sequentialLatency(bare.url, oneBody, json)) },
+    });
     await bare.close();
-    out(`   added p50 at batch 1, one client (sub-ms clock): gateway ${fmt(gatewayOne, 3)} ms - raw ${fmt(rawOne.p50, 3)} ms = ${fmt(gatewayOne - rawOne.p50, 3)} ms`);
-    out(`   floor: a bare node:http server (JSON, worker thread, no routing/auth/metrics) ${fmt(bareOne, 3)} ms - raw = ${fmt(bareOne - rawOne.p50, 3)} ms; the gateway adds ${fmt(gatewayOne - bareOne, 3)} ms to it`);
+    const [rawOne, gatewayOne, bareOne] = [one.raw.p50, one.gateway.p50, one.bare.p50];
+    out(`   added p50 at batch 1, one client (sub-ms clock): gateway ${fmt(gatewayOne, 3)} ms - raw ${fmt(rawOne, 3)} ms = ${fmt(gatewayOne - rawOne, 3)} ms`);
+    out(`   floor: a bare node:http server (JSON, worker thread, no routing/auth/metrics) ${fmt(bareOne, 3)} ms - raw = ${fmt(bareOne - rawOne, 3)} ms; the gateway adds ${fmt(gatewayOne - bareOne, 3)} ms to it`);
     out();
     out('2. shadow cost on the primary (batch 1, one client, sequential p50)');
-    await graphql(gateway, POLICY, { model: 'bench', policy: { routes: [{ variant: 'fp32', weight: 1 }] } });
-    const alone = await sequentialLatency(infer, oneBody, json);
-    await graphql(gateway, POLICY, { model: 'bench', policy: { routes: [{ variant: 'fp32', weight: 1 }], shadows: [{ variant: 'shadow-copy', mirrorPercent: 100 }] } });
-    const shadowed = await sequentialLatency(infer, oneBody, json);
+    const shadowCost = await interleaved({
+      alone: { before: () => graphql(gateway, POLICY, { model: 'bench', policy: { routes: [{ variant: 'fp32', weight: 1 }] } }), measure: () => asMeasure(sequentialLatency(infer, oneBody, json)) },
+      shadowed: {
+        before: () => graphql(gateway, POLICY, { model: 'bench', policy: { routes: [{ variant: 'fp32', weight: 1 }], shadows: [{ variant: 'shadow-copy', mirrorPercent: 100 }] } }),
+        measure: () => asMeasure(sequentialLatency(infer, oneBody, json)),
+      },
+    });
+    const [alone, shadowed] = [shadowCost.alone.p50, shadowCost.shadowed.p50];
     out(`   p50 alone ${fmt(alone, 3)} ms | with a 100 % shadow ${fmt(shadowed, 3)} ms | cost ${fmt((shadowed / alone - 1) * 100, 1)} %`);
-
     out();
     out('3. JSON vs binary tensors, one 224x224x3 input (near-zero model), 8 clients');
     await graphql(gateway, `mutation($input: RegisterModelInput!) { registerModel(input: $input) { model { id } } }`, {
