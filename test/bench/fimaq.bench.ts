@@ -11,7 +11,8 @@
  *   FIMAQ_BENCH_BITS=w4a4,w3a3  FIMAQ_BENCH_METHODS=rtn,calib,mse,fisher_diag,fisher_dplr
  *   FIMAQ_BENCH_SEEDS=0,1,2  FIMAQ_BENCH_ITERS=1000  FIMAQ_BENCH_CALIB=128  FIMAQ_BENCH_RECON=1024
  *   FIMAQ_BENCH_EVAL_LIMIT (default: the whole test split)  FIMAQ_BENCH_OUT=results.json
- * rtn and calib do not depend on the seed; they run once per bit width.
+ * rtn and calib do not depend on the seed; they run once per bit width. Stage 1 is computed once
+ * per model and bit width and reused by every method and seed (the cost table marks it "reused").
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -21,6 +22,7 @@ import type { Preprocessing } from '../../workers/common/preprocessing';
 import { openDataset } from '../../workers/data';
 import { quantizeModel } from '../../workers/engine/quantize-model';
 import { OnnxImageModel } from '../../workers/eval/onnx-model';
+import type { CalibrationCache } from '../../workers/fimaq/calibrate';
 import { evaluateQuantized, type QualityMetrics } from '../../workers/fimaq/evaluate-quantized';
 
 const ROOT = path.join(__dirname, '..', '..');
@@ -59,6 +61,8 @@ interface Run {
   /** CPU seconds of this process while quantizing: the work, whatever else shares the cores. */
   cpuSeconds: number;
   stage1Seconds?: number;
+  /** Stage 1 came from the calibration cache (computed once per model and bit width). */
+  stage1Reused?: boolean;
   stage2Seconds?: number;
   blocks?: { name: string; seconds: number; snapshotSeconds: number; iterationsPerSecond: number; mseBefore: number; mseAfter: number }[];
   peakRssMiB: number;
@@ -75,6 +79,16 @@ function preprocessingOf(modelPath: string): Preprocessing {
   return readModelCard(modelPath)?.preprocessing ?? { inputName: 'input', ...FMNIST };
 }
 
+/**
+ * One stage-1 result per model and bit width, shared by every method and seed: stage 1 does not
+ * depend on the seed, so the losses are compared from the very same calibration.
+ */
+const calibrationCaches = new Map<string, CalibrationCache>();
+const calibrationCacheOf = (modelPath: string): CalibrationCache => {
+  if (!calibrationCaches.has(modelPath)) calibrationCaches.set(modelPath, new Map());
+  return calibrationCaches.get(modelPath) as CalibrationCache;
+};
+
 async function runOne(modelPath: string, task: Task, bits: string, method: string, seed: number): Promise<Run> {
   const pre = preprocessingOf(modelPath);
   const calibration = await openDataset({ path: DATA, split: 'train' }, pre);
@@ -84,7 +98,7 @@ async function runOne(modelPath: string, task: Task, bits: string, method: strin
   const cpuStarted = process.cpuUsage();
   const result = await quantizeModel({
     model: fs.readFileSync(modelPath), modelName: modelPath, calibration, bits, method, calibSize: CALIB,
-    methodOptions: { iters: ITERS, reconSize: RECON, seed, task, reference: { kind: 'gallery' } },
+    methodOptions: { iters: ITERS, reconSize: RECON, seed, task, reference: { kind: 'gallery' }, calibrationCache: calibrationCacheOf(modelPath) },
   });
   const seconds = (performance.now() - started) / 1000;
   const cpu = process.cpuUsage(cpuStarted);
@@ -98,10 +112,10 @@ async function runOne(modelPath: string, task: Task, bits: string, method: strin
   await exported.close();
   fs.rmSync(exportedPath);
   result.quantized.dispose();
-  const report = result.report.methodReport as { stage1?: { seconds: number }; stage2?: { seconds: number; blocks: Run['blocks'] } } | undefined;
+  const report = result.report.methodReport as { stage1?: { seconds: number; reused?: boolean }; stage2?: { seconds: number; blocks: Run['blocks'] } } | undefined;
   return {
     model: path.basename(modelPath), bits, method, seed, fp: evaluation.fp, simulated: evaluation.simulated, exported: evaluation.exported, seconds,
-    cpuSeconds: (cpu.user + cpu.system) / 1e6, stage1Seconds: report?.stage1?.seconds, stage2Seconds: report?.stage2?.seconds, blocks: report?.stage2?.blocks,
+    cpuSeconds: (cpu.user + cpu.system) / 1e6, stage1Seconds: report?.stage1?.seconds, stage1Reused: report?.stage1?.reused, stage2Seconds: report?.stage2?.seconds, blocks: report?.stage2?.blocks,
     peakRssMiB: peakRss / 2 ** 20,
   };
 }
@@ -145,7 +159,7 @@ function costTable(runs: Run[]): void {
     const blocks = r.blocks ?? [];
     const mean = (f: (b: NonNullable<Run['blocks']>[number]) => number): number => blocks.reduce((a, b) => a + f(b), 0) / Math.max(1, blocks.length);
     const snapshot = blocks.reduce((a, b) => a + b.snapshotSeconds, 0) / Math.max(1e-9, blocks.reduce((a, b) => a + b.seconds, 0));
-    out(`| ${r.model} | ${r.method} | ${r.bits} | ${r.seed} | ${r.seconds.toFixed(1)} | ${r.cpuSeconds.toFixed(1)} | ${r.stage1Seconds?.toFixed(1) ?? '-'} | ${r.stage2Seconds?.toFixed(1) ?? '-'} | ${blocks.length ? mean((b) => b.seconds).toFixed(1) : '-'} | ${blocks.length ? mean((b) => b.iterationsPerSecond).toFixed(2) : '-'} | ${blocks.length ? `${(100 * snapshot).toFixed(1)}%` : '-'} | ${r.peakRssMiB.toFixed(0)} |`);
+    out(`| ${r.model} | ${r.method} | ${r.bits} | ${r.seed} | ${r.seconds.toFixed(1)} | ${r.cpuSeconds.toFixed(1)} | ${r.stage1Seconds === undefined ? '-' : `${r.stage1Seconds.toFixed(1)}${r.stage1Reused ? ' (reused)' : ''}`} | ${r.stage2Seconds?.toFixed(1) ?? '-'} | ${blocks.length ? mean((b) => b.seconds).toFixed(1) : '-'} | ${blocks.length ? mean((b) => b.iterationsPerSecond).toFixed(2) : '-'} | ${blocks.length ? `${(100 * snapshot).toFixed(1)}%` : '-'} | ${r.peakRssMiB.toFixed(0)} |`);
   }
 }
 

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import { forward } from '../../workers/engine/image-model';
 import { quantizeModel, type QuantizeResult } from '../../workers/engine/quantize-model';
+import type { CalibrationCache } from '../../workers/fimaq/calibrate';
 import { argmaxRows, maxAbsDiff, runOrt } from '../engine/fixtures';
 import { PREPROCESSING, sampleDataset, sampleImages, trainedTinyClassifier } from './fixtures';
 
@@ -10,9 +11,9 @@ const FAST = { iters: 4, reconSize: 32, batchSize: 16, eqN: 8, searchRounds: 1, 
 /** Generous for two shared, loaded cores; on an idle machine the run takes seconds. */
 const TIMEOUT_MS = 300_000;
 
-async function quantize(method: string): Promise<QuantizeResult> {
+async function quantize(method: string, options: Record<string, unknown> = {}): Promise<QuantizeResult> {
   return quantizeModel({
-    model: fs.readFileSync(trainedTinyClassifier), calibration: await sampleDataset('train'), bits: 'w4a4', method, calibSize: 16, methodOptions: FAST,
+    model: fs.readFileSync(trainedTinyClassifier), calibration: await sampleDataset('train'), bits: 'w4a4', method, calibSize: 16, methodOptions: { ...FAST, ...options },
   });
 }
 
@@ -37,5 +38,18 @@ describe('fimaq end to end on the trained tiny ViT', () => {
     const again = await quantize('fimaq');
     expect(Buffer.from(again.onnx).equals(Buffer.from(result.onnx))).toBe(true);
     again.quantized.dispose();
+  }, TIMEOUT_MS);
+
+  it('a calibration cache gives later runs the same stage 1 without computing it', async () => {
+    const calibrationCache: CalibrationCache = new Map();
+    const first = await quantize('mse', { calibrationCache });
+    const reused = await quantize('mse', { calibrationCache });
+    const stage1 = (r: QuantizeResult) => (r.report.methodReport as { stage1: { reused?: boolean } }).stage1;
+    expect(stage1(first).reused).toBeUndefined();
+    expect(stage1(reused).reused).toBe(true);
+    expect(calibrationCache.size).toBe(1);
+    expect(Buffer.from(reused.onnx).equals(Buffer.from(first.onnx))).toBe(true);
+    [first, reused].forEach((r) => r.quantized.dispose());
+    calibrationCache.forEach((entry) => entry.state.dispose());
   }, TIMEOUT_MS);
 });

@@ -19,6 +19,16 @@ export function parameterShape(operand: OperandSpec): number[] {
   return operand.shape.map((d, i) => (i === operand.axis ? d : 1));
 }
 
+/**
+ * What calibration leaves in a model: the program constants it rewrote (reparameterized
+ * LayerNorms and Linears) and every operand's quantizer, as copies independent of the model.
+ */
+export interface CalibratedState {
+  constants: Map<string, tf.Tensor>;
+  quantizers: Map<string, { bits: number; scale: tf.Tensor; zeroPoint: tf.Tensor }>;
+  dispose(): void;
+}
+
 export class QuantizedModel {
   readonly quantizers = new Map<string, UniformQuantizer>();
   private readonly transforms = new Map<string, OperandTransform>();
@@ -55,6 +65,29 @@ export class QuantizedModel {
       hooks.set(this.program.nodes[site.nodeIndex].name, (inputIndex, value) => byInput.get(inputIndex)?.(value) ?? value);
     }
     return hooks;
+  }
+
+  /** A copy of the calibrated state, to put into another model of the same graph with `restore`. */
+  snapshot(): CalibratedState {
+    const constants = new Map([...this.program.changedConstants].map((name): [string, tf.Tensor] => [name, tf.keep((this.program.constantValue(name) as tf.Tensor).clone())]));
+    const quantizers = new Map([...this.quantizers].map(([key, q]) => [key, { bits: q.bits, scale: tf.keep(q.scale.clone()), zeroPoint: tf.keep(q.zeroPoint.clone()) }]));
+    return {
+      constants,
+      quantizers,
+      dispose: () => {
+        constants.forEach((t) => t.dispose());
+        quantizers.forEach((q) => [q.scale, q.zeroPoint].forEach((t) => t.dispose()));
+      },
+    };
+  }
+
+  /** Makes this model calibrated as the snapshot's was (same graph, freshly loaded). */
+  restore(state: CalibratedState): void {
+    for (const [name, value] of state.constants) this.program.setConstant(name, value);
+    for (const [key, q] of state.quantizers) {
+      this.quantizers.get(key)?.dispose();
+      this.quantizers.set(key, new UniformQuantizer(q.bits, q.scale, q.zeroPoint));
+    }
   }
 
   dispose(): void {

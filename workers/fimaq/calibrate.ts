@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { UniformQuantizer } from '../engine/quantizer';
-import { QuantizedModel } from '../engine/simulation';
+import { CalibratedState, QuantizedModel } from '../engine/simulation';
 import { QuantSite } from '../engine/sites';
 import { applyFold, channelRange, findLayerNormFolds, foldFactors } from './reparameterize';
 import { captureActivations, disposeCaptured, siteProduct } from './site-io';
@@ -25,6 +25,18 @@ export interface CalibrationSummary {
   /** LayerNorm outputs folded into per-tensor-friendly form. */
   reparameterized: string[];
   seconds: number;
+  /** Set when the result was taken from a calibration cache instead of computed. */
+  reused?: boolean;
+}
+
+/** Calibrated states by `calibrationKey`. */
+export type CalibrationCache = Map<string, { state: CalibratedState; summary: CalibrationSummary }>;
+
+/** Everything stage 1's result depends on besides the model itself: sites, bit widths, search knobs, images. */
+export function calibrationKey(model: QuantizedModel, settings: Pick<CalibrationSettings, 'images' | 'eqN' | 'searchRounds' | 'searchImages' | 'search'>): string {
+  const sites = model.sites.map((site) => `${site.id}:${site.operands.map((o) => `${o.inputIndex}/${o.bits}/${o.granularity}`).join(',')}`);
+  const images = settings.images.map((batch) => batch.shape.join('x'));
+  return JSON.stringify({ sites, images, eqN: settings.eqN, rounds: settings.searchRounds, searchImages: settings.searchImages, search: settings.search });
 }
 
 /** Folds every foldable LayerNorm using per-channel ranges at the site's activation bit width. */

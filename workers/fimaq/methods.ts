@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { MethodContext, MethodReport, QuantizationMethod } from '../engine/methods/method';
 import { InputError } from '../data/errors';
-import { calibrate } from './calibrate';
+import { calibrate, calibrationKey, CalibrationSettings, CalibrationSummary } from './calibrate';
 import { classificationLogits, LogitsFunction, retrievalLogits } from './logits';
 import { FimaqOptions, ReconstructionLoss, resolveFimaqOptions } from './options';
 import { BlockReconstruction } from './reconstruct';
@@ -68,7 +68,7 @@ async function runFimaq(context: MethodContext, loss: ReconstructionLoss | undef
   const fraction = (calibrated: number, iterations: number): number => (calibrated * calibrationWeight + iterations) / (calibrationWeight + totalIterations);
   const eta = (done: number): number | undefined => (done > 0 ? ((performance.now() - started) / 1000) * (1 - done) / done : undefined);
 
-  const calibration = await calibrate(context.quantized, {
+  const settings: CalibrationSettings = {
     inputName: context.model.input.name,
     images: context.calibration,
     eqN: options.eqN,
@@ -80,7 +80,17 @@ async function runFimaq(context: MethodContext, loss: ReconstructionLoss | undef
       context.onProgress({ stage: 'calibrate', done, total, detail: site.id, fraction: f, etaSeconds: eta(f) });
       await new Promise((resolve) => setImmediate(resolve));
     },
-  });
+  };
+  const key = options.calibrationCache ? calibrationKey(context.quantized, settings) : '';
+  const cached = options.calibrationCache?.get(key);
+  let calibration: CalibrationSummary;
+  if (cached) {
+    context.quantized.restore(cached.state);
+    calibration = { ...cached.summary, reused: true };
+  } else {
+    calibration = await calibrate(context.quantized, settings);
+    options.calibrationCache?.set(key, { state: context.quantized.snapshot(), summary: calibration });
+  }
   if (!loss) return { stage1: calibration, options: publicOptions(options) };
 
   const reconStarted = performance.now();
@@ -126,9 +136,10 @@ async function runFimaq(context: MethodContext, loss: ReconstructionLoss | undef
   }
 }
 
-/** The options as reported (reference vectors left out). */
+/** The options as reported (reference vectors and the calibration cache left out). */
 function publicOptions(options: FimaqOptions): Record<string, unknown> {
-  return { ...options, reference: options.reference.kind };
+  const { calibrationCache: _cache, ...reported } = options;
+  return { ...reported, reference: options.reference.kind };
 }
 
 const withLoss = (loss: ReconstructionLoss | undefined): QuantizationMethod => (context) => runFimaq(context, loss);

@@ -3,6 +3,7 @@
  * that turn bad requests into clear errors before any long work starts.
  */
 import { InputError } from '../data/errors';
+import type { CalibrationCache } from './calibrate';
 
 /** Reconstruction losses; `kl` is what the head block always uses. */
 export type ReconstructionLoss = 'mse' | 'fisher_diag' | 'fisher_lr' | 'fisher_dplr' | 'fisher_brecq';
@@ -39,6 +40,11 @@ export interface FimaqOptions {
   reference: ReferenceSet;
   /** τ of the retrieval logits. */
   retrievalScale: number;
+  /**
+   * Stage-1 results shared between runs on the same model and bit widths (a benchmark comparing
+   * reconstruction losses from one calibration); stage 1 does not depend on the seed.
+   */
+  calibrationCache?: CalibrationCache;
 }
 
 export const DEFAULT_FIMAQ_OPTIONS: FimaqOptions = {
