@@ -4,7 +4,7 @@
  * candidate is evaluated on the whole calibration capture in one batched product.
  */
 import * as tf from '@tensorflow/tfjs';
-import { attrInt } from '../engine/ops/kernel';
+import { attrFloat, attrInt } from '../engine/ops/kernel';
 import { OnnxProgram } from '../engine/program';
 import { fakeQuantize, minMaxParameters, UniformQuantizer } from '../engine/quantizer';
 import { parameterShape } from '../engine/simulation';
@@ -76,6 +76,19 @@ function withOperand(others: ReadonlyMap<number, tf.Tensor>, operand: OperandSpe
 /** Values one batched candidate evaluation may hold; bounds memory while keeping products large. */
 const CHUNK_ELEMENTS = 1 << 23;
 
+/**
+ * Mean over every axis but `keep` (kept in order). The axes after the last kept one are merged and
+ * reduced first, a contiguous inner reduction; only the small remainder is reduced over leading
+ * axes. (wasm's Mean over scattered axes of a large rank-5/6 tensor transposes it whole first,
+ * which took most of the activation search.)
+ */
+function meanKeeping(x: tf.Tensor, keep: readonly number[]): tf.Tensor {
+  const last = Math.max(...keep);
+  const inner = last < x.rank - 1 ? tf.mean(tf.reshape(x, [...x.shape.slice(0, last + 1), -1]), last + 1) : x;
+  const outer = Array.from({ length: last + 1 }, (_, i) => i).filter((i) => !keep.includes(i));
+  return outer.length > 0 ? tf.mean(inner, outer) : inner;
+}
+
 /** Output axis that carries an operand's own-scale slices. */
 function outputAxis(site: QuantSite, operand: OperandSpec, outputRank: number): number | undefined {
   if (operand.axis === undefined) return undefined;
@@ -98,6 +111,8 @@ function bestPerSlice(errors: tf.Tensor[]): Int32Array {
  */
 function batchedOutputErrors(state: SearchState, others: ReadonlyMap<number, tf.Tensor>, operand: OperandSpec, candidates: tf.Tensor[]): tf.Tensor {
   return tf.tidy(() => {
+    const shortcut = state.site.kind === 'dynamic-matmul' ? foldedMatmulErrors(state, others, operand, candidates) : gramActivationErrors(state, others, operand, candidates);
+    if (shortcut) return shortcut;
     const count = candidates.length;
     const operands = withOperand(others, operand, tf.concat(candidates, 0));
     for (const other of state.site.operands) {
@@ -111,9 +126,66 @@ function batchedOutputErrors(state: SearchState, others: ReadonlyMap<number, tf.
     const squared = tf.squaredDifference(split, tf.expandDims(state.target, 0));
     const axis = outputAxis(state.site, operand, output.rank);
     const keep = axis === undefined ? [0] : [0, axis + 1];
-    const reduced = tf.mean(squared, Array.from({ length: squared.rank }, (_, i) => i).filter((i) => !keep.includes(i)));
-    return tf.reshape(reduced, [count, -1]);
+    return tf.reshape(meanKeeping(squared, keep), [count, -1]);
   });
+}
+
+/**
+ * Output errors of candidates for one input of an activation-by-activation MatMul (attention), the
+ * candidates folded into that input's rows (left operand) or columns (right operand): each batch
+ * entry is then one product [C·m, k]x[k, n] or [m, k]x[k, C·n], which the wasm backend runs on
+ * XNNPACK, instead of C·entries small products on its batched loop, and the other operand is not
+ * repeated. Undefined when the shapes do not fit (broadcast batch axes, a scale axis in the matrix).
+ */
+function foldedMatmulErrors(state: SearchState, others: ReadonlyMap<number, tf.Tensor>, operand: OperandSpec, candidates: tf.Tensor[]): tf.Tensor | undefined {
+  const node = state.program.nodes[state.site.nodeIndex];
+  const other = state.site.operands.find((o) => o !== operand);
+  const otherValue = other ? others.get(other.inputIndex) : undefined;
+  const [value] = candidates;
+  if (node.opType !== 'MatMul' || !otherValue || value.rank < 3 || otherValue.rank !== value.rank) return undefined;
+  const lead = value.shape.slice(0, -2);
+  if (!tf.util.arraysEqual(lead, otherValue.shape.slice(0, -2)) || (operand.axis !== undefined && operand.axis >= lead.length)) return undefined;
+  const count = candidates.length;
+  const entries = lead.reduce((a, b) => a * b, 1);
+  const [rows, cols] = value.shape.slice(-2);
+  const stacked = tf.reshape(tf.stack(candidates), [count, entries, rows, cols]);
+  const otherMatrices = tf.reshape(otherValue, [entries, ...otherValue.shape.slice(-2)]);
+  const left = operand.inputIndex === 0;
+  const candidateAxis = left ? lead.length : lead.length + 1;
+  const output = left
+    ? tf.reshape(tf.matMul(tf.reshape(tf.transpose(stacked, [1, 0, 2, 3]), [entries, count * rows, cols]), otherMatrices), [...lead, count, rows, otherValue.shape[otherValue.rank - 1]])
+    : tf.reshape(tf.matMul(otherMatrices, tf.reshape(tf.transpose(stacked, [1, 2, 0, 3]), [entries, rows, count * cols])), [...lead, otherValue.shape[otherValue.rank - 2], count, cols]);
+  const squared = tf.squaredDifference(output, tf.expandDims(state.target, candidateAxis));
+  const keep = operand.axis === undefined ? [candidateAxis] : [operand.axis, candidateAxis];
+  const reduced = meanKeeping(squared, keep);
+  return tf.reshape(operand.axis === undefined ? reduced : tf.transpose(reduced), [count, -1]);
+}
+
+/**
+ * Output errors of per-tensor input candidates of a Linear wider at its output than at its input
+ * (qkv, fc1), without running the product per candidate: with D = X̂_c − X, Ŵ the quantized weight
+ * (as [in, out]) and E = X(Ŵ − W), ‖X̂_cŴ − XW‖² = ⟨DᵀD, ŴŴᵀ⟩ + 2⟨D, EŴᵀ⟩ + ‖E‖², one in×in Gram
+ * matrix per candidate instead of an in×out product and the squared error over every output.
+ */
+function gramActivationErrors(state: SearchState, others: ReadonlyMap<number, tf.Tensor>, operand: OperandSpec, candidates: tf.Tensor[]): tf.Tensor | undefined {
+  const node = state.program.nodes[state.site.nodeIndex];
+  if (state.site.kind !== 'linear' || operand.role !== 'activation' || operand.axis !== undefined) return undefined;
+  if (node.opType === 'Gemm' && (attrInt(node, 'transA', 0) !== 0 || attrFloat(node, 'alpha', 1) !== 1)) return undefined;
+  const weightOperand = state.site.operands.find((o) => o.role === 'weight');
+  const quantizedWeight = weightOperand ? others.get(weightOperand.inputIndex) : undefined;
+  if (!weightOperand || !quantizedWeight || quantizedWeight.rank !== 2) return undefined;
+  const wq = asInputByOutput(state, quantizedWeight);
+  const [inputs, outputs] = wq.shape;
+  if (inputs >= outputs) return undefined;
+  const x = tf.reshape(operandValue(state, operand), [-1, inputs]);
+  const rows = x.shape[0];
+  const e = tf.matMul(x, tf.sub(wq, asInputByOutput(state, operandValue(state, weightOperand))));
+  const count = candidates.length;
+  const d = tf.sub(tf.reshape(tf.stack(candidates), [count, rows, inputs]), tf.expandDims(x, 0));
+  const quadratic = tf.sum(tf.reshape(tf.mul(tf.matMul(d, d, true, false), tf.matMul(wq, wq, false, true)), [count, -1]), 1);
+  const linear = tf.sum(tf.reshape(tf.mul(d, tf.matMul(e, wq, false, true)), [count, -1]), 1);
+  const total = tf.add(tf.add(quadratic, tf.mul(linear, 2)), tf.sum(tf.square(e)));
+  return tf.reshape(tf.div(total, rows * outputs), [count, 1]);
 }
 
 /** Candidates per batched evaluation for an operand whose capture has `elements` values. */
@@ -154,8 +226,12 @@ function linearWeightErrors(state: SearchState, operand: OperandSpec, scales: tf
     errors.push(tf.tidy(() => {
       const deltas = chunk.map((scale) => tf.sub(asInputByOutput(state, fakeQuantize(weight, scale, current.zeroPoint, operand.bits)), w));
       const delta = tf.concat(deltas, 1);
-      const weighted = tf.add(tf.matMul(gram, delta), tf.mul(tf.tile(cross, [1, chunk.length]), 2));
-      return tf.reshape(tf.sum(tf.mul(delta, weighted), 0), [chunk.length, outputs]);
+      const inputs = delta.shape[0] as number;
+      // Per candidate c: columns c·out .. (c+1)·out of [in, C·out]; the cross term broadcast, not tiled.
+      const weighted = tf.add(tf.reshape(tf.matMul(gram, delta), [inputs, chunk.length, outputs]), tf.expandDims(tf.mul(cross, 2), 1));
+      const products = tf.reshape(tf.mul(tf.reshape(delta, [inputs, chunk.length, outputs]), weighted), [inputs, -1]);
+      // Column sums as a product with ones: wasm reduces a leading axis by transposing the whole matrix.
+      return tf.reshape(tf.matMul(tf.ones([1, inputs]), products), [chunk.length, outputs]);
     }));
   }
   if (w !== weight) w.dispose();
@@ -185,7 +261,7 @@ function convWeightErrors(state: SearchState, operand: OperandSpec, scales: tf.T
       const [n, , ...spatial] = state.target.shape;
       const split = tf.reshape(output, [n, chunk.length, -1, ...spatial]);
       const squared = tf.squaredDifference(split, tf.expandDims(state.target, 1));
-      return tf.mean(squared, [0, ...spatial.map((_, i) => i + 3)]);
+      return meanKeeping(squared, [1, 2]);
     }));
   }
   others.forEach((t) => t.dispose());
