@@ -1,9 +1,10 @@
 /**
  * The wasm BatchMatMul routing (workers/engine/backend.ts): transposed single products and large
  * batched products run on XNNPACK one matrix at a time; results must match a plain reference.
+ * Also gatherRows, the heap copy of rows that replaces wasm's Gather in reconstruction.
  */
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../../workers/engine/backend';
+import { gatherRows, initBackend } from '../../workers/engine/backend';
 
 beforeAll(async () => {
   await initBackend('wasm');
@@ -56,5 +57,16 @@ describe('wasm matMul routing', () => {
     const [ra, rb] = tf.grads(loss(reference))([a, b]);
     expect(maxDifference(da, ra)).toBeLessThan(1e-4);
     expect(maxDifference(db, rb)).toBeLessThan(1e-4);
+  });
+});
+
+describe('gatherRows', () => {
+  it('picks the same rows as tf.gather, repeated rows included, and rejects rows outside the tensor', () => {
+    const x = tf.randomNormal([7, 3, 4], 0, 1, 'float32', 6);
+    const rows = Int32Array.from([6, 0, 3, 3]);
+    const picked = gatherRows(x, rows);
+    expect(picked.shape).toEqual([4, 3, 4]);
+    expect(Array.from(picked.dataSync())).toEqual(Array.from(tf.gather(x, tf.tensor1d(rows, 'int32')).dataSync()));
+    expect(() => gatherRows(x, [7])).toThrow(/outside/);
   });
 });

@@ -6,6 +6,7 @@
  * learned scales into the block's quantizers.
  */
 import * as tf from '@tensorflow/tfjs';
+import { gatherRows } from '../engine/backend';
 import { Block } from '../engine/blocks';
 import { OnnxProgram } from '../engine/program';
 import { QuantizedModel } from '../engine/simulation';
@@ -236,23 +237,23 @@ export class BlockReconstruction {
           snapshotSeconds += (performance.now() - snapshotStarted) / 1000;
           normalizers = undefined;
         }
-        const indices = tf.tensor1d(random.sample(count, settings.batchSize), 'int32');
+        const indices = random.sample(count, settings.batchSize);
         const inputSeed = random.seed();
         learner.dropSeed = random.seed();
         const beta = roundingBeta(iteration, settings.iters);
         const { value, grads } = tf.variableGrads(() => {
-          const fpInput = tf.gather(this.inputs.fp, indices);
-          const mixed = tf.where(tf.less(tf.randomUniform(fpInput.shape, 0, 1, 'float32', inputSeed), settings.dropProbability), tf.gather(this.inputs.quantized, indices), fpInput);
+          const fpInput = gatherRows(this.inputs.fp, indices);
+          const mixed = tf.where(tf.less(tf.randomUniform(fpInput.shape, 0, 1, 'float32', inputSeed), settings.dropProbability), gatherRows(this.inputs.quantized, indices), fpInput);
           const output = runBlockWith(model, block, mixed, true);
           let reconstruction: tf.Scalar;
           if (!loss) {
-            reconstruction = klDivergence(tf.gather(this.headTargets, indices), settings.logits(output));
+            reconstruction = klDivergence(gatherRows(this.headTargets, indices), settings.logits(output));
           } else {
             const terms = loss.terms({
               output: flatten(output),
-              target: flatten(tf.gather(target, indices)),
+              target: flatten(gatherRows(target, indices)),
               fisher,
-              sampleGradients: sampleGradients ? tf.gather(sampleGradients, indices) : undefined,
+              sampleGradients: sampleGradients ? gatherRows(sampleGradients, indices) : undefined,
             });
             normalizers ??= terms.map((t) => Math.max(t.dataSync()[0], 1e-30));
             const norms = normalizers;
@@ -264,7 +265,7 @@ export class BlockReconstruction {
         scales.apply(grads);
         lastLoss = value.dataSync()[0];
         firstLoss ??= lastLoss;
-        [value, indices, ...Object.values(grads)].forEach((t) => t.dispose());
+        [value, ...Object.values(grads)].forEach((t) => t.dispose());
         learner.dropSeed = undefined;
         await settings.onIteration?.({ block, blockIndex: index, iteration: iteration + 1, loss: lastLoss });
       }
