@@ -11,6 +11,8 @@
  *   FIMAQ_BENCH_BITS=w4a4,w3a3  FIMAQ_BENCH_METHODS=rtn,calib,mse,fisher_diag,fisher_dplr
  *   FIMAQ_BENCH_SEEDS=0,1,2  FIMAQ_BENCH_ITERS=1000  FIMAQ_BENCH_CALIB=128  FIMAQ_BENCH_RECON=1024
  *   FIMAQ_BENCH_EVAL_LIMIT (default: the whole test split)  FIMAQ_BENCH_OUT=results.json
+ *   FIMAQ_BENCH_INCLUDE=a.json,b.json: runs an earlier invocation wrote (FIMAQ_BENCH_OUT) join the
+ *   tables, so seeds or bit widths can be measured in several sittings
  * rtn and calib do not depend on the seed; they run once per bit width. Stage 1 is computed once
  * per model and bit width and reused by every method and seed (the cost table marks it "reused").
  */
@@ -41,6 +43,7 @@ const CALIB = Number(env('FIMAQ_BENCH_CALIB', '128'));
 const RECON = Number(env('FIMAQ_BENCH_RECON', '1024'));
 const EVAL_LIMIT = process.env.FIMAQ_BENCH_EVAL_LIMIT ? Number(process.env.FIMAQ_BENCH_EVAL_LIMIT) : undefined;
 const OUT = process.env.FIMAQ_BENCH_OUT;
+const INCLUDE = list(env('FIMAQ_BENCH_INCLUDE', ''));
 const SEED_FREE = new Set(['rtn', 'calib']);
 /** The Fashion-MNIST preprocessing of the demo models, for models without a card. */
 const FMNIST: Omit<Preprocessing, 'inputName'> = { layout: 'NCHW', height: 28, width: 28, channels: 1, mean: [0.286], std: [0.353] };
@@ -128,12 +131,17 @@ function meanSpread(values: number[]): string {
   return values.length > 1 ? `${mean.toFixed(2)} ± ${sd.toFixed(2)}` : mean.toFixed(2);
 }
 
+/** The ladder's order, for methods and bit widths found in the runs (this sitting's and included ones). */
+const LADDER = ['rtn', 'calib', 'mse', 'fisher_diag', 'fisher_lr', 'fisher_brecq', 'fisher_dplr', 'fimaq'];
+const inOrder = (found: string[], order: string[]): string[] => [...new Set(found)].sort((a, b) => (order.indexOf(a) + 1 || 99) - (order.indexOf(b) + 1 || 99));
+
 function classificationTable(runs: Run[]): void {
-  out(`\n| method | ${BITS.map((b) => `${b.toUpperCase()} simulated | ${b.toUpperCase()} exported`).join(' | ')} |`);
-  out(`|---|${BITS.map(() => '---|---').join('|')}|`);
-  out(`| FP32 | ${BITS.map(() => `${headline(runs[0].fp).toFixed(2)} | ${headline(runs[0].fp).toFixed(2)}`).join(' | ')} |`);
-  for (const method of METHODS) {
-    const cells = BITS.map((bits) => {
+  const bitWidths = inOrder(runs.map((r) => r.bits), ['w8a8', 'w6a6', 'w4a8', 'w4a4', 'w3a3']);
+  out(`\n| method | ${bitWidths.map((b) => `${b.toUpperCase()} simulated | ${b.toUpperCase()} exported`).join(' | ')} |`);
+  out(`|---|${bitWidths.map(() => '---|---').join('|')}|`);
+  out(`| FP32 | ${bitWidths.map(() => `${headline(runs[0].fp).toFixed(2)} | ${headline(runs[0].fp).toFixed(2)}`).join(' | ')} |`);
+  for (const method of inOrder(runs.map((r) => r.method), LADDER)) {
+    const cells = bitWidths.map((bits) => {
       const mine = runs.filter((r) => r.method === method && r.bits === bits);
       return mine.length ? `${meanSpread(mine.map((r) => headline(r.simulated)))} | ${meanSpread(mine.map((r) => headline(r.exported)))}` : '- | -';
     });
@@ -166,7 +174,8 @@ function costTable(runs: Run[]): void {
 async function main(): Promise<void> {
   out(`model ${MODEL}, data ${DATA}, bits ${BITS.join(',')}, methods ${METHODS.join(',')}, seeds ${SEEDS.join(',')}, iters ${ITERS}, calib ${CALIB}, recon ${RECON}, eval ${EVAL_LIMIT ?? 'all'} test images`);
   out(`load average at start: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')} on ${os.cpus().length} cores`);
-  const runs: Run[] = [];
+  const runs: Run[] = INCLUDE.flatMap((file) => JSON.parse(fs.readFileSync(file, 'utf8')) as Run[]);
+  if (INCLUDE.length) out(`${runs.length} earlier runs included from ${INCLUDE.join(', ')}`);
   const record = (run: Run): void => {
     runs.push(run);
     out(`  ${run.model} ${run.bits} ${run.method} seed ${run.seed}: simulated ${headline(run.simulated).toFixed(2)} exported ${headline(run.exported).toFixed(2)} (FP ${headline(run.fp).toFixed(2)}) in ${run.seconds.toFixed(0)} s`);
