@@ -1,7 +1,8 @@
 /**
  * The wasm BatchMatMul routing (workers/engine/backend.ts): transposed single products and large
  * batched products run on XNNPACK one matrix at a time; results must match a plain reference.
- * Also gatherRows, the heap copy of rows that replaces wasm's Gather in reconstruction.
+ * Also gatherRows (the heap copy of rows that replaces wasm's Gather in reconstruction) and the
+ * Identity kernel that shares data instead of copying.
  */
 import * as tf from '@tensorflow/tfjs';
 import { gatherRows, initBackend } from '../../workers/engine/backend';
@@ -68,5 +69,21 @@ describe('gatherRows', () => {
     expect(picked.shape).toEqual([4, 3, 4]);
     expect(Array.from(picked.dataSync())).toEqual(Array.from(tf.gather(x, tf.tensor1d(rows, 'int32')).dataSync()));
     expect(() => gatherRows(x, [7])).toThrow(/outside/);
+  });
+});
+
+describe('Identity shares data on wasm', () => {
+  it('a clone outlives its source, and the buffer is freed once both are gone', () => {
+    const bytes = tf.memory().numBytes;
+    const x = tf.tensor1d([1, 2, 3]);
+    const y = tf.clone(x);
+    x.dispose();
+    expect(Array.from(y.dataSync())).toEqual([1, 2, 3]);
+    const v = tf.variable(y);
+    y.dispose();
+    v.assign(tf.tidy(() => tf.add(v, 1)));
+    expect(Array.from(v.dataSync())).toEqual([2, 3, 4]);
+    v.dispose();
+    expect(tf.memory().numBytes).toBe(bytes);
   });
 });

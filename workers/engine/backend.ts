@@ -36,6 +36,7 @@ async function choose(preferred?: EngineBackend): Promise<EngineBackend> {
   if (await tf.setBackend('wasm')) {
     await tf.ready();
     routeProductsToXnnpack();
+    shareDataOnIdentity();
     return 'wasm';
   }
   await tf.setBackend('cpu');
@@ -125,6 +126,28 @@ function routeProductsToXnnpack(): void {
 }
 
 let routed = false;
+
+/**
+ * wasm's Identity (tf.clone, the tensors a custom gradient saves, broadcastTo of an already
+ * broadcast shape, many gradients) copies the buffer: ~350 copies per reconstruction step of a
+ * 17x128 block, ~10% of it. Tensors are immutable, so the output shares the input's data with a
+ * reference count, as Reshape does on wasm and Identity does on the cpu backend.
+ */
+function shareDataOnIdentity(): void {
+  const original = tf.getKernel(tf.Identity, 'wasm');
+  if (!original || sharing) return;
+  sharing = true;
+  const kernelFunc: tf.KernelFunc = (args) => {
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    if (x.dtype === 'string') return original.kernelFunc(args);
+    (args.backend as unknown as { incRef(dataId: tf.DataId): void }).incRef(x.dataId);
+    return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+  };
+  tf.unregisterKernel(tf.Identity, 'wasm');
+  tf.registerKernel({ kernelName: tf.Identity, backendName: 'wasm', kernelFunc });
+}
+
+let sharing = false;
 
 /**
  * Rows `rows` of a tensor along its first axis (no gradient): on wasm copied straight from the heap,
