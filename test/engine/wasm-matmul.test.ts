@@ -81,7 +81,9 @@ describe('Identity shares data on wasm', () => {
     expect(Array.from(y.dataSync())).toEqual([1, 2, 3]);
     const v = tf.variable(y);
     y.dispose();
-    v.assign(tf.tidy(() => tf.add(v, 1)));
+    const next = tf.add(v, 1);
+    v.assign(next);
+    next.dispose();
     expect(Array.from(v.dataSync())).toEqual([2, 3, 4]);
     v.dispose();
     expect(tf.memory().numBytes).toBe(bytes);
