@@ -81,7 +81,7 @@ describe('Identity shares data on wasm', () => {
     expect(Array.from(y.dataSync())).toEqual([1, 2, 3]);
     const v = tf.variable(y);
     y.dispose();
-    const next = tf.add(v, 1);
+    const next = tf.add(v, 1) as tf.Tensor1D;
     v.assign(next);
     next.dispose();
     expect(Array.from(v.dataSync())).toEqual([2, 3, 4]);
