@@ -8,7 +8,7 @@ import { argmax, compareClassification, cosineSimilarity, overlapAtK, rowOf, toP
 import { ModelGallery, type Neighbour } from './gallery';
 import { checkRequest } from './input-check';
 import type { PredictionLedger } from './prediction-ledger';
-import type { ServingCatalog, ModelServingState } from './serving-catalog';
+import { variantByVersion, type ModelServingState, type ServingCatalog } from './serving-catalog';
 import { OverloadedError } from './serving-errors';
 import type { ServingMetrics, VariantRef } from './serving-metrics';
 import { copyTensor, toFloat64, type Tensor } from './tensor';
@@ -153,8 +153,7 @@ export class InferenceService {
   /** The variant a call addresses: the one in its version path, or the policy's choice. */
   private choose(state: ModelServingState, call: InferenceCall): { variant: VariantRecord; shadowIds: string[] } {
     if (call.version !== undefined) {
-      const variant = state.variants.find((v) => v.tag === call.version) ?? state.variants.find((v) => v.id === call.version);
-      if (!variant) throw notFound(`model ${state.model.name} has no variant "${call.version}"`);
+      const variant = variantByVersion(state, call.version);
       if (variant.status !== 'ready') throw notFound(`variant ${state.model.name}/${variant.tag} is ${variant.status}, not serving`);
       return { variant, shadowIds: [] };
     }

@@ -1,3 +1,4 @@
+import { notFound } from '../errors';
 import type { EventBus } from '../events/event-bus';
 import type { RegistryService } from '../registry/registry-service';
 import type { ModelRecord, VariantRecord } from '../registry/registry-types';
@@ -27,6 +28,19 @@ const REFRESH_MS = 5000;
 interface Entry {
   state: Promise<ModelServingState>;
   loadedAt: number;
+}
+
+/** The variant a version path names, by tag or else by id; NOT_FOUND when there is none. */
+export function variantByVersion(state: ModelServingState, version: string): VariantRecord {
+  const variant = state.variants.find((v) => v.tag === version) ?? state.variants.find((v) => v.id === version);
+  if (!variant) throw notFound(`model ${state.model.name} has no variant "${version}"`);
+  return variant;
+}
+
+/** The variant the policy routes to first, else the first ready one: what unversioned metadata and raw requests describe. */
+export function defaultVariant(state: ModelServingState): VariantRecord | undefined {
+  const routed = state.policy.routes.find((r) => r.weight > 0);
+  return state.variants.find((v) => v.id === routed?.variantId) ?? state.variants.find((v) => v.status === 'ready');
 }
 
 /** The data plane's cache of models, their variants and their policies, by model name. */

@@ -4,12 +4,12 @@ import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import type { Logger } from 'pino';
 import { badInput, GatewayError } from '../../errors';
 import type { Serving } from '../../serving/serving';
+import { defaultVariant, variantByVersion } from '../../serving/serving-catalog';
 import { OverloadedError } from '../../serving/serving-errors';
 import { errorResponse } from '../errors-middleware';
 import type { RequestAuthenticator } from '../http-auth';
 import { requestIdFrom } from '../request-id';
 import { decodeInferenceRequest, encodeInferenceResponse, HEADER_LENGTH } from './inference-codec';
-import { defaultVariant, findVariant } from './inference-routes';
 import { countRefusedRequest } from './refused-requests';
 
 export interface InferEndpointOptions {
@@ -93,7 +93,7 @@ export function inferEndpoint(options: InferEndpointOptions): (req: IncomingMess
       const body = await readBody(req, maxBodyBytes);
       const state = await serving.catalog.get(modelName);
       const decoded = decodeInferenceRequest(body, headerOf(req, HEADER_LENGTH), () => {
-        const variant = version === undefined ? defaultVariant(state) : findVariant(state, version);
+        const variant = version === undefined ? defaultVariant(state) : variantByVersion(state, version);
         return variant?.signature.inputs.length === 1 ? variant.signature.inputs[0] : undefined;
       });
       const answer = await serving.inference.infer({

@@ -1,11 +1,11 @@
 import packageJson from '../../../package.json';
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
-import { badInput, GatewayError, notFound } from '../../errors';
+import { badInput, GatewayError } from '../../errors';
 import type { TensorSignature } from '../../registry/model-signature';
 import type { VariantRecord } from '../../registry/registry-types';
 import type { Serving } from '../../serving/serving';
 import { OverloadedError } from '../../serving/serving-errors';
-import type { ModelServingState } from '../../serving/serving-catalog';
+import { defaultVariant, variantByVersion, type ModelServingState } from '../../serving/serving-catalog';
 import type { RequestAuthenticator } from '../http-auth';
 import { parseJson } from './json-tensors';
 import { countRefusedRequest } from './refused-requests';
@@ -46,18 +46,6 @@ function modelMetadata(state: ModelServingState, variant: VariantRecord | undefi
   };
 }
 
-export function findVariant(state: ModelServingState, version: string): VariantRecord {
-  const variant = state.variants.find((v) => v.tag === version) ?? state.variants.find((v) => v.id === version);
-  if (!variant) throw notFound(`model ${state.model.name} has no variant "${version}"`);
-  return variant;
-}
-
-/** The variant a policy routes to first: what unversioned metadata describes. */
-export function defaultVariant(state: ModelServingState): VariantRecord | undefined {
-  const routed = state.policy.routes.find((r) => r.weight > 0);
-  return state.variants.find((v) => v.id === routed?.variantId) ?? state.variants.find((v) => v.status === 'ready');
-}
-
 /**
  * The Open Inference Protocol v2 over HTTP (all but /infer, which `infer-endpoint.ts` serves
  * without Express), plus the gateway's conveniences (/classify, /feedback, /gallery, /search) and
@@ -82,13 +70,13 @@ export function inferenceRoutes(options: { serving: Serving; auth: RequestAuthen
   router.get(['/v2/models/:model', '/v2/models/:model/versions/:version'], inferenceRole, handle(async (req, res) => {
     const state = await catalog.get(req.params.model as string);
     const version = req.params.version as string | undefined;
-    res.json(modelMetadata(state, version === undefined ? defaultVariant(state) : findVariant(state, version)));
+    res.json(modelMetadata(state, version === undefined ? defaultVariant(state) : variantByVersion(state, version)));
   }));
 
   router.get(['/v2/models/:model/ready', '/v2/models/:model/versions/:version/ready'], inferenceRole, handle(async (req, res) => {
     const state = await catalog.get(req.params.model as string);
     const version = req.params.version as string | undefined;
-    const variant = version === undefined ? defaultVariant(state) : findVariant(state, version);
+    const variant = version === undefined ? defaultVariant(state) : variantByVersion(state, version);
     if (!variant || variant.status !== 'ready') {
       throw new GatewayError('UNAVAILABLE', `model ${state.model.name}${version ? `/${version}` : ''} has no ready variant`);
     }
