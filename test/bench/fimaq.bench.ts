@@ -192,8 +192,9 @@ async function main(): Promise<void> {
     for (const bits of BITS) {
       for (const method of ['rtn', 'calib', 'fisher_dplr']) record(await runOne(EMB_MODEL, 'retrieval', bits, method, SEEDS[0]));
     }
-    retrievalTable(runs.filter((r) => r.model === path.basename(EMB_MODEL)));
   }
+  const retrieval = runs.filter((r) => r.simulated.task === 'retrieval');
+  if (retrieval.length) retrievalTable(retrieval);
   costTable(runs);
   out(`load average at end: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
 }
