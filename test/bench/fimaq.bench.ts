@@ -41,6 +41,8 @@ const SEEDS = list(env('FIMAQ_BENCH_SEEDS', '0,1,2')).map(Number);
 const ITERS = Number(env('FIMAQ_BENCH_ITERS', '1000'));
 const CALIB = Number(env('FIMAQ_BENCH_CALIB', '128'));
 const RECON = Number(env('FIMAQ_BENCH_RECON', '1024'));
+/** onnxruntime threads per run: 1 lets two benchmark processes share two cores with little loss. */
+const THREADS = Number(env('FIMAQ_BENCH_THREADS', '0'));
 const EVAL_LIMIT = process.env.FIMAQ_BENCH_EVAL_LIMIT ? Number(process.env.FIMAQ_BENCH_EVAL_LIMIT) : undefined;
 const OUT = process.env.FIMAQ_BENCH_OUT;
 const INCLUDE = list(env('FIMAQ_BENCH_INCLUDE', ''));
@@ -101,7 +103,7 @@ async function runOne(modelPath: string, task: Task, bits: string, method: strin
   const cpuStarted = process.cpuUsage();
   const result = await quantizeModel({
     model: fs.readFileSync(modelPath), modelName: modelPath, calibration, bits, method, calibSize: CALIB,
-    methodOptions: { iters: ITERS, reconSize: RECON, seed, task, reference: { kind: 'gallery' }, calibrationCache: calibrationCacheOf(modelPath) },
+    methodOptions: { iters: ITERS, reconSize: RECON, seed, threads: THREADS, task, reference: { kind: 'gallery' }, calibrationCache: calibrationCacheOf(modelPath) },
   });
   const seconds = (performance.now() - started) / 1000;
   const cpu = process.cpuUsage(cpuStarted);
@@ -172,7 +174,7 @@ function costTable(runs: Run[]): void {
 }
 
 async function main(): Promise<void> {
-  out(`model ${MODEL}, data ${DATA}, bits ${BITS.join(',')}, methods ${METHODS.join(',')}, seeds ${SEEDS.join(',')}, iters ${ITERS}, calib ${CALIB}, recon ${RECON}, eval ${EVAL_LIMIT ?? 'all'} test images`);
+  out(`model ${MODEL}, data ${DATA}, bits ${BITS.join(',')}, methods ${METHODS.join(',')}, seeds ${SEEDS.join(',')}, iters ${ITERS}, calib ${CALIB}, recon ${RECON}, eval ${EVAL_LIMIT ?? 'all'} test images, onnxruntime threads ${THREADS || 'all cores'}`);
   out(`load average at start: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')} on ${os.cpus().length} cores`);
   const runs: Run[] = INCLUDE.flatMap((file) => JSON.parse(fs.readFileSync(file, 'utf8')) as Run[]);
   if (INCLUDE.length) out(`${runs.length} earlier runs included from ${INCLUDE.join(', ')}`);

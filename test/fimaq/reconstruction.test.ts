@@ -18,7 +18,7 @@ beforeAll(async () => {
 });
 
 describe('block-wise reconstruction', () => {
-  it('lowers a transformer block\'s output error and bakes hard-rounded weights on the quantization grid', async () => {
+  it.each(['onnxruntime', 'tfjs'] as const)('lowers a transformer block\'s output error and bakes hard-rounded weights on the quantization grid (%s)', async (trainingRuntime) => {
     const model = loadImageModel(fs.readFileSync(trainedTinyClassifier), 'tiny');
     const sites = findSites(model.program, { weightBits: 3, activationBits: 3 });
     const quantized = new QuantizedModel(model.program, sites);
@@ -30,11 +30,14 @@ describe('block-wise reconstruction', () => {
     const blocks = partitionBlocks(model.program, sites);
     const fpOutputs = forward(model, images);
     const reconstruction = new BlockReconstruction(quantized, blocks, images, fpOutputs, {
-      loss: 'mse', iters: 40, batchSize: 16, rank: 1, seed: 0, temperature: 20, dropProbability: 0.5,
-      expandAttentionScales: true, logits: classificationLogits, outputName: model.outputName,
+      loss: 'fisher_dplr', iters: 40, batchSize: 16, rank: 2, seed: 0, temperature: 20, dropProbability: 0.5,
+      expandAttentionScales: true, logits: classificationLogits, outputName: model.outputName, trainingRuntime,
     });
     const reports = await reconstruction.run();
     reconstruction.dispose();
+    // Every block of the tiny ViT (patch embedding, transformer blocks, head) trains where asked.
+    expect(reports.map((r) => r.runtime)).toEqual(reports.map(() => trainingRuntime));
+    expect(reports.filter((r) => r.kind !== 'head').map((r) => r.snapshotRuntime)).toEqual(reports.filter((r) => r.kind !== 'head').map(() => trainingRuntime));
     const block0 = reports.find((r) => r.name === 'block0');
     expect(block0?.mseAfter).toBeLessThan(block0?.mseBefore as number);
     // Learned weights sit exactly on their quantizer's grid, so the exporter's round-to-nearest keeps them.

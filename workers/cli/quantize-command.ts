@@ -35,6 +35,7 @@ interface QuantizeCliOptions extends Omit<DatasetCliOptions, 'data'> {
   reconSize?: number;
   seed?: number;
   reference?: string;
+  threads?: number;
   eval?: string;
   evalSplit: DatasetSplit;
   evalLimit?: number;
@@ -80,6 +81,7 @@ export function registerQuantizeCommand(program: Command, io: CliIO): void {
     .option('--rank <k>', 'FIMA-Q: rank of the DPLR Fisher approximation (default 5)', parsePositiveInt)
     .option('--recon-size <n>', 'FIMA-Q: reconstruction images (default 1024)', parsePositiveInt)
     .option('--seed <n>', 'FIMA-Q: random seed (batches, QDrop); a seed makes runs repeat', parseNonNegativeInt)
+    .option('--threads <n>', 'FIMA-Q: onnxruntime threads of the reconstruction (default 0: every core)', parseNonNegativeInt)
     .option('--reference <set>', 'FIMA-Q on retrieval models: "gallery" (FP embeddings of the reconstruction images) or an .npy file of reference embeddings [M, D]')
     .option('--eval <dataset>', 'after quantizing, evaluate FP, simulated and exported models on this dataset (same formats as --calib)')
     .addOption(new Option('--eval-split <split>', 'IDX split of --eval').choices(['train', 'test']).default('test'))

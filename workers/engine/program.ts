@@ -136,6 +136,22 @@ export class OnnxProgram {
   }
 
   /**
+   * Runs nodes (without hooks) and returns every tensor they read or wrote: fed, computed,
+   * batch-class and constant values alike. Constants stay owned by the program.
+   */
+  traceNodes(nodeIndices: readonly number[], feeds: ReadonlyMap<string, tf.Tensor>): Map<string, tf.Tensor> {
+    const env = new Map(feeds);
+    this.execute(nodeIndices, env, {});
+    const batchValues = this.batchValuesFor(env);
+    for (const index of nodeIndices) {
+      for (const name of this.graph.nodes[index].inputs) {
+        if (name && !env.has(name)) env.set(name, batchValues?.get(name) ?? this.valueOf(name, env));
+      }
+    }
+    return env;
+  }
+
+  /**
    * Probes the graph to turn Shape nodes on activations into functions of the batch size and to
    * learn each activation's batch axis and shape. A dynamic batch is probed at sizes 1 and 2;
    * a batch fixed by the export (`fixedBatch`) once, and its shapes are constants.

@@ -4,6 +4,10 @@
  * the inputs all receive gradients and tf.grad works through a fake-quantized program.
  */
 import * as tf from '@tensorflow/tfjs';
+import { unbroadcast } from './autodiff/gradient-rules';
+import { Tape } from './autodiff/tape';
+import { Shape } from './onnx/model-builder';
+import { onnx } from './onnx/proto';
 
 /** round(x) forward, identity backward (straight-through estimator). */
 export const roundStraightThrough: (x: tf.Tensor) => tf.Tensor = tf.customGrad(
@@ -83,4 +87,35 @@ export class UniformQuantizer {
     this.scale.dispose();
     this.zeroPoint.dispose();
   }
+}
+
+/**
+ * The same fake quantization written into a training graph, as one node with the same gradient:
+ * `scale` and `zeroPoint` are tensors of the graph that broadcast against `x`.
+ */
+export function fakeQuantizeNode(tape: Tape, x: string, scale: string, zeroPoint: string, bits: number): string {
+  const output = tape.b.fresh('fake_quantized');
+  const shape = (): Shape => tape.b.shapeOf(x);
+  let saved: { scaled: string; shifted: string; clipped: string; centered: string } | undefined;
+  tape.push({
+    inputs: [x, scale],
+    outputs: [output],
+    emit(b) {
+      const scaled = b.op('Div', [x, scale], shape());
+      const shifted = b.op('Add', [b.op('Round', [scaled], shape()), zeroPoint], shape());
+      const clipped = b.op('Clip', [shifted, b.scalar(0), b.scalar(levels(bits) - 1)], shape());
+      const centered = b.op('Sub', [clipped, zeroPoint], shape());
+      b.addNode({ opType: 'Mul', name: output, input: [centered, scale], output: [output] }, [shape()]);
+      saved = { scaled, shifted, clipped, centered };
+    },
+    backward([dy], wanted, b) {
+      if (!saved || !dy) return [undefined, undefined];
+      const inside = b.op('Cast', [b.op('Equal', [saved.clipped, saved.shifted], undefined)], shape(), { to: onnx.TensorProto.DataType.FLOAT });
+      const dx = wanted[0] ? b.op('Mul', [dy, inside], shape()) : undefined;
+      const perElement = b.op('Mul', [dy, b.op('Sub', [saved.centered, b.op('Mul', [inside, saved.scaled], shape())], shape())], shape());
+      const ds = wanted[1] ? unbroadcast(b, perElement, shape(), b.shapeOf(scale)) : undefined;
+      return [dx, ds];
+    },
+  });
+  return output;
 }

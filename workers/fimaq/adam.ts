@@ -1,42 +1,35 @@
-/** Adam over a fixed set of variables with a learning rate that may change every step (cosine decay). */
-import * as tf from '@tensorflow/tfjs';
-
+/**
+ * Adam over host arrays with a learning rate that may change every step (cosine decay). The
+ * parameters live on the host whichever runtime computes the gradients (onnxruntime or tfjs).
+ */
 const BETA1 = 0.9;
 const BETA2 = 0.999;
 const EPSILON = 1e-8;
 
 export class Adam {
-  private readonly moments: { m: tf.Variable; v: tf.Variable }[];
+  private readonly moments: { m: Float32Array; v: Float32Array }[];
   private step = 0;
 
-  constructor(private readonly variables: readonly tf.Variable[], private readonly learningRate: (step: number) => number) {
-    this.moments = variables.map((v) => ({ m: tf.variable(tf.zerosLike(v), false), v: tf.variable(tf.zerosLike(v), false) }));
+  constructor(private readonly parameters: readonly Float32Array[], private readonly learningRate: (step: number) => number) {
+    this.moments = parameters.map((p) => ({ m: new Float32Array(p.length), v: new Float32Array(p.length) }));
   }
 
-  /** Applies one update; `grads` by variable name (as tf.variableGrads returns them). */
-  apply(grads: tf.NamedTensorMap): void {
+  /** Applies one update in place; `grads[i]` belongs to `parameters[i]`. */
+  apply(grads: readonly ArrayLike<number>[]): void {
     this.step++;
     const lr = this.learningRate(this.step - 1);
     const correction1 = 1 - BETA1 ** this.step;
     const correction2 = 1 - BETA2 ** this.step;
-    tf.tidy(() => {
-      this.variables.forEach((variable, i) => {
-        const grad = grads[variable.name];
-        if (!grad) return;
-        const { m, v } = this.moments[i];
-        m.assign(tf.add(tf.mul(m, BETA1), tf.mul(grad, 1 - BETA1)));
-        v.assign(tf.add(tf.mul(v, BETA2), tf.mul(tf.square(grad), 1 - BETA2)));
-        const update = tf.div(tf.div(m, correction1), tf.add(tf.sqrt(tf.div(v, correction2)), EPSILON));
-        variable.assign(tf.sub(variable, tf.mul(update, lr)));
-      });
+    this.parameters.forEach((p, i) => {
+      const grad = grads[i];
+      const { m, v } = this.moments[i];
+      for (let j = 0; j < p.length; j++) {
+        const g = grad[j];
+        m[j] = BETA1 * m[j] + (1 - BETA1) * g;
+        v[j] = BETA2 * v[j] + (1 - BETA2) * g * g;
+        p[j] -= (lr * (m[j] / correction1)) / (Math.sqrt(v[j] / correction2) + EPSILON);
+      }
     });
-  }
-
-  dispose(): void {
-    for (const { m, v } of this.moments) {
-      m.dispose();
-      v.dispose();
-    }
   }
 }
 

@@ -4,6 +4,7 @@
  * W/s (the soft weight then equals W inside the grid's range). Hard rounding: h = [α ≥ 0].
  */
 import * as tf from '@tensorflow/tfjs';
+import { Tape } from '../engine/autodiff/tape';
 import { levels, UniformQuantizer } from '../engine/quantizer';
 
 const STRETCH_LOW = -0.1;
@@ -55,6 +56,29 @@ export class AdaRoundWeight {
   /** Σ (1 − |2h − 1|^β): pushes every h(α) to 0 or 1 as β anneals down. */
   regularizer(beta: number): tf.Scalar {
     return tf.tidy(() => tf.sum(tf.sub(1, tf.pow(tf.abs(tf.sub(tf.mul(this.softRounding(), 2), 1)), beta))));
+  }
+
+  /**
+   * The soft weight written into a training graph that reads α from the graph tensor `alpha`.
+   * Returns the weight and h(α), which the regularizer reads.
+   */
+  graphForm(tape: Tape, alpha: string): { weight: string; rounding: string } {
+    const { b } = tape;
+    const shape = this.alpha.shape;
+    const host = (hint: string, t: tf.Tensor): string => b.floats(hint, t.shape, t.dataSync());
+    const [floor, scale, zeroPoint] = [host('adaround/floor', this.floor), host('adaround/scale', this.scale), host('adaround/zero_point', this.zeroPoint)];
+    const stretched = tape.op('Add', [tape.op('Mul', [tape.op('Sigmoid', [alpha], shape), b.scalar(STRETCH_HIGH - STRETCH_LOW)], shape), b.scalar(STRETCH_LOW)], shape);
+    const rounding = tape.op('Clip', [stretched, b.scalar(0), b.scalar(1)], shape);
+    const codes = tape.op('Clip', [tape.op('Add', [tape.op('Add', [floor, rounding], shape), zeroPoint], shape), b.scalar(0), b.scalar(this.maxCode)], shape);
+    return { weight: tape.op('Mul', [tape.op('Sub', [codes, zeroPoint], shape), scale], shape), rounding };
+  }
+
+  /** `regularizer` in a training graph: Σ (1 − |2h − 1|^β) over h(α) of `shape`, β a graph tensor. */
+  static graphRegularizer(tape: Tape, rounding: string, shape: number[], beta: string): string {
+    const { b } = tape;
+    const distance = tape.op('Abs', [tape.op('Sub', [tape.op('Mul', [rounding, b.scalar(2)], shape), b.scalar(1)], shape)], shape);
+    const terms = tape.op('Sub', [b.scalar(1), tape.op('Pow', [distance, beta], shape)], shape);
+    return tape.op('ReduceSum', [terms], [], { keepdims: 0 });
   }
 
   dispose(): void {

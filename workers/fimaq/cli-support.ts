@@ -22,6 +22,7 @@ export interface FimaqCliFlags {
   reconSize?: number;
   seed?: number;
   reference?: string;
+  threads?: number;
 }
 
 function referenceFromFlag(flag: string | undefined): ReferenceSet | undefined {
@@ -45,7 +46,7 @@ export function fimaqOptionsFromCli(flags: FimaqCliFlags, card: ModelCard | unde
   if (task === 'retrieval' && !reference) {
     throw new InputError('this is a retrieval model (its card says RETRIEVAL): FIMA-Q needs a reference set for its logits; pass --reference gallery or --reference embeddings.npy');
   }
-  return { iters: flags.iters, rank: flags.rank, reconSize: flags.reconSize, seed: flags.seed, task, reference };
+  return { iters: flags.iters, rank: flags.rank, reconSize: flags.reconSize, seed: flags.seed, threads: flags.threads, task, reference };
 }
 
 export interface EvaluateFlags extends DatasetCliOptions {

@@ -3,7 +3,8 @@
  * training, each element keeps its full-precision value with probability 1 − p.
  */
 import * as tf from '@tensorflow/tfjs';
-import { fakeQuantize, UniformQuantizer } from '../engine/quantizer';
+import { Tape } from '../engine/autodiff/tape';
+import { fakeQuantize, fakeQuantizeNode, UniformQuantizer } from '../engine/quantizer';
 
 const MIN_SCALE = 1e-8;
 
@@ -31,6 +32,20 @@ export class LearnedActivation {
       if (dropSeed === undefined || keepQuantized >= 1) return quantized;
       return tf.where(tf.less(tf.randomUniform(x.shape, 0, 1, 'float32', dropSeed), keepQuantized), quantized, x);
     });
+  }
+
+  /**
+   * `apply` written into a training graph: the scale is the graph tensor `scale`; with `drop`,
+   * QDrop draws from onnxruntime's generator seeded with `drop.seed` (a new draw every run).
+   */
+  graphForm(tape: Tape, x: string, xShape: number[], scale: string, drop?: { seed: number; keepQuantized: number }): string {
+    const { b } = tape;
+    const zeroPoint = b.floats('activation/zero_point', this.zeroPoint.shape, this.zeroPoint.dataSync());
+    const quantized = fakeQuantizeNode(tape, x, tape.op('Max', [scale, b.scalar(MIN_SCALE)], this.scale.shape), zeroPoint, this.bits);
+    if (!drop || drop.keepQuantized >= 1) return quantized;
+    const draw = tape.opaque('RandomUniformLike', [x], xShape, { seed: drop.seed }, ['seed']);
+    const keep = tape.opaque('Less', [draw, b.scalar(drop.keepQuantized)]);
+    return tape.op('Where', [keep, quantized, x], xShape);
   }
 
   /** The learned quantizer for the simulated model and the exporter. */

@@ -4,6 +4,7 @@
  * so that the rounding regularizer keeps the same relative weight whatever the block's scale.
  */
 import * as tf from '@tensorflow/tfjs';
+import { Tape } from '../engine/autodiff/tape';
 import { ReconstructionLoss } from './options';
 
 /**
@@ -51,6 +52,18 @@ export class DplrFisher {
   /** loss₂ = mean(Δ² ⊙ mean_rows(G)). */
   diagonal(delta: tf.Tensor): tf.Scalar {
     return tf.tidy(() => tf.mean(tf.mul(tf.square(delta), this.required(this.gMean))));
+  }
+
+  /** G, B⁻¹ and mean_rows(G) on the host, zero-padded to `rank` rows so a training graph keeps fixed shapes. */
+  hostFactors(): { g: Float32Array; bInverse: Float32Array; gMean: Float32Array } {
+    const g = this.required(this.g);
+    const [held, width] = g.shape;
+    const paddedG = new Float32Array(this.rank * width);
+    paddedG.set(g.dataSync());
+    const bInverse = new Float32Array(this.rank * this.rank);
+    const inverse = this.required(this.bInverse).dataSync();
+    for (let r = 0; r < held; r++) bInverse.set(inverse.subarray(r * held, (r + 1) * held), r * this.rank);
+    return { g: paddedG, bInverse, gMean: Float32Array.from(this.required(this.gMean).dataSync()) };
   }
 
   private required(t: tf.Tensor | undefined): tf.Tensor {
@@ -117,8 +130,22 @@ export interface LossInputs {
   sampleGradients?: tf.Tensor;
 }
 
+/** The same inputs as tensors of a training graph ([B, N] block output and target). */
+export interface GraphLossInputs {
+  tape: Tape;
+  output: string;
+  target: string;
+  rows: number;
+  width: number;
+  /** G ([k, N]), B⁻¹ ([k, k]) and mean_rows(G) ([N]), zero-padded as `DplrFisher.hostFactors` gives them. */
+  fisher?: { g: string; bInverse: string; gMean: string };
+  sampleGradients?: string;
+}
+
 export interface LossDefinition {
   terms(inputs: LossInputs): tf.Scalar[];
+  /** `terms` written into a training graph: one scalar tensor per term. */
+  graphTerms(inputs: GraphLossInputs): string[];
   /** Weight of each normalized term. fisher_lr and fisher_diag weigh 2 so the rec/rounding balance matches DPLR's p₁ + p₂ = 2. */
   weights: number[];
   /** Whether Fisher snapshots (and renormalization at each) drive this loss, and how many are kept. */
@@ -132,14 +159,56 @@ function fisherOf(inputs: LossInputs): DplrFisher {
   return inputs.fisher;
 }
 
+/** The graph forms of the terms, over [B, N] tensors. */
+const graph = {
+  mean(i: GraphLossInputs, t: string, count = i.rows * i.width): string {
+    return i.tape.op('Mul', [i.tape.op('ReduceSum', [t], [], { keepdims: 0 }), i.tape.b.scalar(1 / count)], []);
+  },
+  difference: (i: GraphLossInputs): string => i.tape.op('Sub', [i.output, i.target], [i.rows, i.width]),
+  absoluteError: (i: GraphLossInputs): string => i.tape.op('Abs', [graph.difference(i)], [i.rows, i.width]),
+  square: (i: GraphLossInputs, t: string): string => i.tape.op('Mul', [t, t], [i.rows, i.width]),
+  fisher(i: GraphLossInputs): NonNullable<GraphLossInputs['fisher']> {
+    if (!i.fisher) throw new Error('this loss needs Fisher snapshots');
+    return i.fisher;
+  },
+  /** mean(Δ² ⊙ mean_rows(G)). */
+  diagonal: (i: GraphLossInputs, delta: string): string => graph.mean(i, i.tape.op('Mul', [graph.square(i, delta), graph.fisher(i).gMean], [i.rows, i.width])),
+  /** mean over samples of a·B⁻¹·aᵀ with a = Δ·Gᵀ. */
+  lowRank(i: GraphLossInputs, delta: string): string {
+    const { tape } = i;
+    const { g, bInverse } = graph.fisher(i);
+    const rank = tape.b.shapeOf(g)[0];
+    const a = tape.op('MatMul', [delta, tape.op('Transpose', [g], [i.width, rank], { perm: [1, 0] })], [i.rows, rank]);
+    return graph.mean(i, tape.op('Mul', [tape.op('MatMul', [a, bInverse], [i.rows, rank]), a], [i.rows, rank]), i.rows);
+  },
+};
+
 export const LOSSES: Record<ReconstructionLoss, LossDefinition> = {
-  mse: { terms: (i) => [tf.mean(tf.squaredDifference(i.output, i.target))], weights: [1] },
-  fisher_diag: { terms: (i) => [fisherOf(i).diagonal(absoluteError(i))], weights: [2], snapshotRank: (rank) => rank },
-  fisher_lr: { terms: (i) => [fisherOf(i).lowRank(absoluteError(i))], weights: [2], snapshotRank: () => 1 },
+  mse: {
+    terms: (i) => [tf.mean(tf.squaredDifference(i.output, i.target))],
+    graphTerms: (i) => [graph.mean(i, graph.square(i, graph.difference(i)))],
+    weights: [1],
+  },
+  fisher_diag: {
+    terms: (i) => [fisherOf(i).diagonal(absoluteError(i))],
+    graphTerms: (i) => [graph.diagonal(i, graph.absoluteError(i))],
+    weights: [2],
+    snapshotRank: (rank) => rank,
+  },
+  fisher_lr: {
+    terms: (i) => [fisherOf(i).lowRank(absoluteError(i))],
+    graphTerms: (i) => [graph.lowRank(i, graph.absoluteError(i))],
+    weights: [2],
+    snapshotRank: () => 1,
+  },
   fisher_dplr: {
     terms: (i) => {
       const delta = absoluteError(i);
       return [fisherOf(i).lowRank(delta), fisherOf(i).diagonal(delta)];
+    },
+    graphTerms: (i) => {
+      const delta = graph.absoluteError(i);
+      return [graph.lowRank(i, delta), graph.diagonal(i, delta)];
     },
     weights: [1, 1],
     snapshotRank: (rank) => rank,
@@ -148,6 +217,10 @@ export const LOSSES: Record<ReconstructionLoss, LossDefinition> = {
     terms: (i) => {
       if (!i.sampleGradients) throw new Error('fisher_brecq needs per-sample gradients');
       return [tf.mean(tf.mul(tf.square(absoluteError(i)), tf.square(i.sampleGradients)))];
+    },
+    graphTerms: (i) => {
+      if (!i.sampleGradients) throw new Error('fisher_brecq needs per-sample gradients');
+      return [graph.mean(i, i.tape.op('Mul', [graph.square(i, graph.absoluteError(i)), graph.square(i, i.sampleGradients)], [i.rows, i.width]))];
     },
     weights: [1],
   },
@@ -159,4 +232,17 @@ export function klDivergence(targetProbabilities: tf.Tensor, outputLogits: tf.Te
     const logTarget = tf.log(tf.maximum(targetProbabilities, 1e-12));
     return tf.div(tf.sum(tf.mul(targetProbabilities, tf.sub(logTarget, tf.logSoftmax(outputLogits)))), outputLogits.shape[0]);
   });
+}
+
+/**
+ * Σ P·(log P − log softmax(z/T)) ÷ `divisor` recorded on a tape: the head block's loss (T = 1,
+ * averaged over rows) and the KL whose gradients the Fisher snapshots take (T, summed).
+ */
+export function klDivergenceGraph(tape: Tape, probabilities: string, logits: string, shape: [number, number], temperature: number, divisor: number): string {
+  const { b } = tape;
+  const scaled = temperature === 1 ? logits : tape.op('Mul', [logits, b.scalar(1 / temperature)], shape);
+  const logQ = tape.op('LogSoftmax', [scaled], shape, { axis: -1 });
+  const logP = tape.opaque('Log', [tape.opaque('Max', [probabilities, b.scalar(1e-12)], shape)], shape);
+  const summed = tape.op('ReduceSum', [tape.op('Mul', [probabilities, tape.op('Sub', [logP, logQ], shape)], shape)], [], { keepdims: 0 });
+  return divisor === 1 ? summed : tape.op('Mul', [summed, b.scalar(1 / divisor)], []);
 }

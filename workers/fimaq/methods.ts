@@ -111,6 +111,7 @@ async function runFimaq(context: MethodContext, loss: ReconstructionLoss | undef
     expandAttentionScales: options.expandAttentionScales,
     logits: logits.logits,
     outputName: context.model.outputName,
+    threads: options.threads,
     onIteration: async ({ block, iteration, loss: value }) => {
       iterationsDone++;
       if (iteration % 10 !== 0 && iteration !== options.iters) return;

@@ -40,6 +40,8 @@ export interface FimaqOptions {
   reference: ReferenceSet;
   /** τ of the retrieval logits. */
   retrievalScale: number;
+  /** onnxruntime threads of the reconstruction graphs; 0 lets onnxruntime use every core. */
+  threads: number;
   /**
    * Stage-1 results shared between runs on the same model and bit widths (a benchmark comparing
    * reconstruction losses from one calibration); stage 1 does not depend on the seed.
@@ -61,6 +63,7 @@ export const DEFAULT_FIMAQ_OPTIONS: FimaqOptions = {
   task: 'classification',
   reference: { kind: 'prototypes' },
   retrievalScale: 20,
+  threads: 0,
 };
 
 export function resolveFimaqOptions(given: Partial<FimaqOptions> | undefined): FimaqOptions {
@@ -70,6 +73,7 @@ export function resolveFimaqOptions(given: Partial<FimaqOptions> | undefined): F
     const v = options[key];
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new InputError(`${key} must be a positive integer, got ${String(v)}`);
   }
+  if (!Number.isInteger(options.threads) || options.threads < 0) throw new InputError(`threads must be a non-negative integer, got ${String(options.threads)}`);
   if (!Number.isInteger(options.seed)) throw new InputError(`seed must be an integer, got ${options.seed}`);
   if (!(options.temperature > 0)) throw new InputError(`temperature must be positive, got ${options.temperature}`);
   if (!(options.dropProbability >= 0 && options.dropProbability <= 1)) throw new InputError(`dropProbability must be within 0..1, got ${options.dropProbability}`);

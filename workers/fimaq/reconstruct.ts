@@ -8,17 +8,17 @@
 import * as tf from '@tensorflow/tfjs';
 import { gatherRows } from '../engine/backend';
 import { Block } from '../engine/blocks';
-import { OnnxProgram } from '../engine/program';
 import { QuantizedModel } from '../engine/simulation';
-import { OperandSpec, QuantSite } from '../engine/sites';
-import { AdaRoundWeight } from './adaround';
 import { Adam, cosineDecay } from './adam';
+import { BlockLearner } from './block-learner';
 import { klGradientMagnitude, RestOfModel } from './kl-gradient';
-import { LearnedActivation } from './learned-activation';
 import { LogitsFunction } from './logits';
 import { DplrFisher, klDivergence, LOSSES, LossDefinition } from './losses';
+import { OnnxFisherSnapshot, OnnxTrainingStep } from './onnx-step';
 import { ReconstructionLoss } from './options';
 import { SeededRandom } from './random';
+import { buildSnapshotGraph, buildTrainingGraph } from './training-graph';
+import { NoGradientRule } from '../engine/autodiff/gradient-rules';
 
 const WEIGHT_LR = 1e-3;
 const SCALE_LR = 4e-5;
@@ -40,6 +40,13 @@ export interface ReconstructionSettings {
   expandAttentionScales: boolean;
   logits: LogitsFunction;
   outputName: string;
+  /**
+   * Where training steps and Fisher snapshots run: onnxruntime training graphs when the block's
+   * ops have gradient rules (the default), or always the tfjs simulation.
+   */
+  trainingRuntime?: Runtime;
+  /** onnxruntime intra-op threads (0: onnxruntime's default, every core). */
+  threads?: number;
   onIteration?: (progress: IterationProgress) => void | Promise<void>;
 }
 
@@ -53,6 +60,11 @@ export interface IterationProgress {
 export interface BlockReport {
   name: string;
   kind: string;
+  /** Which runtime computed the training steps (and the Fisher snapshots, for the losses that take them). */
+  runtime: Runtime;
+  snapshotRuntime?: Runtime;
+  /** Why a part ran on the tfjs simulation instead of an onnxruntime training graph. */
+  tfjsBecause?: string;
   /** Output MSE of the quantized block (quantized input) against the full-precision output, before and after. */
   mseBefore: number;
   mseAfter: number;
@@ -67,64 +79,6 @@ export interface BlockReport {
 interface BlockInputs {
   fp: tf.Tensor;
   quantized: tf.Tensor;
-}
-
-/** The state learned for one block, swapped into the simulated model through operand transforms. */
-class BlockLearner {
-  readonly weights = new Map<string, { site: QuantSite; operand: OperandSpec; rounding: AdaRoundWeight }>();
-  readonly activations = new Map<string, { site: QuantSite; operand: OperandSpec; learned: LearnedActivation }>();
-  /** Seed of the current training iteration's QDrop; undefined means deterministic quantization. */
-  dropSeed: number | undefined;
-
-  constructor(private readonly model: QuantizedModel, block: Block, settings: ReconstructionSettings) {
-    for (const site of block.sites) {
-      for (const operand of site.operands) {
-        const key = `${site.id}#${operand.inputIndex}`;
-        const quantizer = model.quantizerOf(site, operand);
-        if (operand.role === 'weight') {
-          const rounding = new AdaRoundWeight(model.program.constantValue(operand.tensor) as tf.Tensor, quantizer, key);
-          this.weights.set(key, { site, operand, rounding });
-          model.setTransform(site, operand, () => rounding.soft());
-        } else {
-          const expand = settings.expandAttentionScales && operand.granularity === 'per-head'
-            ? { axis: operand.shape.length - 2, size: operand.shape[operand.shape.length - 2] }
-            : undefined;
-          const learned = new LearnedActivation(quantizer, operand.bits, key, expand);
-          this.activations.set(key, { site, operand, learned });
-          const salt = this.activations.size;
-          model.setTransform(site, operand, (x) => learned.apply(x, this.dropSeed === undefined ? undefined : this.dropSeed + salt, settings.dropProbability));
-        }
-      }
-    }
-  }
-
-  get roundingVariables(): tf.Variable[] {
-    return [...this.weights.values()].map((w) => w.rounding.alpha);
-  }
-
-  get scaleVariables(): tf.Variable[] {
-    return [...this.activations.values()].map((a) => a.learned.scale);
-  }
-
-  regularizer(beta: number): tf.Scalar {
-    return tf.tidy(() => tf.addN([...this.weights.values()].map((w) => w.rounding.regularizer(beta))) as tf.Scalar);
-  }
-
-  /** Hard rounding baked into the program's weights, learned scales into the quantizers; transforms removed. */
-  finish(program: OnnxProgram): void {
-    for (const { site, operand, rounding } of this.weights.values()) {
-      const hard = rounding.hard();
-      program.setConstant(operand.tensor, hard);
-      hard.dispose();
-      this.model.setTransform(site, operand, undefined);
-      rounding.dispose();
-    }
-    for (const { site, operand, learned } of this.activations.values()) {
-      this.model.setQuantizer(site, operand, learned.toQuantizer());
-      this.model.setTransform(site, operand, undefined);
-      learned.dispose();
-    }
-  }
 }
 
 function runInBatches(count: number, batchSize: number, work: (start: number, size: number) => tf.Tensor): tf.Tensor {
@@ -167,6 +121,44 @@ export function roundingBeta(iteration: number, iters: number): number | undefin
   return BETA_END + (BETA_START - BETA_END) * Math.max(0, 1 - progress);
 }
 
+type Runtime = 'onnxruntime' | 'tfjs';
+
+/** Builds an onnxruntime graph, or says why the block's ops cannot be differentiated there. */
+async function onnxOrReason<T>(build: () => Promise<T>): Promise<{ value?: T; reason?: string }> {
+  try {
+    return { value: await build() };
+  } catch (err) {
+    if (err instanceof NoGradientRule) return { reason: err.message };
+    throw err;
+  }
+}
+
+/** What one block's iterations share. */
+interface TrainingState {
+  block: Block;
+  learner: BlockLearner;
+  loss: LossDefinition | undefined;
+  target: tf.Tensor;
+  fisher: DplrFisher | undefined;
+  sampleGradients: tf.Tensor | undefined;
+  /** Each loss term's value at the latest normalization point; undefined until measured. */
+  normalizers: number[] | undefined;
+}
+
+/** What an iteration draws from the seeded generator. */
+interface IterationDraw {
+  indices: Int32Array;
+  inputSeed: number;
+  dropSeed: number;
+  beta: number | undefined;
+}
+
+interface IterationResult {
+  loss: number;
+  /** In `learner.parameters` order. */
+  grads: ArrayLike<number>[];
+}
+
 export class BlockReconstruction {
   private inputs: BlockInputs;
   /** softmax(z_fp / T) of every reconstruction image. */
@@ -203,9 +195,13 @@ export class BlockReconstruction {
     [this.inputs.fp, this.inputs.quantized, this.softTargets, this.headTargets].forEach((t) => t.dispose());
   }
 
+  private restNodes(index: number): number[] {
+    return this.blocks.slice(index + 1).flatMap((b) => b.nodes);
+  }
+
   private restOfModel(index: number): RestOfModel {
     const block = this.blocks[index];
-    const nodes = this.blocks.slice(index + 1).flatMap((b) => b.nodes);
+    const nodes = this.restNodes(index);
     return (y) => this.settings.logits(nodes.length === 0 ? y : this.model.program.runNodes(nodes, new Map([[block.output, y]]), [this.settings.outputName])[0]);
   }
 
@@ -218,14 +214,18 @@ export class BlockReconstruction {
     const count = target.shape[0];
     const rest = this.restOfModel(index);
     const learner = new BlockLearner(model, block, settings);
-    const rounding = new Adam(learner.roundingVariables, () => WEIGHT_LR);
-    const scales = new Adam(learner.scaleVariables, cosineDecay(SCALE_LR, settings.iters));
+    const rounding = new Adam(learner.roundingParameters.map((p) => p.host), () => WEIGHT_LR);
+    const scales = new Adam(learner.scaleParameters.map((p) => p.host), cosineDecay(SCALE_LR, settings.iters));
     const random = new SeededRandom(settings.seed * 1000003 + index);
     const snapshotRank = loss?.snapshotRank?.(settings.rank);
     const fisher = snapshotRank ? new DplrFisher(snapshotRank) : undefined;
     const snapshotEvery = snapshotRank ? Math.max(1, Math.floor(settings.iters / snapshotRank)) : 0;
     const sampleGradients = settings.loss === 'fisher_brecq' && !isHead ? this.sampleGradients(block, rest) : undefined;
-    let normalizers: number[] | undefined;
+    const state: TrainingState = { block, learner, loss, target, fisher, sampleGradients, normalizers: undefined };
+    const step = settings.trainingRuntime === 'tfjs' ? { reason: 'the tfjs runtime was requested' } : await onnxOrReason(() => this.onnxStep(state, index, snapshotRank));
+    const snapshotGraph = fisher && step.value ? await onnxOrReason(() => this.onnxSnapshot(state, index)) : {};
+    const [onnxStep, onnxSnapshot] = [step.value, snapshotGraph.value];
+    const splitAt = learner.roundingParameters.length;
     let snapshotSeconds = 0;
     let firstLoss: number | undefined;
     let lastLoss: number | undefined;
@@ -233,46 +233,30 @@ export class BlockReconstruction {
       for (let iteration = 0; iteration < settings.iters; iteration++) {
         if (fisher && iteration % snapshotEvery === 0) {
           const snapshotStarted = performance.now();
-          this.snapshot(block, rest, target, fisher, learner);
-          snapshotSeconds += (performance.now() - snapshotStarted) / 1000;
-          normalizers = undefined;
-        }
-        const indices = random.sample(count, settings.batchSize);
-        const inputSeed = random.seed();
-        learner.dropSeed = random.seed();
-        const beta = roundingBeta(iteration, settings.iters);
-        const { value, grads } = tf.variableGrads(() => {
-          const fpInput = gatherRows(this.inputs.fp, indices);
-          const mixed = tf.where(tf.less(tf.randomUniform(fpInput.shape, 0, 1, 'float32', inputSeed), settings.dropProbability), gatherRows(this.inputs.quantized, indices), fpInput);
-          const output = runBlockWith(model, block, mixed, true);
-          let reconstruction: tf.Scalar;
-          if (!loss) {
-            reconstruction = klDivergence(gatherRows(this.headTargets, indices), settings.logits(output));
+          if (onnxSnapshot) {
+            const { meanGradient, meanDelta } = await onnxSnapshot.run();
+            fisher.add(tf.tensor(meanGradient), tf.tensor(meanDelta));
           } else {
-            const terms = loss.terms({
-              output: flatten(output),
-              target: flatten(gatherRows(target, indices)),
-              fisher,
-              sampleGradients: sampleGradients ? gatherRows(sampleGradients, indices) : undefined,
-            });
-            normalizers ??= terms.map((t) => Math.max(t.dataSync()[0], 1e-30));
-            const norms = normalizers;
-            reconstruction = tf.addN(terms.map((t, i) => tf.mul(t, loss.weights[i] / norms[i]))) as tf.Scalar;
+            learner.syncVariables();
+            this.snapshot(block, rest, target, fisher, learner);
           }
-          return beta === undefined ? reconstruction : tf.add(reconstruction, tf.mul(learner.regularizer(beta), ROUNDING_WEIGHT));
-        }, [...learner.roundingVariables, ...learner.scaleVariables]);
-        rounding.apply(grads);
-        scales.apply(grads);
-        lastLoss = value.dataSync()[0];
+          onnxStep?.setFisher(fisher.hostFactors());
+          snapshotSeconds += (performance.now() - snapshotStarted) / 1000;
+          state.normalizers = undefined;
+        }
+        const draw: IterationDraw = { indices: random.sample(count, settings.batchSize), inputSeed: random.seed(), dropSeed: random.seed(), beta: roundingBeta(iteration, settings.iters) };
+        const result = onnxStep ? await this.onnxIteration(onnxStep, state, draw) : this.tfjsIteration(state, draw);
+        rounding.apply(result.grads.slice(0, splitAt));
+        scales.apply(result.grads.slice(splitAt));
+        if (!onnxStep) learner.syncVariables();
+        lastLoss = result.loss;
         firstLoss ??= lastLoss;
-        [value, ...Object.values(grads)].forEach((t) => t.dispose());
-        learner.dropSeed = undefined;
         await settings.onIteration?.({ block, blockIndex: index, iteration: iteration + 1, loss: lastLoss });
       }
     } finally {
       learner.finish(model.program);
-      rounding.dispose();
-      scales.dispose();
+      await onnxStep?.release();
+      await onnxSnapshot?.release();
       fisher?.dispose();
       sampleGradients?.dispose();
     }
@@ -280,6 +264,9 @@ export class BlockReconstruction {
     return {
       name: block.name,
       kind: block.kind,
+      runtime: onnxStep ? 'onnxruntime' : 'tfjs',
+      snapshotRuntime: fisher ? (onnxSnapshot ? 'onnxruntime' : 'tfjs') : undefined,
+      tfjsBecause: step.reason ?? snapshotGraph.reason,
       mseBefore,
       mseAfter: outputMse(model, block, this.inputs, target, settings.batchSize),
       firstLoss,
@@ -288,6 +275,92 @@ export class BlockReconstruction {
       snapshotSeconds,
       iterationsPerSecond: settings.iters / Math.max(seconds - snapshotSeconds, 1e-9),
     };
+  }
+
+  /** The block's training graph on onnxruntime, with host copies of the reconstruction set. */
+  private async onnxStep(state: TrainingState, index: number, fisherRank: number | undefined): Promise<OnnxTrainingStep> {
+    const { settings } = this;
+    const graph = buildTrainingGraph(this.model, state.block, state.learner, this.inputs.quantized.shape.slice(1), {
+      batchSize: settings.batchSize,
+      dropProbability: settings.dropProbability,
+      seed: settings.seed * 1000003 + index,
+      objective: state.loss
+        ? { kind: 'reconstruction', loss: state.loss, fisherRank, sampleGradients: state.sampleGradients !== undefined }
+        : { kind: 'kl', logits: settings.logits },
+    });
+    const host = (t: tf.Tensor): Float32Array => Float32Array.from(t.dataSync());
+    return OnnxTrainingStep.create(graph, {
+      quantized: host(this.inputs.quantized),
+      fp: host(this.inputs.fp),
+      target: host(state.loss ? state.target : this.headTargets),
+      sampleGradients: state.sampleGradients ? host(state.sampleGradients) : undefined,
+    }, state.learner, settings.threads);
+  }
+
+  /** Fisher snapshots on onnxruntime: the block in its current soft state, the rest of the model in full precision. */
+  private async onnxSnapshot(state: TrainingState, index: number): Promise<OnnxFisherSnapshot> {
+    const { settings } = this;
+    const graph = buildSnapshotGraph(this.model, state.block, state.learner, this.inputs.quantized.shape.slice(1), {
+      batchSize: settings.batchSize,
+      restNodes: this.restNodes(index),
+      modelOutput: settings.outputName,
+      logits: settings.logits,
+      temperature: settings.temperature,
+    });
+    const host = (t: tf.Tensor): Float32Array => Float32Array.from(t.dataSync());
+    return OnnxFisherSnapshot.create(graph, {
+      quantized: host(this.inputs.quantized),
+      target: host(state.target),
+      softTargets: host(this.softTargets),
+      count: state.target.shape[0],
+    }, state.learner, settings.threads);
+  }
+
+  /**
+   * One iteration on onnxruntime. After a snapshot the terms are first measured to set their
+   * normalizers (an extra run), as the tfjs iteration does inside its tape.
+   */
+  private async onnxIteration(step: OnnxTrainingStep, state: TrainingState, draw: IterationDraw): Promise<IterationResult> {
+    const inputs = (termScales: number[]) => ({ indices: draw.indices, beta: draw.beta, roundingWeight: ROUNDING_WEIGHT, termScales });
+    const { loss } = state;
+    if (!loss) return step.run(inputs([1]));
+    if (!state.normalizers) {
+      const probe = await step.run(inputs(loss.weights));
+      state.normalizers = Array.from(probe.terms, (t) => Math.max(t, 1e-30));
+    }
+    const norms = state.normalizers;
+    return step.run(inputs(loss.weights.map((w, i) => w / norms[i])));
+  }
+
+  /** One iteration on the tfjs simulation (the head block, and blocks without a training graph). */
+  private tfjsIteration(state: TrainingState, draw: IterationDraw): IterationResult {
+    const { settings, model } = this;
+    const { block, learner, loss, target, fisher, sampleGradients } = state;
+    learner.dropSeed = draw.dropSeed;
+    const { value, grads } = tf.variableGrads(() => {
+      const fpInput = gatherRows(this.inputs.fp, draw.indices);
+      const mixed = tf.where(tf.less(tf.randomUniform(fpInput.shape, 0, 1, 'float32', draw.inputSeed), settings.dropProbability), gatherRows(this.inputs.quantized, draw.indices), fpInput);
+      const output = runBlockWith(model, block, mixed, true);
+      let reconstruction: tf.Scalar;
+      if (!loss) {
+        reconstruction = klDivergence(gatherRows(this.headTargets, draw.indices), settings.logits(output));
+      } else {
+        const terms = loss.terms({
+          output: flatten(output),
+          target: flatten(gatherRows(target, draw.indices)),
+          fisher,
+          sampleGradients: sampleGradients ? gatherRows(sampleGradients, draw.indices) : undefined,
+        });
+        state.normalizers ??= terms.map((t) => Math.max(t.dataSync()[0], 1e-30));
+        const norms = state.normalizers;
+        reconstruction = tf.addN(terms.map((t, i) => tf.mul(t, loss.weights[i] / norms[i]))) as tf.Scalar;
+      }
+      return draw.beta === undefined ? reconstruction : tf.add(reconstruction, tf.mul(learner.regularizer(draw.beta), ROUNDING_WEIGHT));
+    }, learner.parameters.map((p) => p.variable));
+    learner.dropSeed = undefined;
+    const result = { loss: value.dataSync()[0], grads: learner.parameters.map((p) => Float32Array.from(grads[p.variable.name].dataSync())) };
+    [value, ...Object.values(grads)].forEach((t) => t.dispose());
+    return result;
   }
 
   /**
