@@ -79,8 +79,11 @@ const CASES: Case[] = [
   { op: 'Squeeze', inputs: [{ shape: [2, 1, 3] }, ints([1])] },
   { op: 'Flatten', inputs: [{ shape: [2, 3, 4] }], attributes: { axis: 1 } },
   { op: 'Identity', inputs: [{ shape: [2, 3] }] },
+  { op: 'Expand', inputs: [{ shape: [3, 1] }, ints([2, 3, 4])] },
   { op: 'ReduceMean', inputs: [{ shape: [2, 3, 4] }], attributes: { axes: [1], keepdims: 0 } },
   { op: 'ReduceSum', inputs: [{ shape: [2, 3, 4] }, ints([-1])], attributes: { keepdims: 1 } },
+  { op: 'ReduceL2', inputs: [{ shape: [2, 3, 4] }], attributes: { axes: [-1], keepdims: 1 } },
+  { op: 'ReduceL2', inputs: [{ shape: [2, 3, 4] }], attributes: { axes: [0, 2], keepdims: 0 } },
 ];
 
 /** Gradients of Σₖ Σ(yₖ ⊙ rₖ) by the tfjs kernel's autodiff and by the rule's ONNX graph on onnxruntime. */

@@ -42,10 +42,22 @@ describe('bad input is rejected before long work', () => {
       .rejects.toThrow(/no quantizable site/);
   });
 
+  it('class prototypes from a calibration source without labels', async () => {
+    const labeled = await sampleDataset('train');
+    const unlabeled = { size: labeled.size, hasLabels: false, batches: (o: Parameters<typeof labeled.batches>[0]) => labeled.batches(o) };
+    const started = Date.now();
+    await expect(quantizeModel({
+      model: fs.readFileSync(trainedTinyClassifier), calibration: unlabeled, bits: 'w4a4', method: 'fimaq', calibSize: 16,
+      methodOptions: { task: 'retrieval', reference: { kind: 'prototypes' }, reconSize: 32 },
+    })).rejects.toThrow(/class prototypes need labels/);
+    expect(Date.now() - started).toBeLessThan(QUICK_MS);
+  });
+
   it('a retrieval model without a reference set', () => {
     const card = { name: 'emb', task: 'RETRIEVAL' as const, preprocessing: { inputName: 'input', layout: 'NCHW' as const, height: 28, width: 28, channels: 1, mean: [0], std: [1] } };
     expect(() => fimaqOptionsFromCli({}, card)).toThrow(/retrieval model .* needs a reference set/);
     expect(fimaqOptionsFromCli({ reference: 'gallery' }, card)).toMatchObject({ task: 'retrieval', reference: { kind: 'gallery' } });
+    expect(fimaqOptionsFromCli({ reference: 'prototypes' }, card)).toMatchObject({ task: 'retrieval', reference: { kind: 'prototypes' } });
     expect(() => fimaqOptionsFromCli({ reference: '/nonexistent.npy' }, card)).toThrow(/does not exist/);
   });
 });

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import { forward } from '../../workers/engine/image-model';
 import { quantizeModel, type QuantizeResult } from '../../workers/engine/quantize-model';
 import type { CalibrationCache } from '../../workers/fimaq/calibrate';
-import { argmaxRows, maxAbsDiff, runOrt } from '../engine/fixtures';
+import { argmaxRows, maxAbsDiff, runOrt, tinyEncoder } from '../engine/fixtures';
 import { PREPROCESSING, sampleDataset, sampleImages, trainedTinyClassifier } from './fixtures';
 
 /** A few iterations and a coarse search: the whole pipeline in seconds. */
@@ -38,6 +38,20 @@ describe('fimaq end to end on the trained tiny ViT', () => {
     const again = await quantize('fimaq');
     expect(Buffer.from(again.onnx).equals(Buffer.from(result.onnx))).toBe(true);
     again.quantized.dispose();
+  }, TIMEOUT_MS);
+
+  it('quantizes a retrieval encoder against class prototypes of the labeled reconstruction images', async () => {
+    const result = await quantizeModel({
+      model: fs.readFileSync(tinyEncoder), calibration: await sampleDataset('train'), bits: 'w4a4', method: 'fimaq', calibSize: 16,
+      methodOptions: { ...FAST, task: 'retrieval', reference: { kind: 'prototypes' } },
+    });
+    const stage2 = (result.report.methodReport as { stage2: { blocks: { name: string; runtime: string }[] } }).stage2;
+    expect(stage2.blocks).toEqual(stage2.blocks.map(() => expect.objectContaining({ runtime: 'onnxruntime' })));
+    const images = await sampleImages('test', 32);
+    const simulated = forward(result.imageModel, images, { hooks: result.quantized.hooks() });
+    const exported = await runOrt(result.onnx, PREPROCESSING.inputName, images.dataSync() as Float32Array, images.shape);
+    expect(maxAbsDiff(simulated.dataSync(), exported)).toBeLessThan(1e-3);
+    result.quantized.dispose();
   }, TIMEOUT_MS);
 
   it('a calibration cache gives later runs the same stage 1 without computing it', async () => {

@@ -82,7 +82,7 @@ export function registerQuantizeCommand(program: Command, io: CliIO): void {
     .option('--recon-size <n>', 'FIMA-Q: reconstruction images (default 1024)', parsePositiveInt)
     .option('--seed <n>', 'FIMA-Q: random seed (batches, QDrop); a seed makes runs repeat', parseNonNegativeInt)
     .option('--threads <n>', 'FIMA-Q: onnxruntime threads of the reconstruction (default 0: every core)', parseNonNegativeInt)
-    .option('--reference <set>', 'FIMA-Q on retrieval models: "gallery" (FP embeddings of the reconstruction images) or an .npy file of reference embeddings [M, D]')
+    .option('--reference <set>', 'FIMA-Q on retrieval models: "gallery" (FP embeddings of the reconstruction images), "prototypes" (their class means; needs labels) or an .npy file of reference embeddings [M, D]')
     .option('--eval <dataset>', 'after quantizing, evaluate FP, simulated and exported models on this dataset (same formats as --calib)')
     .addOption(new Option('--eval-split <split>', 'IDX split of --eval').choices(['train', 'test']).default('test'))
     .option('--eval-limit <n>', 'evaluate only the first n images of --eval', parsePositiveInt)

@@ -9,7 +9,7 @@ import { formatBits, parseBits } from './bits';
 import { partitionBlocks } from './blocks';
 import { exportQdq, type ExportOptions } from './export/qdq';
 import { ImageModel, loadImageModel } from './image-model';
-import { MethodOptions, MethodProgress, MethodReport, methodFor } from './methods';
+import { LoadedImages, MethodOptions, MethodProgress, MethodReport, methodFor } from './methods';
 import { QuantizedModel } from './simulation';
 import { SiteOptions, findSites } from './sites';
 
@@ -17,11 +17,15 @@ import { SiteOptions, findSites } from './sites';
 export interface CalibrationBatch {
   data: Float32Array;
   dims: number[];
+  /** Class index of each image, when the source is labeled. */
+  labels?: Int32Array;
 }
 
 /** What quantizeModel reads calibration images from (the dataset layer's ImageDataset fits). */
 export interface CalibrationSource {
   readonly size: number;
+  /** Whether batches carry labels (class prototypes of retrieval models need them). */
+  readonly hasLabels?: boolean;
   readonly description?: string;
   batches(options: { batchSize: number; limit?: number; offset?: number }): AsyncIterable<CalibrationBatch>;
 }
@@ -81,7 +85,7 @@ export interface QuantizeResult {
   quantized: QuantizedModel;
 }
 
-async function loadCalibration(source: CalibrationSource, model: ImageModel, count: number, batchSize: number): Promise<tf.Tensor[]> {
+async function loadCalibration(source: CalibrationSource, model: ImageModel, count: number, batchSize: number): Promise<LoadedImages> {
   if (!Number.isInteger(count) || count < 1) throw new InputError(`calibration size must be a positive integer, got ${count}`);
   if (source.size < count) {
     throw new InputError(`the calibration set has ${source.size} images, fewer than the ${count} requested; lower --calib-size or use a larger set`);
@@ -92,6 +96,7 @@ async function loadCalibration(source: CalibrationSource, model: ImageModel, cou
   }
   const expected = model.input.chw;
   const batches: tf.Tensor[] = [];
+  const labels: Int32Array[] = [];
   for await (const batch of source.batches({ batchSize, limit: count })) {
     const [n, ...item] = batch.dims;
     if (item.length !== 3 || item.some((d, i) => d !== expected[i])) {
@@ -99,8 +104,10 @@ async function loadCalibration(source: CalibrationSource, model: ImageModel, cou
       throw new InputError(`calibration images have shape [${batch.dims.slice(1).join(', ')}] per image but the model input '${model.input.name}' takes [${expected.join(', ')}] (NCHW); check --size, --channels and --layout`);
     }
     batches.push(tf.tensor(batch.data, [n, ...item]));
+    if (batch.labels) labels.push(batch.labels);
   }
-  return batches;
+  const labelCount = labels.reduce((sum, l) => sum + l.length, 0);
+  return { batches, labels: labelCount === count ? Int32Array.from(labels.flatMap((l) => Array.from(l))) : undefined };
 }
 
 function siteReport(site: QuantizedModel['sites'][number]): SiteReport {
@@ -127,7 +134,7 @@ export async function quantizeModel(options: QuantizeOptions, onProgress: (p: Qu
   const quantized = new QuantizedModel(imageModel.program, sites);
   const calibSize = options.calibSize ?? 128;
   const batchSize = imageModel.input.fixedBatch ?? options.batchSize ?? 32;
-  const calibration = await loadCalibration(options.calibration, imageModel, calibSize, batchSize);
+  const calibration = (await loadCalibration(options.calibration, imageModel, calibSize, batchSize)).batches;
   const loaded = performance.now();
   let methodReport: MethodReport | void;
   try {
@@ -137,6 +144,7 @@ export async function quantizeModel(options: QuantizeOptions, onProgress: (p: Qu
       blocks,
       calibration,
       sourceSize: options.calibration.size,
+      sourceHasLabels: options.calibration.hasLabels === true,
       loadImages: (count, batchSize) => loadCalibration(options.calibration, imageModel, count, batchSize),
       options: options.methodOptions ?? {},
       onProgress: (p) => onProgress({ ...p, fraction: 0.95 * (p.fraction ?? (p.total ? p.done / p.total : 0)) }),

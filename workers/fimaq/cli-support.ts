@@ -28,7 +28,8 @@ export interface FimaqCliFlags {
 function referenceFromFlag(flag: string | undefined): ReferenceSet | undefined {
   if (flag === undefined) return undefined;
   if (flag === 'gallery') return { kind: 'gallery' };
-  if (!existsSync(flag)) throw new InputError(`--reference must be "gallery" or an .npy file of embeddings; ${flag} does not exist`);
+  if (flag === 'prototypes') return { kind: 'prototypes' };
+  if (!existsSync(flag)) throw new InputError(`--reference must be "gallery", "prototypes" or an .npy file of embeddings; ${flag} does not exist`);
   const array = parseNpy(readFileSync(flag), flag);
   if (array.shape.length !== 2 || !(array.data instanceof Float32Array || array.data instanceof Float64Array)) {
     throw new InputError(`${flag}: reference embeddings must be a float array of shape [M, D], got ${array.dtype} [${array.shape.join(', ')}]`);
@@ -44,7 +45,7 @@ export function fimaqOptionsFromCli(flags: FimaqCliFlags, card: ModelCard | unde
   const task = card?.task === 'RETRIEVAL' ? 'retrieval' : 'classification';
   const reference = referenceFromFlag(flags.reference);
   if (task === 'retrieval' && !reference) {
-    throw new InputError('this is a retrieval model (its card says RETRIEVAL): FIMA-Q needs a reference set for its logits; pass --reference gallery or --reference embeddings.npy');
+    throw new InputError('this is a retrieval model (its card says RETRIEVAL): FIMA-Q needs a reference set for its logits; pass --reference gallery, --reference prototypes (labeled calibration data) or --reference embeddings.npy');
   }
   return { iters: flags.iters, rank: flags.rank, reconSize: flags.reconSize, seed: flags.seed, threads: flags.threads, task, reference };
 }

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { MethodContext, MethodReport, QuantizationMethod } from '../engine/methods/method';
 import { InputError } from '../data/errors';
 import { calibrate, calibrationKey, CalibrationSettings, CalibrationSummary } from './calibrate';
-import { classificationLogits, LogitsFunction, retrievalLogits } from './logits';
+import { classificationLogits, l2Normalize, LogitsFunction, retrievalLogits } from './logits';
 import { FimaqOptions, ReconstructionLoss, resolveFimaqOptions } from './options';
 import { BlockReconstruction } from './reconstruct';
 
@@ -30,7 +30,20 @@ function modelOutputs(context: MethodContext, images: tf.Tensor, batchSize: numb
   return joined;
 }
 
-function logitsFor(options: FimaqOptions, fpOutputs: tf.Tensor): { logits: LogitsFunction; dispose: () => void } {
+/**
+ * Class prototypes: the mean L2-normalized FP embedding of each class among the reconstruction
+ * images, one reference row per class present.
+ */
+function classPrototypes(fpOutputs: tf.Tensor, labels: Int32Array): tf.Tensor {
+  return tf.tidy(() => {
+    const classes = [...new Set(labels)].sort((a, b) => a - b);
+    const membership = tf.tensor2d(classes.flatMap((c) => Array.from(labels, (l) => (l === c ? 1 : 0))), [classes.length, labels.length]);
+    const sums = tf.matMul(membership, l2Normalize(fpOutputs));
+    return tf.div(sums, tf.sum(membership, 1, true));
+  });
+}
+
+function logitsFor(options: FimaqOptions, fpOutputs: tf.Tensor, labels: Int32Array | undefined): { logits: LogitsFunction; dispose: () => void } {
   if (options.task === 'classification') return { logits: classificationLogits, dispose: () => undefined };
   const { reference } = options;
   if (reference.kind === 'embeddings') {
@@ -43,6 +56,13 @@ function logitsFor(options: FimaqOptions, fpOutputs: tf.Tensor): { logits: Logit
     rows.dispose();
     return { logits: handle.logits, dispose: () => handle.reference.dispose() };
   }
+  if (reference.kind === 'prototypes') {
+    if (!labels) throw new InputError('class prototypes need labels, and the reconstruction images came without them');
+    const prototypes = classPrototypes(fpOutputs, labels);
+    const handle = retrievalLogits(prototypes, options.retrievalScale);
+    prototypes.dispose();
+    return { logits: handle.logits, dispose: () => handle.reference.dispose() };
+  }
   // The gallery: the full-precision embeddings of the reconstruction images themselves.
   const handle = retrievalLogits(fpOutputs, options.retrievalScale);
   return { logits: handle.logits, dispose: () => handle.reference.dispose() };
@@ -53,8 +73,8 @@ function validate(context: MethodContext, options: FimaqOptions, reconstructs: b
   if (reconstructs && context.sourceSize < options.reconSize) {
     throw new InputError(`the calibration set has ${context.sourceSize} images, fewer than the ${options.reconSize} reconstruction images requested; lower --recon-size or use a larger set`);
   }
-  if (options.task === 'retrieval' && options.reference.kind === 'prototypes') {
-    throw new InputError('class prototypes need labels the calibration source does not carry; use the gallery reference (the reconstruction images) or give reference embeddings');
+  if (reconstructs && options.task === 'retrieval' && options.reference.kind === 'prototypes' && !context.sourceHasLabels) {
+    throw new InputError('class prototypes need labels, which the calibration source does not carry; use the gallery reference (the reconstruction images) or give reference embeddings');
   }
 }
 
@@ -94,11 +114,11 @@ async function runFimaq(context: MethodContext, loss: ReconstructionLoss | undef
   if (!loss) return { stage1: calibration, options: publicOptions(options) };
 
   const reconStarted = performance.now();
-  const batches = await context.loadImages(options.reconSize, options.batchSize);
+  const { batches, labels } = await context.loadImages(options.reconSize, options.batchSize);
   const images = concatBatches(batches);
   batches.forEach((b) => b.dispose());
   const fpOutputs = modelOutputs(context, images, options.batchSize);
-  const logits = logitsFor(options, fpOutputs);
+  const logits = logitsFor(options, fpOutputs, labels);
   let iterationsDone = 0;
   const reconstruction = new BlockReconstruction(context.quantized, context.blocks, images, fpOutputs, {
     loss,

@@ -65,6 +65,8 @@ function only(ctx: RuleContext): string {
 
 const shapeOf = (ctx: RuleContext, index: number): Shape => ctx.b.shapeOf(ctx.node.inputs[index]);
 const outShape = (ctx: RuleContext): Shape => ctx.b.shapeOf(ctx.node.outputs[0]);
+const y0 = (ctx: RuleContext): string => ctx.node.outputs[0];
+const in0 = (ctx: RuleContext): string => ctx.node.inputs[0];
 
 /** Rules for ops whose input gradients are the output gradient times something, per input. */
 function elementwise(...factors: ((ctx: RuleContext, dy: string) => string | undefined)[]): GradientRule {
@@ -263,7 +265,8 @@ function split(ctx: RuleContext): (string | undefined)[] {
   return [b.op('Concat', parts, shape, { axis })];
 }
 
-function reduction(mean: boolean): GradientRule {
+/** Sum, mean and L2 norm over axes: the output gradient spread back over the reduced axes. */
+function reduction(kind: 'sum' | 'mean' | 'l2'): GradientRule {
   return (ctx) => {
     const { b, node } = ctx;
     const shape = shapeOf(ctx, 0);
@@ -271,8 +274,11 @@ function reduction(mean: boolean): GradientRule {
     const listed = fromInput ? Array.from(fromInput.data) : attrInts(node, 'axes');
     const axes = (listed && listed.length > 0 ? listed : shape.map((_, i) => i)).map((a) => normalizeAxis(a, shape.length));
     const kept = shape.map((d, i) => (axes.includes(i) ? 1 : d));
-    let dy = b.op('Reshape', [only(ctx), b.int64s('shape', kept)], kept);
-    if (mean) dy = b.op('Mul', [dy, b.scalar(1 / axes.reduce((n, a) => n * shape[a], 1))], kept);
+    const keptShape = b.int64s('shape', kept);
+    let dy = b.op('Reshape', [only(ctx), keptShape], kept);
+    if (kind === 'mean') dy = b.op('Mul', [dy, b.scalar(1 / axes.reduce((n, a) => n * shape[a], 1))], kept);
+    // ∂‖x‖/∂x = x / ‖x‖
+    if (kind === 'l2') return [b.op('Mul', [in0(ctx), b.op('Div', [dy, b.op('Reshape', [y0(ctx), keptShape], kept)], kept)], shape)];
     return [b.op('Expand', [dy, b.int64s('shape', shape)], shape)];
   };
 }
@@ -313,14 +319,13 @@ function maximum(ctx: RuleContext): (string | undefined)[] {
   ];
 }
 
-const y0 = (ctx: RuleContext): string => ctx.node.outputs[0];
-const in0 = (ctx: RuleContext): string => ctx.node.inputs[0];
 
 export const GRADIENT_RULES: Readonly<Record<string, GradientRule>> = {
   Identity: (ctx) => [only(ctx)],
   Dropout: (ctx) => [only(ctx)],
   Reshape: reshapeBack,
   Flatten: reshapeBack,
+  Expand: (ctx) => [unbroadcast(ctx.b, only(ctx), outShape(ctx), shapeOf(ctx, 0))],
   Squeeze: reshapeBack,
   Unsqueeze: reshapeBack,
   Transpose: (ctx) => {
@@ -382,6 +387,7 @@ export const GRADIENT_RULES: Readonly<Record<string, GradientRule>> = {
   Gather: gather,
   Concat: concat,
   Split: split,
-  ReduceMean: reduction(true),
-  ReduceSum: reduction(false),
+  ReduceMean: reduction('mean'),
+  ReduceSum: reduction('sum'),
+  ReduceL2: reduction('l2'),
 };

@@ -26,6 +26,11 @@ export type MethodOptions = Readonly<Record<string, unknown>>;
 /** What a method reports back (per-block losses, stage times, ...), stored in the quantize report; JSON-serializable. */
 export type MethodReport = Readonly<Record<string, unknown>>;
 
+export interface LoadedImages {
+  batches: tf.Tensor[];
+  labels?: Int32Array;
+}
+
 export interface MethodContext {
   model: ImageModel;
   quantized: QuantizedModel;
@@ -34,8 +39,10 @@ export interface MethodContext {
   calibration: readonly tf.Tensor[];
   /** Size of the calibration source, which may hold more images than `calibration`. */
   sourceSize: number;
-  /** Loads the first `count` images of the calibration source as batches (owned by the caller). */
-  loadImages: (count: number, batchSize: number) => Promise<tf.Tensor[]>;
+  /** Whether the calibration source carries class labels. */
+  sourceHasLabels: boolean;
+  /** Loads the first `count` images of the calibration source as batches (owned by the caller), with their labels when it has them. */
+  loadImages: (count: number, batchSize: number) => Promise<LoadedImages>;
   options: MethodOptions;
   onProgress: (progress: MethodProgress) => void;
 }
