@@ -149,6 +149,36 @@ describe('gradient rules (ONNX graphs on onnxruntime) against tfjs autodiff of t
     expect(new Set(CASES.map((c) => c.op))).toEqual(new Set(Object.keys(GRADIENT_RULES).filter((op) => op !== 'Dropout')));
   });
 
+  it('joins the gradients of scalar-index Gathers that cover an axis (the q, k, v split) with one Concat, and zero-pads partial ones', async () => {
+    for (const indices of [[0, 1, 2], [2, 0]]) {
+      const b = new ModelBuilder(17);
+      const tape = new Tape(b);
+      const x = valuesFor([3, 2, 4], 1);
+      b.input('x', [3, 2, 4]);
+      const terms = indices.map((index, k) => {
+        const indexName = `index${k}`;
+        const value: HostTensor = { dtype: 'int32', shape: [], data: Int32Array.of(index) };
+        b.constant(indexName, DT.INT64, [], value.data);
+        tape.knowConstant(indexName, value);
+        const gathered = `gathered${k}`;
+        tape.push(onnxNode({ name: gathered, opType: 'Gather', domain: '', inputs: ['x', indexName], outputs: [gathered], attributes: new Map([['axis', 0]]) }, [[2, 4]], tape.constantOf));
+        return tape.op('ReduceSum', [tape.op('Mul', [gathered, b.floats('w', [2, 4], valuesFor([2, 4], 10 + k))], [2, 4])], [], { keepdims: 0 });
+      });
+      const [gradient] = tape.differentiate(terms.reduce((sum, t) => tape.op('Add', [sum, t], [])), ['x']);
+      b.output(gradient);
+      const bytes = b.toBytes('slices');
+      const ops = onnx.ModelProto.decode(bytes).graph?.node?.map((n) => n.opType) ?? [];
+      expect(ops.includes('Pad')).toBe(indices.length < 3);
+      expect(ops.includes('Concat')).toBe(indices.length === 3);
+      const session = await InferenceSession.create(bytes);
+      const result = (await session.run({ x: new Tensor('float32', x, [3, 2, 4]) }))[gradient].data as Float32Array;
+      await session.release();
+      const expected = new Float32Array(24);
+      indices.forEach((index, k) => valuesFor([2, 4], 10 + k).forEach((w, j) => { expected[index * 8 + j] += w; }));
+      expect(Array.from(result)).toEqual(Array.from(expected).map((v) => expect.closeTo(v, 6)));
+    }
+  });
+
   it('refuses what it cannot differentiate with NoGradientRule: unknown ops, overlapping convolutions', () => {
     const b = new ModelBuilder(17);
     const tape = new Tape(b);

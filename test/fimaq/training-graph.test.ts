@@ -32,17 +32,22 @@ interface Setup {
   logits: tf.Tensor;
 }
 
-/** A 3-bit calibrated tiny ViT, its first transformer block, that block's input and FP output on 16 images. */
-async function setup(): Promise<Setup> {
+/** The tiny ViT min/max-calibrated at `bits` on 16 images, and its blocks. */
+async function calibratedTinyViT(bits: number): Promise<{ model: ImageModel; quantized: QuantizedModel; blocks: Block[]; images: tf.Tensor }> {
   const model = loadImageModel(fs.readFileSync(trainedTinyClassifier), 'tiny');
-  const sites = findSites(model.program, { weightBits: 3, activationBits: 3 });
+  const sites = findSites(model.program, { weightBits: bits, activationBits: bits });
   const quantized = new QuantizedModel(model.program, sites);
   const images = await sampleImages('train', ROWS);
   const observer = new MinMaxObserver(quantized);
   tf.tidy(() => { model.program.run({ [model.input.name]: images }, { hooks: observer.hooks() }); });
   observer.applyTo(quantized);
   observer.dispose();
-  const blocks = partitionBlocks(model.program, sites);
+  return { model, quantized, blocks: partitionBlocks(model.program, sites), images };
+}
+
+/** The 3-bit tiny ViT, its first transformer block, that block's input and FP output on 16 images. */
+async function setup(): Promise<Setup> {
+  const { model, quantized, blocks, images } = await calibratedTinyViT(3);
   const index = blocks.findIndex((b) => b.kind === 'transformer');
   const block = blocks[index];
   const before = blocks.slice(0, index).flatMap((b) => b.nodes);
@@ -100,15 +105,7 @@ describe('the reconstruction step as an onnxruntime training graph', () => {
   }, 120_000);
 
   it('computes the head block\'s KL loss and gradients as tfjs does, through the classifier\'s Gemm', async () => {
-    const model = loadImageModel(fs.readFileSync(trainedTinyClassifier), 'tiny');
-    const sites = findSites(model.program, { weightBits: 4, activationBits: 4 });
-    const quantized = new QuantizedModel(model.program, sites);
-    const images = await sampleImages('train', ROWS);
-    const observer = new MinMaxObserver(quantized);
-    tf.tidy(() => { model.program.run({ [model.input.name]: images }, { hooks: observer.hooks() }); });
-    observer.applyTo(quantized);
-    observer.dispose();
-    const blocks = partitionBlocks(model.program, sites);
+    const { model, quantized, blocks, images } = await calibratedTinyViT(4);
     const head = blocks[blocks.length - 1];
     expect(head.kind).toBe('head');
     const [input] = model.program.runNodes(blocks.slice(0, -1).flatMap((b) => b.nodes), new Map([[model.input.name, images]]), [head.input]);

@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Tape } from '../engine/autodiff/tape';
+import { attributeProto } from '../engine/onnx/model-builder';
 import { levels, UniformQuantizer } from '../engine/quantizer';
 
 const STRETCH_LOW = -0.1;
@@ -73,12 +74,29 @@ export class AdaRoundWeight {
     return { weight: tape.op('Mul', [tape.op('Sub', [codes, zeroPoint], shape), scale], shape), rounding };
   }
 
-  /** `regularizer` in a training graph: Σ (1 − |2h − 1|^β) over h(α) of `shape`, β a graph tensor. */
+  /**
+   * `regularizer` in a training graph: Σ (1 − |2h − 1|^β) over h(α) of `shape`, β a graph tensor.
+   * One node whose gradient reuses d^(β−1) from the forward pass (a Pow over every weight is the
+   * costliest element-wise op of a step).
+   */
   static graphRegularizer(tape: Tape, rounding: string, shape: number[], beta: string): string {
-    const { b } = tape;
-    const distance = tape.op('Abs', [tape.op('Sub', [tape.op('Mul', [rounding, b.scalar(2)], shape), b.scalar(1)], shape)], shape);
-    const terms = tape.op('Sub', [b.scalar(1), tape.op('Pow', [distance, beta], shape)], shape);
-    return tape.op('ReduceSum', [terms], [], { keepdims: 0 });
+    const distance = tape.op('Abs', [tape.op('Sub', [tape.op('Mul', [rounding, tape.b.scalar(2)], shape), tape.b.scalar(1)], shape)], shape);
+    const output = tape.b.fresh('rounding_regularizer');
+    let lowered: string | undefined; // d^(β−1)
+    tape.push({
+      inputs: [distance, beta],
+      outputs: [output],
+      emit(b) {
+        lowered = b.op('Pow', [distance, b.op('Sub', [beta, b.scalar(1)], [])], shape);
+        const terms = b.op('Sub', [b.scalar(1), b.op('Mul', [distance, lowered], shape)], shape);
+        b.addNode({ opType: 'ReduceSum', name: output, input: [terms], output: [output], attribute: [attributeProto('keepdims', 0)] }, [[]]);
+      },
+      backward([dy], wanted, b) {
+        if (!wanted[0] || !dy || !lowered) return [undefined, undefined];
+        return [b.op('Mul', [lowered, b.op('Neg', [b.op('Mul', [dy, beta], [])], [])], shape), undefined];
+      },
+    });
+    return output;
   }
 
   dispose(): void {

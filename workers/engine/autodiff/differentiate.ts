@@ -7,7 +7,7 @@ import { GraphNode } from '../onnx/graph';
 import { attributeProto, ModelBuilder, Shape } from '../onnx/model-builder';
 import { onnx } from '../onnx/proto';
 import { HostTensor } from '../onnx/tensor';
-import { GRADIENT_RULES, NoGradientRule, SAVED_OUTPUTS } from './gradient-rules';
+import { Gradient, GRADIENT_RULES, joinSlices, NoGradientRule, SAVED_OUTPUTS, SliceGradient } from './gradient-rules';
 
 /** A forward computation that knows how to write itself and its gradient. */
 export interface DifferentiableNode {
@@ -15,7 +15,7 @@ export interface DifferentiableNode {
   readonly outputs: readonly string[];
   emit(b: ModelBuilder): void;
   /** Gradients of the inputs flagged in `wanted`, from the outputs' gradients (undefined: none reaches it). */
-  backward(dy: (string | undefined)[], wanted: boolean[], b: ModelBuilder): (string | undefined)[];
+  backward(dy: (string | undefined)[], wanted: boolean[], b: ModelBuilder): Gradient[];
 }
 
 export function hasGradientRule(opType: string): boolean {
@@ -59,21 +59,30 @@ export function differentiate(b: ModelBuilder, nodes: readonly DifferentiableNod
     if (node.inputs.some((i) => dependsOnParameters.has(i))) node.outputs.forEach((o) => o && dependsOnParameters.add(o));
   }
   if (!dependsOnParameters.has(loss)) throw new Error(`the loss '${loss}' does not depend on the parameters`);
-  const grads = new Map<string, string>([[loss, b.scalar(1)]]);
+  // Every consumer of a tensor comes after its producer, so in reverse order a tensor's gradient
+  // contributions are all in when its producer (or the end, for parameters) asks for them.
+  const contributions = new Map<string, Gradient[]>([[loss, [b.scalar(1)]]]);
+  const gradientOf = (name: string): string | undefined => {
+    const parts = contributions.get(name);
+    if (!parts) return undefined;
+    const slices = parts.filter((p): p is SliceGradient => typeof p === 'object');
+    const whole = parts.filter((p): p is string => typeof p === 'string');
+    if (slices.length > 0) whole.push(joinSlices(b, slices));
+    return whole.reduce((sum, g) => b.op('Add', [sum, g], b.shapeOf(name)));
+  };
   for (const node of [...nodes].reverse()) {
-    const dy = node.outputs.map((o) => grads.get(o));
     const wanted = node.inputs.map((i) => i !== '' && dependsOnParameters.has(i));
-    if (dy.every((d) => d === undefined) || !wanted.some(Boolean)) continue;
+    if (!wanted.some(Boolean) || node.outputs.every((o) => !contributions.has(o))) continue;
+    const dy = node.outputs.map(gradientOf);
     const dx = node.backward(dy, wanted, b);
     node.inputs.forEach((name, k) => {
       const grad = dx[k];
       if (!wanted[k] || !grad) return;
-      const previous = grads.get(name);
-      grads.set(name, previous ? b.op('Add', [previous, grad], b.shapeOf(name)) : grad);
+      contributions.set(name, [...(contributions.get(name) ?? []), grad]);
     });
   }
   return parameters.map((p) => {
-    const grad = grads.get(p);
+    const grad = gradientOf(p);
     if (!grad) throw new Error(`no gradient reaches '${p}'`);
     return grad;
   });

@@ -22,7 +22,21 @@ export interface RuleContext {
   constantOf(name: string): HostTensor | undefined;
 }
 
-export type GradientRule = (ctx: RuleContext) => (string | undefined)[];
+/**
+ * The gradient of one slice of a tensor (`index` along `axis`, `slice` keeping that axis with size
+ * 1), zero elsewhere. Slices of one tensor that together cover the axis join into one Concat
+ * instead of a zero-padded full tensor each (the q, k, v split of attention).
+ */
+export interface SliceGradient {
+  slice: string;
+  axis: number;
+  index: number;
+  shape: Shape;
+}
+
+export type Gradient = string | SliceGradient | undefined;
+
+export type GradientRule = (ctx: RuleContext) => Gradient[];
 
 /** A node the rules cannot differentiate (an op without a rule, or a case its rule does not cover). */
 export class NoGradientRule extends Error {}
@@ -227,18 +241,29 @@ function logSoftmax(ctx: RuleContext): (string | undefined)[] {
   return [b.op('Sub', [only(ctx), b.op('Mul', [b.op('Exp', [node.outputs[0]], shape), summed], shape)], shape)];
 }
 
-function gather(ctx: RuleContext): (string | undefined)[] {
+function gather(ctx: RuleContext): Gradient[] {
   const { b, node } = ctx;
   const shape = shapeOf(ctx, 0);
   const indices = ctx.constantOf(node.inputs[1]);
   if (!indices || indices.shape.length !== 0) throw new NoGradientRule(`Gather '${node.name}': only a constant scalar index has a gradient rule`);
   const axis = normalizeAxis(attrInt(node, 'axis', 0), shape.length);
   const index = normalizeAxis(indices.data[0], shape[axis]);
-  const unsqueezed = b.op('Unsqueeze', [only(ctx), b.int64s('axes', [axis])], shape.map((d, i) => (i === axis ? 1 : d)));
-  const pads = shape.map(() => 0).concat(shape.map(() => 0));
-  pads[axis] = index;
-  pads[shape.length + axis] = shape[axis] - 1 - index;
-  return [b.op('Pad', [unsqueezed, b.int64s('pads', pads)], shape)];
+  const slice = b.op('Unsqueeze', [only(ctx), b.int64s('axes', [axis])], shape.map((d, i) => (i === axis ? 1 : d)));
+  return [{ slice, axis, index, shape }];
+}
+
+/** The whole-tensor gradient of slice gradients: one Concat when they cover their axis once, else zero-padded and summed. */
+export function joinSlices(b: ModelBuilder, slices: readonly SliceGradient[]): string {
+  const [{ axis, shape }] = slices;
+  const indices = slices.map((s) => s.index).sort((x, y) => x - y);
+  const covering = slices.every((s) => s.axis === axis) && indices.length === shape[axis] && indices.every((v, i) => v === i);
+  if (covering) return slices.length === 1 ? slices[0].slice : b.op('Concat', [...slices].sort((x, y) => x.index - y.index).map((s) => s.slice), shape, { axis });
+  return slices.map((s) => {
+    const pads = s.shape.map(() => 0).concat(s.shape.map(() => 0));
+    pads[s.axis] = s.index;
+    pads[s.shape.length + s.axis] = s.shape[s.axis] - 1 - s.index;
+    return b.op('Pad', [s.slice, b.int64s('pads', pads)], s.shape);
+  }).reduce((sum, t) => b.op('Add', [sum, t], shape));
 }
 
 function concat(ctx: RuleContext): (string | undefined)[] {
