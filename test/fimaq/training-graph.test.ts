@@ -12,6 +12,7 @@ import { OnnxFisherSnapshot, OnnxTrainingStep } from '../../workers/fimaq/onnx-s
 import { klGradientMagnitude } from '../../workers/fimaq/kl-gradient';
 import { classificationLogits, retrievalLogits } from '../../workers/fimaq/logits';
 import { buildSnapshotGraph, buildTrainingGraph } from '../../workers/fimaq/training-graph';
+import { syntheticVit } from '../bench/synthetic-vit';
 import { sampleImages, trainedTinyClassifier } from './fixtures';
 
 const ROWS = 16;
@@ -141,6 +142,29 @@ describe('the reconstruction step as an onnxruntime training graph', () => {
     expect(again).toEqual(first);
     expect(first[1]).not.toEqual(first[0]);
     expect(other).not.toEqual(first);
+    learner.finish(quantized.program);
+  }, 120_000);
+
+  it('builds graphs for models whose own names look like the builder\'s (mul_7, scalar_12)', async () => {
+    const model = loadImageModel(syntheticVit({ imageSize: 16, patch: 4, dim: 32, heads: 1, mlp: 64, depth: 1, classes: 10 }), 'synthetic');
+    expect(model.program.nodes.some((n) => n.outputs.some((o) => /^mul_\d+$/.test(o)))).toBe(true);
+    const sites = findSites(model.program, { weightBits: 4, activationBits: 4 });
+    const quantized = new QuantizedModel(model.program, sites);
+    const images = tf.randomNormal([ROWS, 1, 16, 16], 0, 1, 'float32', 3);
+    const observer = new MinMaxObserver(quantized);
+    tf.tidy(() => { model.program.run({ [model.input.name]: images }, { hooks: observer.hooks() }); });
+    observer.applyTo(quantized);
+    observer.dispose();
+    const block = partitionBlocks(model.program, sites).find((b) => b.kind === 'transformer') as Block;
+    const learner = new BlockLearner(quantized, block, { dropProbability: 0.5, expandAttentionScales: true });
+    const graph = buildTrainingGraph(quantized, block, learner, [17, 32], {
+      batchSize: ROWS, dropProbability: 0.5, seed: 0, objective: { kind: 'reconstruction', loss: LOSSES.mse, sampleGradients: false },
+    });
+    const rows = new Float32Array(ROWS * 17 * 32).fill(0.5);
+    const step = await OnnxTrainingStep.create(graph, { quantized: rows, fp: rows, target: rows }, learner);
+    const result = await step.run({ indices: Int32Array.from({ length: ROWS }, (_, i) => i), beta: 4, roundingWeight: 0.01, termScales: [1] });
+    await step.release();
+    expect(Number.isFinite(result.loss)).toBe(true);
     learner.finish(quantized.program);
   }, 120_000);
 

@@ -62,10 +62,17 @@ export interface TrainingGraph {
   outputWidth: number;
 }
 
-/** Training graphs keep the model's opset, and the gradient rules write opset-13 forms. */
-function requireTrainableOpset(model: QuantizedModel): void {
-  const { opset } = model.program.graph;
-  if (opset < 13) throw new NoGradientRule(`the model's opset ${opset} is older than 13, which training graphs need`);
+/**
+ * A builder for a training graph of the model: same opset (the gradient rules write opset-13
+ * forms), and every name of the source graph reserved, since its nodes are copied in later.
+ */
+function trainingGraphBuilder(model: QuantizedModel): ModelBuilder {
+  const { graph } = model.program;
+  if (graph.opset < 13) throw new NoGradientRule(`the model's opset ${graph.opset} is older than 13, which training graphs need`);
+  const b = new ModelBuilder(graph.opset);
+  b.reserve(graph.nodes.flatMap((n) => [n.name, ...n.inputs, ...n.outputs]));
+  b.reserve(graph.initializers.keys());
+  return b;
 }
 
 const hostTensor = (t: tf.Tensor): HostTensor => ({
@@ -171,11 +178,10 @@ function seedSequence(seed: number): () => number {
 }
 
 export function buildTrainingGraph(model: QuantizedModel, block: Block, learner: BlockLearner, inputShape: number[], options: TrainingGraphOptions): TrainingGraph {
-  requireTrainableOpset(model);
   const rows = options.batchSize;
   const fullInputShape = [rows, ...inputShape];
   const section = traceSection(model, block.nodes, block.input, fullInputShape);
-  const b = new ModelBuilder(model.program.graph.opset);
+  const b = trainingGraphBuilder(model);
   const tape = new Tape(b);
   const outputShape = section.shapes.get(block.output) as number[];
   const [inputWidth, outputWidth] = [sampleWidth(fullInputShape), sampleWidth(outputShape)];
@@ -282,12 +288,11 @@ export interface SnapshotGraph {
  * per-row |∂KL/∂Ŷ| and |Ŷ − Y| summed over the batch.
  */
 export function buildSnapshotGraph(model: QuantizedModel, block: Block, learner: BlockLearner, inputShape: number[], options: SnapshotGraphOptions): SnapshotGraph {
-  requireTrainableOpset(model);
   const rows = options.batchSize;
   const fullInputShape = [rows, ...inputShape];
   const blockSection = traceSection(model, block.nodes, block.input, fullInputShape);
   const outputShape = blockSection.shapes.get(block.output) as number[];
-  const b = new ModelBuilder(model.program.graph.opset);
+  const b = trainingGraphBuilder(model);
   const tape = new Tape(b);
   const written = new Set<string>();
   const quantizedInput = b.input('block_input_quantized', fullInputShape);

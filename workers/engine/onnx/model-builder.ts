@@ -34,7 +34,12 @@ export class ModelBuilder {
 
   constructor(private readonly opset = 17) {}
 
-  /** A tensor name not used yet, derived from `hint`. */
+  /** Keeps names that nodes added later will use (copied source nodes) away from `fresh`. */
+  reserve(names: Iterable<string>): void {
+    for (const name of names) this.names.add(name);
+  }
+
+  /** A tensor or node name not used yet, derived from `hint`. */
   fresh(hint: string): string {
     let name = hint;
     while (this.names.has(name)) name = `${hint}_${this.counter++}`;
