@@ -1,10 +1,23 @@
 /**
  * Adam over host arrays with a learning rate that may change every step (cosine decay). The
- * parameters live on the host whichever runtime computes the gradients (onnxruntime or tfjs).
+ * parameters live on the host whichever runtime computes the gradients (onnxruntime or tfjs); one
+ * pass of plain float arithmetic per parameter is cheaper than dispatching tensor ops for it.
  */
 const BETA1 = 0.9;
 const BETA2 = 0.999;
 const EPSILON = 1e-8;
+
+/** One Adam update of `p` in place; `step` is lr / (1 − β₁ᵗ), `inverse2` is 1 / (1 − β₂ᵗ). */
+function update(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, step: number, inverse2: number): void {
+  for (let j = 0; j < p.length; j++) {
+    const gj = g[j];
+    const mj = BETA1 * m[j] + (1 - BETA1) * gj;
+    const vj = BETA2 * v[j] + (1 - BETA2) * gj * gj;
+    m[j] = mj;
+    v[j] = vj;
+    p[j] -= (step * mj) / (Math.sqrt(vj * inverse2) + EPSILON);
+  }
+}
 
 export class Adam {
   private readonly moments: { m: Float32Array; v: Float32Array }[];
@@ -15,21 +28,11 @@ export class Adam {
   }
 
   /** Applies one update in place; `grads[i]` belongs to `parameters[i]`. */
-  apply(grads: readonly ArrayLike<number>[]): void {
+  apply(grads: readonly Float32Array[]): void {
     this.step++;
-    const lr = this.learningRate(this.step - 1);
-    const correction1 = 1 - BETA1 ** this.step;
-    const correction2 = 1 - BETA2 ** this.step;
-    this.parameters.forEach((p, i) => {
-      const grad = grads[i];
-      const { m, v } = this.moments[i];
-      for (let j = 0; j < p.length; j++) {
-        const g = grad[j];
-        m[j] = BETA1 * m[j] + (1 - BETA1) * g;
-        v[j] = BETA2 * v[j] + (1 - BETA2) * g * g;
-        p[j] -= (lr * (m[j] / correction1)) / (Math.sqrt(v[j] / correction2) + EPSILON);
-      }
-    });
+    const step = this.learningRate(this.step - 1) / (1 - BETA1 ** this.step);
+    const inverse2 = 1 / (1 - BETA2 ** this.step);
+    for (let i = 0; i < this.parameters.length; i++) update(this.parameters[i], grads[i], this.moments[i].m, this.moments[i].v, step, inverse2);
   }
 }
 

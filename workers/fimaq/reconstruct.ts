@@ -6,6 +6,7 @@
  * learned scales into the block's quantizers.
  */
 import * as tf from '@tensorflow/tfjs';
+import { NoGradientRule } from '../engine/autodiff/gradient-rules';
 import { gatherRows } from '../engine/backend';
 import { Block } from '../engine/blocks';
 import { QuantizedModel } from '../engine/simulation';
@@ -18,7 +19,6 @@ import { OnnxFisherSnapshot, OnnxTrainingStep } from './onnx-step';
 import { ReconstructionLoss } from './options';
 import { SeededRandom } from './random';
 import { buildSnapshotGraph, buildTrainingGraph } from './training-graph';
-import { NoGradientRule } from '../engine/autodiff/gradient-rules';
 
 const WEIGHT_LR = 1e-3;
 const SCALE_LR = 4e-5;
@@ -28,6 +28,8 @@ const BETA_START = 20;
 const BETA_END = 2;
 /** Images on which a block's output MSE is reported before and after reconstruction. */
 const REPORT_IMAGES = 256;
+
+type Runtime = 'onnxruntime' | 'tfjs';
 
 export interface ReconstructionSettings {
   loss: ReconstructionLoss;
@@ -122,8 +124,6 @@ export function roundingBeta(iteration: number, iters: number): number | undefin
   return BETA_END + (BETA_START - BETA_END) * Math.max(0, 1 - progress);
 }
 
-type Runtime = 'onnxruntime' | 'tfjs';
-
 /** Builds an onnxruntime graph, or says why the block's ops cannot be differentiated there. */
 async function onnxOrReason<T>(build: () => Promise<T>): Promise<{ value?: T; reason?: string }> {
   try {
@@ -157,7 +157,7 @@ interface IterationDraw {
 interface IterationResult {
   loss: number;
   /** In `learner.parameters` order. */
-  grads: ArrayLike<number>[];
+  grads: Float32Array[];
 }
 
 export class BlockReconstruction {
