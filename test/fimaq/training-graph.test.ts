@@ -72,7 +72,7 @@ function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
 }
 
 describe('the reconstruction step as an onnxruntime training graph', () => {
-  it('computes the loss and every gradient the tfjs simulation computes (mse and fisher_dplr, with the rounding regularizer)', async () => {
+  it('computes the loss and every gradient the tfjs simulation computes, for every loss, with the rounding regularizer', async () => {
     const { quantized, block, input, target } = await setup();
     const learner = new BlockLearner(quantized, block, { dropProbability: 1, expandAttentionScales: true });
     const fisher = new DplrFisher(3);
@@ -81,19 +81,20 @@ describe('the reconstruction step as an onnxruntime training graph', () => {
     const beta = 10;
     const rows = { quantized: Float32Array.from(input.dataSync()), fp: Float32Array.from(input.dataSync()), target: Float32Array.from(target.dataSync()) };
     const indices = Int32Array.from({ length: ROWS }, (_, i) => i);
-    for (const lossName of ['mse', 'fisher_dplr'] as const) {
+    const sampleGradients = tf.randomUniform([ROWS, width], 0, 1, 'float32', 27);
+    for (const lossName of ['mse', 'fisher_diag', 'fisher_lr', 'fisher_dplr', 'fisher_brecq'] as const) {
       const loss = LOSSES[lossName];
       const scales = loss.weights.map((w, i) => w / (i + 2));
       const { value, grads } = tf.variableGrads(() => {
         const output = flat(model_(quantized, block, input));
-        const terms = loss.terms({ output, target: flat(target), fisher });
+        const terms = loss.terms({ output, target: flat(target), fisher, sampleGradients });
         const reconstruction = tf.addN(terms.map((t, i) => tf.mul(t, scales[i])));
         return tf.add(reconstruction, tf.mul(learner.regularizer(beta), 0.01)) as tf.Scalar;
       }, learner.parameters.map((p) => p.variable));
       const graph = buildTrainingGraph(quantized, block, learner, input.shape.slice(1), {
-        batchSize: ROWS, dropProbability: 1, seed: 0, objective: { kind: 'reconstruction', loss, fisherRank: loss.snapshotRank ? 3 : undefined, sampleGradients: false },
+        batchSize: ROWS, dropProbability: 1, seed: 0, objective: { kind: 'reconstruction', loss, fisherRank: loss.snapshotRank ? 3 : undefined, sampleGradients: lossName === 'fisher_brecq' },
       });
-      const step = await OnnxTrainingStep.create(graph, rows, learner);
+      const step = await OnnxTrainingStep.create(graph, { ...rows, sampleGradients: Float32Array.from(sampleGradients.dataSync()) }, learner);
       step.setFisher(fisher.hostFactors());
       const result = await step.run({ indices, beta, roundingWeight: 0.01, termScales: scales });
       await step.release();
