@@ -11,6 +11,8 @@
  *   FIMAQ_BENCH_BITS=w4a4,w3a3  FIMAQ_BENCH_METHODS=rtn,calib,mse,fisher_diag,fisher_dplr
  *   FIMAQ_BENCH_SEEDS=0,1,2  FIMAQ_BENCH_ITERS=1000  FIMAQ_BENCH_CALIB=128  FIMAQ_BENCH_RECON=1024
  *   FIMAQ_BENCH_EVAL_LIMIT (default: the whole test split)  FIMAQ_BENCH_OUT=results.json
+ *   FIMAQ_BENCH_THREADS=0 (onnxruntime threads of stage 2)
+ *   FIMAQ_BENCH_REFERENCES=gallery (the encoder's reference sets: gallery, prototypes or both)
  *   FIMAQ_BENCH_INCLUDE=a.json,b.json: runs an earlier invocation wrote (FIMAQ_BENCH_OUT) join the
  *   tables, so seeds or bit widths can be measured in several sittings
  * rtn and calib do not depend on the seed; they run once per bit width. Stage 1 is computed once
@@ -43,6 +45,7 @@ const CALIB = Number(env('FIMAQ_BENCH_CALIB', '128'));
 const RECON = Number(env('FIMAQ_BENCH_RECON', '1024'));
 /** onnxruntime threads per run: 1 lets two benchmark processes share two cores with little loss. */
 const THREADS = Number(env('FIMAQ_BENCH_THREADS', '0'));
+const REFERENCES = list(env('FIMAQ_BENCH_REFERENCES', 'gallery')) as ('gallery' | 'prototypes')[];
 const EVAL_LIMIT = process.env.FIMAQ_BENCH_EVAL_LIMIT ? Number(process.env.FIMAQ_BENCH_EVAL_LIMIT) : undefined;
 const OUT = process.env.FIMAQ_BENCH_OUT;
 const INCLUDE = list(env('FIMAQ_BENCH_INCLUDE', ''));
@@ -59,6 +62,8 @@ interface Run {
   bits: string;
   method: string;
   seed: number;
+  /** The retrieval encoder's reference set. */
+  reference?: string;
   simulated: QualityMetrics;
   exported: QualityMetrics;
   fp: QualityMetrics;
@@ -94,7 +99,7 @@ const calibrationCacheOf = (modelPath: string): CalibrationCache => {
   return calibrationCaches.get(modelPath) as CalibrationCache;
 };
 
-async function runOne(modelPath: string, task: Task, bits: string, method: string, seed: number): Promise<Run> {
+async function runOne(modelPath: string, task: Task, bits: string, method: string, seed: number, reference: 'gallery' | 'prototypes' = 'gallery'): Promise<Run> {
   const pre = preprocessingOf(modelPath);
   const calibration = await openDataset({ path: DATA, split: 'train' }, pre);
   const test = await openDataset({ path: DATA, split: 'test' }, pre);
@@ -103,7 +108,7 @@ async function runOne(modelPath: string, task: Task, bits: string, method: strin
   const cpuStarted = process.cpuUsage();
   const result = await quantizeModel({
     model: fs.readFileSync(modelPath), modelName: modelPath, calibration, bits, method, calibSize: CALIB,
-    methodOptions: { iters: ITERS, reconSize: RECON, seed, threads: THREADS, task, reference: { kind: 'gallery' }, calibrationCache: calibrationCacheOf(modelPath) },
+    methodOptions: { iters: ITERS, reconSize: RECON, seed, threads: THREADS, task, reference: { kind: reference }, calibrationCache: calibrationCacheOf(modelPath) },
   });
   const seconds = (performance.now() - started) / 1000;
   const cpu = process.cpuUsage(cpuStarted);
@@ -119,7 +124,7 @@ async function runOne(modelPath: string, task: Task, bits: string, method: strin
   result.quantized.dispose();
   const report = result.report.methodReport as { stage1?: { seconds: number; reused?: boolean }; stage2?: { seconds: number; blocks: Run['blocks'] } } | undefined;
   return {
-    model: path.basename(modelPath), bits, method, seed, fp: evaluation.fp, simulated: evaluation.simulated, exported: evaluation.exported, seconds,
+    model: path.basename(modelPath), bits, method, seed, reference: task === 'retrieval' ? reference : undefined, fp: evaluation.fp, simulated: evaluation.simulated, exported: evaluation.exported, seconds,
     cpuSeconds: (cpu.user + cpu.system) / 1e6, stage1Seconds: report?.stage1?.seconds, stage1Reused: report?.stage1?.reused, stage2Seconds: report?.stage2?.seconds, blocks: report?.stage2?.blocks,
     peakRssMiB: peakRss / 2 ** 20,
   };
@@ -152,13 +157,13 @@ function classificationTable(runs: Run[]): void {
 }
 
 function retrievalTable(runs: Run[]): void {
-  out('\n| method | bits | R@1 | R@5 | mean cosine | (exported R@1) |');
-  out('|---|---|---|---|---|---|');
+  out('\n| method | bits | reference | R@1 | R@5 | mean cosine | (exported R@1) |');
+  out('|---|---|---|---|---|---|---|');
   for (const r of runs) {
     const s = r.simulated;
     const e = r.exported;
     if (s.task !== 'retrieval' || e.task !== 'retrieval') continue;
-    out(`| ${r.method} | ${r.bits} | ${(100 * s.recallAt1).toFixed(2)} | ${(100 * s.recallAt5).toFixed(2)} | ${s.meanCosine.toFixed(4)} | ${(100 * e.recallAt1).toFixed(2)} |`);
+    out(`| ${r.method} | ${r.bits} | ${SEED_FREE.has(r.method) ? '-' : r.reference ?? 'gallery'} | ${(100 * s.recallAt1).toFixed(2)} | ${(100 * s.recallAt5).toFixed(2)} | ${s.meanCosine.toFixed(4)} | ${(100 * e.recallAt1).toFixed(2)} |`);
   }
 }
 
@@ -180,7 +185,7 @@ async function main(): Promise<void> {
   if (INCLUDE.length) out(`${runs.length} earlier runs included from ${INCLUDE.join(', ')}`);
   const record = (run: Run): void => {
     runs.push(run);
-    out(`  ${run.model} ${run.bits} ${run.method} seed ${run.seed}: simulated ${headline(run.simulated).toFixed(2)} exported ${headline(run.exported).toFixed(2)} (FP ${headline(run.fp).toFixed(2)}) in ${run.seconds.toFixed(0)} s`);
+    out(`  ${run.model} ${run.bits} ${run.method}${run.reference && !SEED_FREE.has(run.method) ? ` (${run.reference})` : ''} seed ${run.seed}: simulated ${headline(run.simulated).toFixed(2)} exported ${headline(run.exported).toFixed(2)} (FP ${headline(run.fp).toFixed(2)}) in ${run.seconds.toFixed(0)} s`);
     if (OUT) fs.writeFileSync(OUT, JSON.stringify(runs, null, 2));
   };
   for (const bits of BITS) {
@@ -192,7 +197,8 @@ async function main(): Promise<void> {
   if (classification.length) classificationTable(classification);
   if (EMB_MODEL) {
     for (const bits of BITS) {
-      for (const method of ['rtn', 'calib', 'fisher_dplr']) record(await runOne(EMB_MODEL, 'retrieval', bits, method, SEEDS[0]));
+      for (const method of ['rtn', 'calib']) record(await runOne(EMB_MODEL, 'retrieval', bits, method, SEEDS[0]));
+      for (const reference of REFERENCES) record(await runOne(EMB_MODEL, 'retrieval', bits, 'fisher_dplr', SEEDS[0], reference));
     }
   }
   const retrieval = runs.filter((r) => r.simulated.task === 'retrieval');
