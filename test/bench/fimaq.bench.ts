@@ -130,6 +130,9 @@ async function runOne(modelPath: string, task: Task, bits: string, method: strin
   };
 }
 
+/** The method, with the encoder's reference set where it matters. */
+const labelOf = (r: Run): string => (r.reference && !SEED_FREE.has(r.method) ? `${r.method} (${r.reference})` : r.method);
+
 const headline = (m: QualityMetrics): number => (m.task === 'classification' ? 100 * m.top1 : 100 * m.recallAt1);
 
 function meanSpread(values: number[]): string {
@@ -174,7 +177,7 @@ function costTable(runs: Run[]): void {
     const blocks = r.blocks ?? [];
     const mean = (f: (b: NonNullable<Run['blocks']>[number]) => number): number => blocks.reduce((a, b) => a + f(b), 0) / Math.max(1, blocks.length);
     const snapshot = blocks.reduce((a, b) => a + b.snapshotSeconds, 0) / Math.max(1e-9, blocks.reduce((a, b) => a + b.seconds, 0));
-    out(`| ${r.model} | ${r.method} | ${r.bits} | ${r.seed} | ${r.seconds.toFixed(1)} | ${r.cpuSeconds.toFixed(1)} | ${r.stage1Seconds === undefined ? '-' : `${r.stage1Seconds.toFixed(1)}${r.stage1Reused ? ' (reused)' : ''}`} | ${r.stage2Seconds?.toFixed(1) ?? '-'} | ${blocks.length ? mean((b) => b.seconds).toFixed(1) : '-'} | ${blocks.length ? mean((b) => b.iterationsPerSecond).toFixed(2) : '-'} | ${blocks.length ? `${(100 * snapshot).toFixed(1)}%` : '-'} | ${r.peakRssMiB.toFixed(0)} |`);
+    out(`| ${r.model} | ${labelOf(r)} | ${r.bits} | ${r.seed} | ${r.seconds.toFixed(1)} | ${r.cpuSeconds.toFixed(1)} | ${r.stage1Seconds === undefined ? '-' : `${r.stage1Seconds.toFixed(1)}${r.stage1Reused ? ' (reused)' : ''}`} | ${r.stage2Seconds?.toFixed(1) ?? '-'} | ${blocks.length ? mean((b) => b.seconds).toFixed(1) : '-'} | ${blocks.length ? mean((b) => b.iterationsPerSecond).toFixed(2) : '-'} | ${blocks.length ? `${(100 * snapshot).toFixed(1)}%` : '-'} | ${r.peakRssMiB.toFixed(0)} |`);
   }
 }
 
@@ -185,7 +188,7 @@ async function main(): Promise<void> {
   if (INCLUDE.length) out(`${runs.length} earlier runs included from ${INCLUDE.join(', ')}`);
   const record = (run: Run): void => {
     runs.push(run);
-    out(`  ${run.model} ${run.bits} ${run.method}${run.reference && !SEED_FREE.has(run.method) ? ` (${run.reference})` : ''} seed ${run.seed}: simulated ${headline(run.simulated).toFixed(2)} exported ${headline(run.exported).toFixed(2)} (FP ${headline(run.fp).toFixed(2)}) in ${run.seconds.toFixed(0)} s`);
+    out(`  ${run.model} ${run.bits} ${labelOf(run)} seed ${run.seed}: simulated ${headline(run.simulated).toFixed(2)} exported ${headline(run.exported).toFixed(2)} (FP ${headline(run.fp).toFixed(2)}) in ${run.seconds.toFixed(0)} s`);
     if (OUT) fs.writeFileSync(OUT, JSON.stringify(runs, null, 2));
   };
   for (const bits of BITS) {
