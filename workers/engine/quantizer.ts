@@ -112,9 +112,9 @@ export function fakeQuantizeNode(tape: Tape, x: string, scale: string, zeroPoint
       if (!saved || !dy) return [undefined, undefined];
       const inside = b.op('Cast', [b.op('Equal', [saved.clipped, saved.shifted], undefined)], shape(), { to: onnx.TensorProto.DataType.FLOAT });
       const dx = wanted[0] ? b.op('Mul', [dy, inside], shape()) : undefined;
+      if (!wanted[1]) return [dx, undefined];
       const perElement = b.op('Mul', [dy, b.op('Sub', [saved.centered, b.op('Mul', [inside, saved.scaled], shape())], shape())], shape());
-      const ds = wanted[1] ? unbroadcast(b, perElement, shape(), b.shapeOf(scale)) : undefined;
-      return [dx, ds];
+      return [dx, unbroadcast(b, perElement, shape(), b.shapeOf(scale))];
     },
   });
   return output;

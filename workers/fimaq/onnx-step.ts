@@ -33,7 +33,7 @@ export interface StepResult {
 
 const sampleWidth = (shape: readonly number[]): number => shape.slice(1).reduce((a, b) => a * b, 1);
 
-function gatherRows(source: Float32Array, width: number, indices: Int32Array): Float32Array {
+function copyRows(source: Float32Array, width: number, indices: Int32Array): Float32Array {
   const rows = new Float32Array(indices.length * width);
   indices.forEach((row, i) => rows.set(source.subarray(row * width, (row + 1) * width), i * width));
   return rows;
@@ -69,7 +69,7 @@ export class OnnxTrainingStep {
   async run(inputs: StepInputs): Promise<StepResult> {
     const { graph, rows } = this;
     const count = inputs.indices.length;
-    const activation = (source: Float32Array, width: number, dims: readonly number[]): Tensor => new Tensor('float32', gatherRows(source, width, inputs.indices), [count, ...dims]);
+    const activation = (source: Float32Array, width: number, dims: readonly number[]): Tensor => new Tensor('float32', copyRows(source, width, inputs.indices), [count, ...dims]);
     const inputDims = this.inputDims();
     const feeds: Record<string, Tensor> = {
       ...this.fisherFeeds,
@@ -135,9 +135,9 @@ export class OnnxFisherSnapshot {
       const weights = Float32Array.from({ length: batch }, (_, i) => (start + i < rows.count ? 1 : 0));
       const out = await this.session.run({
         ...parameters,
-        [graph.quantizedInput]: new Tensor('float32', gatherRows(rows.quantized, inputWidth, indices), graph.inputShape),
-        [graph.target]: new Tensor('float32', gatherRows(rows.target, width, indices), graph.outputShape),
-        [graph.softTargets]: new Tensor('float32', gatherRows(rows.softTargets, graph.classes, indices), [batch, graph.classes]),
+        [graph.quantizedInput]: new Tensor('float32', copyRows(rows.quantized, inputWidth, indices), graph.inputShape),
+        [graph.target]: new Tensor('float32', copyRows(rows.target, width, indices), graph.outputShape),
+        [graph.softTargets]: new Tensor('float32', copyRows(rows.softTargets, graph.classes, indices), [batch, graph.classes]),
         [graph.rowWeights]: new Tensor('float32', weights, [batch, 1]),
       });
       const [g, d] = [out[graph.gradientSum].data as Float32Array, out[graph.deltaSum].data as Float32Array];
