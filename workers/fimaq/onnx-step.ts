@@ -5,7 +5,7 @@
  */
 import { InferenceSession, Tensor } from 'onnxruntime-node';
 import { BlockLearner } from './block-learner';
-import { SnapshotGraph, TrainingGraph } from './training-graph';
+import { sampleWidth, SnapshotGraph, TrainingGraph } from './training-graph';
 
 /** Host copies of the reconstruction set, [count, width] row-major. */
 export interface HostRows {
@@ -30,8 +30,6 @@ export interface StepResult {
   /** In `learner.parameters` order. */
   grads: Float32Array[];
 }
-
-const sampleWidth = (shape: readonly number[]): number => shape.slice(1).reduce((a, b) => a * b, 1);
 
 function copyRows(source: Float32Array, width: number, indices: Int32Array): Float32Array {
   const rows = new Float32Array(indices.length * width);

@@ -251,7 +251,8 @@ export function buildTrainingGraph(model: QuantizedModel, block: Block, learner:
   };
 }
 
-function sampleWidth(shape: readonly number[]): number {
+/** Values per sample of a [B, ...] shape. */
+export function sampleWidth(shape: readonly number[]): number {
   return shape.slice(1).reduce((x, y) => x * y, 1);
 }
 
