@@ -31,10 +31,17 @@ export interface StepResult {
   grads: Float32Array[];
 }
 
-function copyRows(source: Float32Array, width: number, indices: Int32Array): Float32Array {
+/** The rows `indices` of a [count, ...] host array, as a tensor of `shape` ([indices.length, ...]). */
+function rowsTensor(source: Float32Array, indices: Int32Array, shape: readonly number[]): Tensor {
+  const width = sampleWidth(shape);
   const rows = new Float32Array(indices.length * width);
   indices.forEach((row, i) => rows.set(source.subarray(row * width, (row + 1) * width), i * width));
-  return rows;
+  return new Tensor('float32', rows, shape);
+}
+
+/** The learner's current parameters as feeds of a graph's parameter inputs (same order). */
+function parameterFeeds(learner: BlockLearner, inputs: readonly { input: string; shape: number[] }[]): Record<string, Tensor> {
+  return Object.fromEntries(learner.parameters.map((p, i) => [inputs[i].input, new Tensor('float32', p.host, inputs[i].shape)]));
 }
 
 export class OnnxTrainingStep {
@@ -57,31 +64,28 @@ export class OnnxTrainingStep {
     const names = this.graph.fisher;
     if (!names) return;
     const rank = factors.bInverse.length ** 0.5;
+    const width = sampleWidth(this.graph.outputShape);
     this.fisherFeeds = {
-      [names.g]: new Tensor('float32', factors.g, [rank, this.graph.outputWidth]),
+      [names.g]: new Tensor('float32', factors.g, [rank, width]),
       [names.bInverse]: new Tensor('float32', factors.bInverse, [rank, rank]),
-      [names.gMean]: new Tensor('float32', factors.gMean, [this.graph.outputWidth]),
+      [names.gMean]: new Tensor('float32', factors.gMean, [width]),
     };
   }
 
   async run(inputs: StepInputs): Promise<StepResult> {
     const { graph, rows } = this;
-    const count = inputs.indices.length;
-    const activation = (source: Float32Array, width: number, dims: readonly number[]): Tensor => new Tensor('float32', copyRows(source, width, inputs.indices), [count, ...dims]);
-    const inputDims = this.inputDims();
+    const { indices } = inputs;
     const feeds: Record<string, Tensor> = {
       ...this.fisherFeeds,
-      [graph.quantizedInput]: activation(rows.quantized, graph.inputWidth, inputDims),
-      [graph.target]: activation(rows.target, sampleWidth(graph.targetShape), graph.targetShape.slice(1)),
+      ...parameterFeeds(this.learner, graph.parameters),
+      [graph.quantizedInput]: rowsTensor(rows.quantized, indices, graph.inputShape),
+      [graph.target]: rowsTensor(rows.target, indices, graph.targetShape),
       [graph.termScales]: new Tensor('float32', Float32Array.from(inputs.termScales), [inputs.termScales.length]),
       [graph.beta]: new Tensor('float32', Float32Array.of(inputs.beta ?? 2), []),
       [graph.roundingWeight]: new Tensor('float32', Float32Array.of(inputs.beta === undefined ? 0 : inputs.roundingWeight), []),
     };
-    if (graph.fpInput) feeds[graph.fpInput] = activation(rows.fp, graph.inputWidth, inputDims);
-    if (graph.sampleGradients && rows.sampleGradients) feeds[graph.sampleGradients] = activation(rows.sampleGradients, graph.outputWidth, [graph.outputWidth]);
-    this.learner.parameters.forEach((p, i) => {
-      feeds[graph.parameters[i].input] = new Tensor('float32', p.host, graph.parameters[i].shape);
-    });
+    if (graph.fpInput) feeds[graph.fpInput] = rowsTensor(rows.fp, indices, graph.inputShape);
+    if (graph.sampleGradients && rows.sampleGradients) feeds[graph.sampleGradients] = rowsTensor(rows.sampleGradients, indices, [indices.length, sampleWidth(graph.outputShape)]);
     const out = await this.session.run(feeds);
     return {
       loss: (out[graph.loss].data as Float32Array)[0],
@@ -92,10 +96,6 @@ export class OnnxTrainingStep {
 
   async release(): Promise<void> {
     await this.session.release();
-  }
-
-  private inputDims(): readonly number[] {
-    return this.graph.inputShape.slice(1);
   }
 }
 
@@ -120,22 +120,18 @@ export class OnnxFisherSnapshot {
     const { graph, rows } = this;
     const batch = graph.inputShape[0];
     const width = sampleWidth(graph.outputShape);
-    const inputWidth = sampleWidth(graph.inputShape);
     const meanGradient = new Float32Array(width);
     const meanDelta = new Float32Array(width);
-    const parameters: Record<string, Tensor> = {};
-    this.learner.parameters.forEach((p, i) => {
-      parameters[graph.parameters[i].input] = new Tensor('float32', p.host, graph.parameters[i].shape);
-    });
+    const parameters = parameterFeeds(this.learner, graph.parameters);
     for (let start = 0; start < rows.count; start += batch) {
       // The last batch repeats its final row as padding, weighted 0.
       const indices = Int32Array.from({ length: batch }, (_, i) => Math.min(start + i, rows.count - 1));
       const weights = Float32Array.from({ length: batch }, (_, i) => (start + i < rows.count ? 1 : 0));
       const out = await this.session.run({
         ...parameters,
-        [graph.quantizedInput]: new Tensor('float32', copyRows(rows.quantized, inputWidth, indices), graph.inputShape),
-        [graph.target]: new Tensor('float32', copyRows(rows.target, width, indices), graph.outputShape),
-        [graph.softTargets]: new Tensor('float32', copyRows(rows.softTargets, graph.classes, indices), [batch, graph.classes]),
+        [graph.quantizedInput]: rowsTensor(rows.quantized, indices, graph.inputShape),
+        [graph.target]: rowsTensor(rows.target, indices, graph.outputShape),
+        [graph.softTargets]: rowsTensor(rows.softTargets, indices, [batch, graph.classes]),
         [graph.rowWeights]: new Tensor('float32', weights, [batch, 1]),
       });
       const [g, d] = [out[graph.gradientSum].data as Float32Array, out[graph.deltaSum].data as Float32Array];

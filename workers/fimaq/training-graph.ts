@@ -54,12 +54,9 @@ export interface TrainingGraph {
   parameters: { input: string; gradient: string; shape: number[] }[];
   loss: string;
   terms: string;
-  termCount: number;
-  /** Shapes ([B, ...]) and per-sample widths of the block input and output. */
+  /** Shapes ([B, ...]) of the block input and output. */
   inputShape: number[];
   outputShape: number[];
-  inputWidth: number;
-  outputWidth: number;
 }
 
 /**
@@ -184,7 +181,7 @@ export function buildTrainingGraph(model: QuantizedModel, block: Block, learner:
   const b = trainingGraphBuilder(model);
   const tape = new Tape(b);
   const outputShape = section.shapes.get(block.output) as number[];
-  const [inputWidth, outputWidth] = [sampleWidth(fullInputShape), sampleWidth(outputShape)];
+  const outputWidth = sampleWidth(outputShape);
   const seed = seedSequence(options.seed);
 
   const quantizedInput = b.input('block_input_quantized', fullInputShape);
@@ -243,11 +240,8 @@ export function buildTrainingGraph(model: QuantizedModel, block: Block, learner:
     parameters: parameters.map((p, i) => ({ ...p, gradient: gradients[i] })),
     loss,
     terms,
-    termCount: termList.length,
     inputShape: fullInputShape,
     outputShape,
-    inputWidth,
-    outputWidth,
   };
 }
 
