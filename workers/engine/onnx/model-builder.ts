@@ -30,6 +30,7 @@ export class ModelBuilder {
   private readonly outputs: onnx.IValueInfoProto[] = [];
   private readonly shapes = new Map<string, Shape>();
   private readonly names = new Set<string>();
+  private readonly scalars = new Map<number, string>();
   private counter = 0;
 
   constructor(private readonly opset = 17) {}
@@ -75,8 +76,14 @@ export class ModelBuilder {
     return this.setShape(name, shape);
   }
 
+  /** A float scalar constant, one initializer per value however often it is asked for. */
   scalar(value: number): string {
-    return this.floats('scalar', [], [value]);
+    let name = this.scalars.get(value);
+    if (!name) {
+      name = this.floats('scalar', [], [value]);
+      this.scalars.set(value, name);
+    }
+    return name;
   }
 
   /** A 1-D int64 constant (shapes, axes, indices). */
