@@ -50,7 +50,8 @@ export class OnnxTrainingStep {
   private constructor(
     private readonly session: InferenceSession,
     private readonly graph: TrainingGraph,
-    private readonly rows: HostRows,
+    /** The reconstruction set's rows this step reads (the snapshots read the same ones). */
+    readonly rows: HostRows,
     private readonly learner: BlockLearner,
   ) {}
 

@@ -15,7 +15,7 @@ import { BlockLearner } from './block-learner';
 import { klGradientMagnitude, RestOfModel } from './kl-gradient';
 import { LogitsFunction } from './logits';
 import { DplrFisher, klDivergence, LOSSES, LossDefinition } from './losses';
-import { OnnxFisherSnapshot, OnnxTrainingStep } from './onnx-step';
+import { HostRows, OnnxFisherSnapshot, OnnxTrainingStep } from './onnx-step';
 import { ReconstructionLoss } from './options';
 import { SeededRandom } from './random';
 import { buildSnapshotGraph, buildTrainingGraph } from './training-graph';
@@ -30,6 +30,9 @@ const BETA_END = 2;
 const REPORT_IMAGES = 256;
 
 type Runtime = 'onnxruntime' | 'tfjs';
+
+/** A host copy of a tensor's values (the wasm heap may move). */
+const host = (t: tf.Tensor): Float32Array => Float32Array.from(t.dataSync());
 
 export interface ReconstructionSettings {
   loss: ReconstructionLoss;
@@ -224,7 +227,8 @@ export class BlockReconstruction {
     const sampleGradients = settings.loss === 'fisher_brecq' && !isHead ? this.sampleGradients(block, rest) : undefined;
     const state: TrainingState = { block, learner, loss, target, fisher, sampleGradients, normalizers: undefined };
     const step = settings.trainingRuntime === 'tfjs' ? { reason: 'the tfjs runtime was requested' } : await onnxOrReason(() => this.onnxStep(state, index, snapshotRank));
-    const snapshotGraph = fisher && step.value ? await onnxOrReason(() => this.onnxSnapshot(state, index)) : {};
+    const trainingRows = step.value?.rows;
+    const snapshotGraph = fisher && trainingRows ? await onnxOrReason(() => this.onnxSnapshot(state, index, trainingRows)) : {};
     const [onnxStep, onnxSnapshot] = [step.value, snapshotGraph.value];
     const splitAt = learner.roundingParameters.length;
     let snapshotSeconds = 0;
@@ -292,7 +296,6 @@ export class BlockReconstruction {
         ? { kind: 'reconstruction', loss: state.loss, fisherRank, sampleGradients: state.sampleGradients !== undefined }
         : { kind: 'kl', logits: settings.logits },
     });
-    const host = (t: tf.Tensor): Float32Array => Float32Array.from(t.dataSync());
     return OnnxTrainingStep.create(graph, {
       quantized: host(this.inputs.quantized),
       fp: host(this.inputs.fp),
@@ -301,8 +304,11 @@ export class BlockReconstruction {
     }, state.learner, settings.threads);
   }
 
-  /** Fisher snapshots on onnxruntime: the block in its current soft state, the rest of the model in full precision. */
-  private async onnxSnapshot(state: TrainingState, index: number): Promise<OnnxFisherSnapshot> {
+  /**
+   * Fisher snapshots on onnxruntime: the block in its current soft state, the rest of the model in
+   * full precision. They read the same host rows as the block's training step.
+   */
+  private async onnxSnapshot(state: TrainingState, index: number, rows: HostRows): Promise<OnnxFisherSnapshot> {
     const { settings } = this;
     const graph = buildSnapshotGraph(this.model, state.block, state.learner, this.inputs.quantized.shape.slice(1), {
       batchSize: settings.batchSize,
@@ -311,10 +317,9 @@ export class BlockReconstruction {
       logits: settings.logits,
       temperature: settings.temperature,
     });
-    const host = (t: tf.Tensor): Float32Array => Float32Array.from(t.dataSync());
     return OnnxFisherSnapshot.create(graph, {
-      quantized: host(this.inputs.quantized),
-      target: host(state.target),
+      quantized: rows.quantized,
+      target: rows.target,
       softTargets: host(this.softTargets),
       count: state.target.shape[0],
     }, state.learner, settings.threads);
