@@ -10,11 +10,13 @@ import type { GatewayConfig } from './config/config';
 import { openDatabase } from './db/database';
 import { migrateToLatest } from './db/migrate';
 import { EventBus } from './events/event-bus';
+import { LocalFiles } from './files/local-files';
 import { buildGatewaySchema, CORE_RESOLVERS, ResolverContainer } from './graphql/build-schema';
 import { startGraphQL } from './graphql/graphql-server';
 import { InProcessPubSub } from './graphql/pubsub';
 import { startSubscriptions } from './graphql/subscription-server';
 import { artifactRoutes } from './http/artifact-routes';
+import { answerClientError } from './http/client-errors';
 import { errorHandler, notFoundHandler } from './http/errors-middleware';
 import { healthRoutes } from './http/health-routes';
 import { inferEndpoint } from './http/inference/infer-endpoint';
@@ -69,11 +71,12 @@ export async function startGateway({ config, logger, plugins: givenPlugins }: Ga
     const audit = new AuditLog(database.db);
     const tokens = new TokenService(database.db, audit);
     const repository = new RegistryRepository(database.db);
-    const registry = new RegistryService(repository, artifacts, audit, events, logger, config.maxUploadBytes);
+    const localFiles = new LocalFiles(config.localPathRoots, config.maxUploadBytes);
+    const registry = new RegistryService(repository, artifacts, audit, events, logger, localFiles);
     const pubSub = new InProcessPubSub();
-    const serving = startServing({ config, logger, database, artifacts, audit, tokens, registry, events, pubSub });
+    const serving = startServing({ config, logger, database, artifacts, localFiles, audit, tokens, registry, events, pubSub });
     cleanups.push(serving.stop);
-    const services: GatewayServices = { config, logger, database, artifacts, audit, tokens, registry, events, serving, pubSub };
+    const services: GatewayServices = { config, logger, database, artifacts, localFiles, audit, tokens, registry, events, serving, pubSub };
 
     const initialAdminToken = await tokens.bootstrapAdmin(config.adminToken);
     if (!config.authEnabled) logger.warn('authentication is DISABLED (GATEWAY_AUTH_DISABLED): every caller is admin');
@@ -92,6 +95,7 @@ export async function startGateway({ config, logger, plugins: givenPlugins }: Ga
     const httpServer = http.createServer((req, res) => {
       if (!inferRequest(req, res)) app(req, res);
     });
+    httpServer.on('clientError', answerClientError);
 
     const plugins = givenPlugins ?? loadPlugins(config.plugins);
     const container = new ResolverContainer();

@@ -6,6 +6,7 @@ import type { TokenService } from './auth/token-service';
 import type { GatewayConfig } from './config/config';
 import type { DatabaseHandle } from './db/database';
 import type { EventBus } from './events/event-bus';
+import type { LocalFiles } from './files/local-files';
 import type { RegistryService } from './registry/registry-service';
 import type { Serving } from './serving/serving';
 
@@ -15,6 +16,8 @@ export interface GatewayServices {
   logger: Logger;
   database: DatabaseHandle;
   artifacts: ArtifactStore;
+  /** Files admins name by path, confined to LOCAL_PATH_ROOTS. */
+  localFiles: LocalFiles;
   audit: AuditLog;
   tokens: TokenService;
   registry: RegistryService;

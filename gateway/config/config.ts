@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { DEFAULT_MAX_IMAGE_PIXELS } from '../../workers/data/image';
 
 /**
  * The gateway's whole configuration, read once from environment variables by `loadConfig`.
@@ -21,6 +22,8 @@ export interface GatewayConfig {
   maxUploadBytes: number;
   /** Largest JSON or GraphQL request body accepted, in bytes. */
   maxRequestBytes: number;
+  /** Directories admins may name files in (localPath, dataset paths); DATA_DIR is always one. */
+  localPathRoots: string[];
   /** Module specifiers of the plugins to load, in order. */
   plugins: string[];
   logLevel: string;
@@ -46,6 +49,8 @@ export interface ServingConfig {
   feedbackWindow: number;
   /** Items per retrieval gallery. */
   galleryMaxItems: number;
+  /** Pixels an uploaded image may declare; larger ones are refused before decoding. */
+  maxImagePixels: number;
   /** How often per-minute metric rollups are written to the database. */
   rollupFlushMs: number;
 }
@@ -106,6 +111,12 @@ function list(env: Env, name: string, fallback: string[]): string[] {
 /** Plugins shipped with the gateway and loaded when GATEWAY_PLUGINS is unset. */
 export const DEFAULT_PLUGINS: string[] = ['./plugins/fimaq'];
 
+/** The repository root, whether the gateway runs from its sources or from dist/. */
+const PROJECT_ROOT = ((codeRoot: string) => (path.basename(codeRoot) === 'dist' ? path.dirname(codeRoot) : codeRoot))(path.resolve(__dirname, '..', '..'));
+
+/** Where admins' paths may point when LOCAL_PATH_ROOTS is unset: the demo assets and Debian's datasets. */
+export const DEFAULT_LOCAL_PATH_ROOTS: string[] = [path.join(PROJECT_ROOT, 'deploy', 'demo'), '/usr/share/datasets'];
+
 export function loadConfig(env: Env = process.env): GatewayConfig {
   const adminToken = env.GATEWAY_ADMIN_TOKEN?.trim() || undefined;
   if (adminToken !== undefined && adminToken.length < 16) {
@@ -115,16 +126,19 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) {
     throw new ConfigError(`LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent; got "${logLevel}"`);
   }
+  const dataDir = path.resolve(env.DATA_DIR?.trim() || 'data');
+  const localPathRoots = env.LOCAL_PATH_ROOTS?.trim() ? env.LOCAL_PATH_ROOTS.split(path.delimiter).map((p) => p.trim()).filter(Boolean) : DEFAULT_LOCAL_PATH_ROOTS;
   return {
     host: env.HOST?.trim() || '0.0.0.0',
     port: integer(env, 'PORT', 8080, 0, 65535),
-    dataDir: path.resolve(env.DATA_DIR?.trim() || 'data'),
+    dataDir,
     databaseUrl: url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
     natsUrl: url(env, 'NATS_URL', ['nats:', 'tls:', 'ws:', 'wss:']),
     adminToken,
     authEnabled: !boolean(env, 'GATEWAY_AUTH_DISABLED', false),
     maxUploadBytes: byteSize(env, 'MAX_UPLOAD_BYTES', 512 * 1024 ** 2),
     maxRequestBytes: byteSize(env, 'MAX_REQUEST_BYTES', 64 * 1024 ** 2),
+    localPathRoots: [dataDir, ...localPathRoots.map((root) => path.resolve(root))],
     plugins: env.GATEWAY_PLUGINS === undefined ? DEFAULT_PLUGINS : list(env, 'GATEWAY_PLUGINS', []),
     logLevel,
     serving: {
@@ -137,6 +151,7 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
       batchMaxDelayMs: integer(env, 'SERVING_BATCH_MAX_DELAY_MS', 2, 0, 1000),
       feedbackWindow: integer(env, 'SERVING_FEEDBACK_WINDOW', 100000, 1, 10000000),
       galleryMaxItems: integer(env, 'SERVING_GALLERY_MAX_ITEMS', 100000, 1, 10000000),
+      maxImagePixels: integer(env, 'MAX_IMAGE_PIXELS', DEFAULT_MAX_IMAGE_PIXELS, 1, 2 ** 30),
       rollupFlushMs: integer(env, 'SERVING_ROLLUP_FLUSH_MS', 10000, 100, 3600000),
     },
   };

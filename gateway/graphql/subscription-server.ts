@@ -1,10 +1,29 @@
 import type http from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { GraphQLSchema } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
+import { endWithError } from '../http/client-errors';
 import type { RequestAuthenticator } from '../http/http-auth';
 import type { GraphQLContext } from './graphql-context';
+
+const TOKEN_LIST = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?:\s*,\s*[!#$%&'*+\-.^_`|~0-9A-Za-z]+)*$/;
+
+/**
+ * Why an upgrade request cannot become a WebSocket here, checked before the ws library sees it:
+ * its own refusals are bare text/html, and every HTTP error of the gateway is `{"error": ...}`.
+ */
+function upgradeRefusal(req: http.IncomingMessage, path: string): [number, string] | undefined {
+  if ((req.url ?? '').split('?')[0] !== path) return [404, `no WebSocket endpoint at ${req.url}; GraphQL subscriptions are at ${path}`];
+  if (req.method !== 'GET') return [405, 'a WebSocket upgrade must be a GET request'];
+  if (req.headers.upgrade?.toLowerCase() !== 'websocket') return [400, 'the Upgrade header must be "websocket"'];
+  if (!/^[+/0-9A-Za-z]{22}==$/.test(req.headers['sec-websocket-key'] ?? '')) return [400, 'missing or invalid Sec-WebSocket-Key header'];
+  if (!['8', '13'].includes(req.headers['sec-websocket-version'] ?? '')) return [400, 'Sec-WebSocket-Version must be 13 (or 8)'];
+  const protocols = req.headers['sec-websocket-protocol'];
+  if (protocols !== undefined && !TOKEN_LIST.test(protocols.trim())) return [400, 'invalid Sec-WebSocket-Protocol header'];
+  return undefined;
+}
 
 /**
  * GraphQL subscriptions over graphql-ws on the gateway's HTTP server, at the same path as
@@ -18,7 +37,13 @@ export function startSubscriptions(options: {
   auth: RequestAuthenticator;
   logger: Logger;
 }): { stop: () => Promise<void> } {
-  const wsServer = new WebSocketServer({ server: options.httpServer, path: options.path });
+  const wsServer = new WebSocketServer({ noServer: true });
+  const onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    const refusal = upgradeRefusal(req, options.path);
+    if (refusal) endWithError(socket, ...refusal);
+    else wsServer.handleUpgrade(req, socket, head, (ws) => wsServer.emit('connection', ws, req));
+  };
+  options.httpServer.on('upgrade', onUpgrade);
   let connections = 0;
   const server = useServer<Record<string, unknown>>(
     {
@@ -37,6 +62,7 @@ export function startSubscriptions(options: {
   );
   return {
     stop: async () => {
+      options.httpServer.off('upgrade', onUpgrade);
       await server.dispose();
       await new Promise<void>((resolve) => wsServer.close(() => resolve()));
     },

@@ -1,10 +1,10 @@
-import fsp from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { validatePreprocessing, type Preprocessing, type TensorLayout } from '../../workers/common/preprocessing';
 import { isSha256, type ArtifactStore } from '../artifacts/artifact-store';
 import type { AuditLog } from '../audit/audit-log';
 import { badInput, conflict, GatewayError, notFound } from '../errors';
 import type { EventBus } from '../events/event-bus';
+import type { LocalFiles } from '../files/local-files';
 import { checkSignatureFitsTask, readSignature } from './model-signature';
 import type { RegistryRepository } from './registry-repository';
 import type { Actor, ModelRecord, ModelTask, NewVariant, VariantRecord, VariantStatus } from './registry-types';
@@ -49,7 +49,7 @@ export class RegistryService {
     private readonly audit: AuditLog,
     private readonly events: EventBus,
     private readonly logger: Logger,
-    private readonly maxArtifactBytes: number,
+    private readonly localFiles: LocalFiles,
   ) {}
 
   async registerModel(request: RegisterModelRequest, actor: Actor): Promise<{ model: ModelRecord; variant: VariantRecord }> {
@@ -67,7 +67,7 @@ export class RegistryService {
     }
 
     const bytes = request.localPath !== undefined
-      ? await this.readLocalModel(request.localPath)
+      ? await this.localFiles.read(request.localPath, 'localPath')
       : await this.readUploadedArtifact(request.artifactSha256 as string);
     const signature = await readSignature(bytes);
     const input = signature.inputs[0];
@@ -270,21 +270,5 @@ export class RegistryService {
       throw notFound(`no artifact with sha256 ${sha256}; upload the file to POST /v1/artifacts first`);
     }
     return this.artifacts.read(sha256);
-  }
-
-  private async readLocalModel(file: string): Promise<Buffer> {
-    let size: number;
-    try {
-      const stat = await fsp.stat(file);
-      if (!stat.isFile()) throw badInput(`localPath ${file} is not a file`);
-      size = stat.size;
-    } catch (error) {
-      if (error instanceof GatewayError) throw error;
-      throw badInput(`cannot read localPath ${file}: ${(error as NodeJS.ErrnoException).code ?? 'unknown error'}`);
-    }
-    if (size > this.maxArtifactBytes) {
-      throw new GatewayError('PAYLOAD_TOO_LARGE', `localPath ${file} is ${size} bytes, over the limit of ${this.maxArtifactBytes}`);
-    }
-    return fsp.readFile(file);
   }
 }

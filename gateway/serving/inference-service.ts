@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import { imageToTensor } from '../../workers/data';
+import { ImageTooLargeError, imageToTensor } from '../../workers/data';
 import { badInput, GatewayError, notFound } from '../errors';
 import type { ModelRecord, VariantRecord } from '../registry/registry-types';
 import type { BatchingOptions } from './batching';
@@ -9,9 +9,9 @@ import { ModelGallery, type Neighbour } from './gallery';
 import { checkRequest } from './input-check';
 import type { PredictionLedger } from './prediction-ledger';
 import { variantByVersion, type ModelServingState, type ServingCatalog } from './serving-catalog';
-import { OverloadedError } from './serving-errors';
+import { OverloadedError, VariantFailedError } from './serving-errors';
 import type { ServingMetrics, VariantRef } from './serving-metrics';
-import { copyTensor, toFloat64, type Tensor } from './tensor';
+import { copyTensor, describeNonFinite, firstNonFinite, toFloat64, type Tensor } from './tensor';
 import { chooseRoute } from './traffic-policy';
 import type { Lane, VariantSessions } from './variant-sessions';
 
@@ -66,7 +66,7 @@ export class InferenceService {
     private readonly sessions: VariantSessions,
     private readonly metrics: ServingMetrics,
     private readonly ledger: PredictionLedger,
-    private readonly options: { defaultBatching: BatchingOptions; galleryMaxItems: number; logger: Logger },
+    private readonly options: { defaultBatching: BatchingOptions; galleryMaxItems: number; maxImagePixels: number; logger: Logger },
   ) {}
 
   async infer(call: InferenceCall): Promise<InferenceAnswer> {
@@ -169,6 +169,14 @@ export class InferenceService {
     const runner = await this.sessions.runner(state.model, variant, lane);
     runner.useBatching(state.policy.batching ?? this.options.defaultBatching);
     const outcome = await runner.submit(inputs, outputNames);
+    // Inputs are checked finite before they queue, so a NaN or Infinity here is the variant's
+    // fault: it fails the request and counts against that variant, never reaching a caller as null.
+    for (const output of outcome.outputs) {
+      const nonFinite = firstNonFinite(output);
+      if (nonFinite) {
+        throw new VariantFailedError(`variant ${state.model.name}/${variant.tag} produced a non-finite output from finite inputs: "${output.name}" ${describeNonFinite(output, nonFinite)}`);
+      }
+    }
     return outcome.outputs;
   }
 
@@ -243,9 +251,10 @@ export class InferenceService {
 
   private imageTensor(model: ModelRecord, image: Buffer, source = 'the image'): Tensor {
     try {
-      const { data, dims } = imageToTensor(image, model.preprocessing, source);
+      const { data, dims } = imageToTensor(image, model.preprocessing, source, this.options.maxImagePixels);
       return { name: model.preprocessing.inputName, datatype: 'FP32', shape: dims, data };
     } catch (error) {
+      if (error instanceof ImageTooLargeError) throw new GatewayError('PAYLOAD_TOO_LARGE', `${error.message} (MAX_IMAGE_PIXELS)`);
       throw badInput((error as Error).message);
     }
   }

@@ -1,6 +1,6 @@
 import { badInput } from '../errors';
 import type { ModelSignature } from '../registry/model-signature';
-import type { Tensor } from './tensor';
+import { describeNonFinite, firstNonFinite, type Tensor } from './tensor';
 
 /**
  * Checks a request against the variant's signature before it queues, so a bad request costs
@@ -17,6 +17,11 @@ export function checkRequest(signature: ModelSignature, inputs: readonly Tensor[
     if (input.datatype !== spec.datatype) throw badInput(`input "${input.name}" has datatype ${input.datatype}; the model expects ${spec.datatype}`);
     const fits = input.shape.length === spec.shape.length && spec.shape.every((d, i) => d === -1 || d === input.shape[i]);
     if (!fits) throw badInput(`input "${input.name}" has shape [${input.shape.join(', ')}]; the model expects [${spec.shape.join(', ')}] (-1: any size)`);
+    const nonFinite = firstNonFinite(input);
+    if (nonFinite) {
+      const range = input.datatype === 'FP32' ? ' (FP32 holds magnitudes up to 3.4028235e38; larger JSON numbers overflow to Infinity)' : '';
+      throw badInput(`input "${input.name}": ${describeNonFinite(input, nonFinite)}; inputs must be finite numbers${range}`);
+    }
   }
   const missing = expected.filter((name) => !seen.has(name));
   if (missing.length > 0) throw badInput(`missing input(s) ${missing.map((n) => `"${n}"`).join(', ')}`);

@@ -43,6 +43,7 @@ export function startServing(services: Omit<GatewayServices, 'serving'>): Servin
   const inference = new InferenceService(catalog, sessions, metrics, ledger, {
     defaultBatching,
     galleryMaxItems: settings.galleryMaxItems,
+    maxImagePixels: settings.maxImagePixels,
     logger,
   });
 

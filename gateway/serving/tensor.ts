@@ -25,6 +25,8 @@ interface DatatypeInfo {
   /** onnxruntime's name for the element type. */
   ort: string;
   bytes: number;
+  /** Smallest and largest value an integer datatype holds; undefined for floats and BOOL. */
+  range?: readonly [number, number];
   create(length: number): TensorArray;
   fromBytes(buffer: ArrayBuffer, offset: number, length: number): TensorArray;
 }
@@ -32,10 +34,12 @@ interface DatatypeInfo {
 function info<T extends TensorArray>(
   ort: string,
   Ctor: { new (length: number): T; new (buffer: ArrayBuffer, offset: number, length: number): T; BYTES_PER_ELEMENT: number },
+  range?: readonly [number, number],
 ): DatatypeInfo {
   return {
     ort,
     bytes: Ctor.BYTES_PER_ELEMENT,
+    range,
     create: (length) => new Ctor(length),
     fromBytes: (buffer, offset, length) => new Ctor(buffer, offset, length),
   };
@@ -44,14 +48,15 @@ function info<T extends TensorArray>(
 /** Numeric datatypes the gateway serves. FP16 travels as raw bits (binary extension only). */
 export const DATATYPES: Readonly<Record<string, DatatypeInfo>> = {
   BOOL: info('bool', Uint8Array),
-  UINT8: info('uint8', Uint8Array),
-  INT8: info('int8', Int8Array),
-  UINT16: info('uint16', Uint16Array),
-  INT16: info('int16', Int16Array),
-  UINT32: info('uint32', Uint32Array),
-  INT32: info('int32', Int32Array),
-  UINT64: info('uint64', BigUint64Array),
-  INT64: info('int64', BigInt64Array),
+  UINT8: info('uint8', Uint8Array, [0, 2 ** 8 - 1]),
+  INT8: info('int8', Int8Array, [-(2 ** 7), 2 ** 7 - 1]),
+  UINT16: info('uint16', Uint16Array, [0, 2 ** 16 - 1]),
+  INT16: info('int16', Int16Array, [-(2 ** 15), 2 ** 15 - 1]),
+  UINT32: info('uint32', Uint32Array, [0, 2 ** 32 - 1]),
+  INT32: info('int32', Int32Array, [-(2 ** 31), 2 ** 31 - 1]),
+  // JSON numbers are doubles: past 2^53 they are not exact anyway, so the bounds need not be either.
+  UINT64: info('uint64', BigUint64Array, [0, 2 ** 64 - 1]),
+  INT64: info('int64', BigInt64Array, [-(2 ** 63), 2 ** 63 - 1]),
   FP16: info('float16', Uint16Array),
   FP32: info('float32', Float32Array),
   FP64: info('float64', Float64Array),
@@ -65,6 +70,44 @@ export function datatypeInfo(datatype: string): DatatypeInfo | undefined {
 
 export function datatypeOfOrtType(ortType: string): string {
   return ORT_TO_DATATYPE[ortType] ?? ortType.toUpperCase();
+}
+
+/** The row-major multi-dimensional index of flat element `flat` of a tensor of `shape`. */
+export function indexOf(flat: number, shape: readonly number[]): number[] {
+  const index = new Array<number>(shape.length);
+  for (let d = shape.length - 1; d >= 0; d--) {
+    index[d] = flat % shape[d];
+    flat = Math.floor(flat / shape[d]);
+  }
+  return index;
+}
+
+const FP16_EXPONENT = 0x7c00;
+
+/**
+ * The first NaN or ±Infinity of a floating-point tensor, or undefined when every element is
+ * finite (always for integer datatypes). Runs on every request and answer, so it is one tight loop.
+ */
+export function firstNonFinite(tensor: Tensor): { flat: number; value: number } | undefined {
+  const { data } = tensor;
+  if (tensor.datatype === 'FP16') {
+    const bits = data as Uint16Array;
+    for (let i = 0; i < bits.length; i++) {
+      if ((bits[i] & FP16_EXPONENT) === FP16_EXPONENT) return { flat: i, value: bits[i] & 0x3ff ? NaN : bits[i] & 0x8000 ? -Infinity : Infinity };
+    }
+    return undefined;
+  }
+  if (!(data instanceof Float32Array || data instanceof Float64Array)) return undefined;
+  for (let i = 0; i < data.length; i++) {
+    // x - x is 0 for every finite x and NaN for NaN and both infinities.
+    if (data[i] - data[i] !== 0) return { flat: i, value: data[i] };
+  }
+  return undefined;
+}
+
+/** "element [0, 3] is NaN": where a tensor is not finite, for error messages. */
+export function describeNonFinite(tensor: Tensor, found: { flat: number; value: number }): string {
+  return `element [${indexOf(found.flat, tensor.shape).join(', ')}] is ${found.value}`;
 }
 
 export function elementCount(shape: readonly number[]): number {

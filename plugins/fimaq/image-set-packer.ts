@@ -3,6 +3,7 @@ import type { ImageSetArtifact } from '../../workers/common/jobs';
 import type { Preprocessing } from '../../workers/common/preprocessing';
 import { InputError, openDataset, type DatasetFormat, type DatasetSplit, type ImageDataset } from '../../workers/data';
 import { badInput, notFound } from '../../gateway/errors';
+import type { LocalFiles } from '../../gateway/files/local-files';
 import type { ImageSetSource } from './job-record';
 
 const FORMATS: readonly DatasetFormat[] = ['auto', 'idx', 'image-folder', 'npy'];
@@ -26,7 +27,10 @@ function npyHeader(descr: string, shape: readonly number[]): Buffer {
  * set fails the mutation before any job exists.
  */
 export class ImageSetPacker {
-  constructor(private readonly artifacts: ArtifactStore) {}
+  constructor(
+    private readonly artifacts: ArtifactStore,
+    private readonly localFiles: LocalFiles,
+  ) {}
 
   /** Packs the first `wanted` images, or all of them when `wanted` is undefined. */
   async pack(source: ImageSetSource, pre: Preprocessing, wanted: number | undefined, what: string, needLabels: boolean): Promise<ImageSetArtifact> {
@@ -76,7 +80,7 @@ export class ImageSetPacker {
     if (!SPLITS.includes(split)) throw badInput(`${what} split must be train or test; got "${source.split}"`);
     let path: string;
     if (source.path !== undefined) {
-      path = source.path;
+      path = (await this.localFiles.resolve(source.path, `${what} set path`, { directories: true })).path;
     } else {
       const sha256 = source.artifactSha256 as string;
       if (!(await this.artifacts.has(sha256))) throw notFound(`no artifact with sha256 ${sha256}; upload the ${what} file to POST /v1/artifacts first`);
@@ -84,7 +88,7 @@ export class ImageSetPacker {
       path = await this.artifacts.localPath(sha256);
     }
     try {
-      return await openDataset({ path, format, split }, pre);
+      return await openDataset({ path, format, split, maxFileBytes: this.localFiles.maxBytes }, pre);
     } catch (error) {
       if (error instanceof InputError) throw badInput(`the ${what} set is unusable: ${error.message}`);
       throw error;

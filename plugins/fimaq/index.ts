@@ -74,7 +74,7 @@ export function createFimaqPlugin(options: FimaqPluginOptions = {}): GatewayPlug
       const jobs = new JobRepository(context.database.db);
       const changed = (job: JobRecord) => context.pubSub.publish(JOB_UPDATED_TOPIC, job.id, job);
       const dispatcher = new OutboxDispatcher(jobs, transport, context.artifacts, config.dispatchIntervalMs, logger);
-      const service = new QuantizationService(context.registry, jobs, new ImageSetPacker(context.artifacts), () => dispatcher.kick(), changed, logger);
+      const service = new QuantizationService(context.registry, jobs, new ImageSetPacker(context.artifacts, context.localFiles), () => dispatcher.kick(), changed, logger);
       const applier = new JobEventApplier(jobs, context.registry, context.artifacts, transport.artifacts, changed, async (job, variant) => {
         if (!job.request.shadow) return;
         const model = await context.registry.getModelById(job.modelId);

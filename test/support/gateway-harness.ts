@@ -11,6 +11,10 @@ export type Dialect = 'sqlite' | 'postgres';
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
 
+const REPO_ROOT = path.resolve(__dirname, '..', '..');
+/** Tests register fixtures and write datasets to temporary directories; the demo assets stay readable. */
+const TEST_LOCAL_PATH_ROOTS = [path.join(REPO_ROOT, 'test', 'fixtures'), os.tmpdir(), path.join(REPO_ROOT, 'deploy', 'demo'), '/usr/share/datasets'].join(path.delimiter);
+
 export interface TestGateway extends RunningGateway {
   dataDir: string;
   /** POSTs a GraphQL operation; returns the parsed body and the HTTP status. */
@@ -37,6 +41,7 @@ export async function startTestGateway(
     GATEWAY_ADMIN_TOKEN: ADMIN_TOKEN,
     GATEWAY_PLUGINS: '',
     LOG_LEVEL: 'silent',
+    LOCAL_PATH_ROOTS: TEST_LOCAL_PATH_ROOTS,
     ...(database ? { DATABASE_URL: database.url } : {}),
     ...options.env,
   });

@@ -68,8 +68,8 @@ export function siblingIdxLabels(imagesPath: string): string | undefined {
 }
 
 /** Opens IDX images (N x H x W gray, or N x H x W x C) and optional labels (N). */
-export async function openIdx(imagesPath: string, labelsPath: string | undefined, description: string): Promise<RawImageSource> {
-  const images = parseIdx(await readMaybeGzipped(imagesPath, 'IDX images file'), imagesPath);
+export async function openIdx(imagesPath: string, labelsPath: string | undefined, description: string, maxFileBytes?: number): Promise<RawImageSource> {
+  const images = parseIdx(await readMaybeGzipped(imagesPath, 'IDX images file', maxFileBytes), imagesPath);
   if (images.dims.length !== 3 && images.dims.length !== 4) {
     throw new InputError(`${imagesPath}: IDX images must have 3 (N,H,W) or 4 (N,H,W,C) dimensions, got ${images.dims.length}`);
   }
@@ -77,7 +77,7 @@ export async function openIdx(imagesPath: string, labelsPath: string | undefined
   const channels = images.dims[3] ?? 1;
   let labels: Int32Array | undefined;
   if (labelsPath && (await pathKind(labelsPath)) === 'file') {
-    const raw = parseIdx(await readMaybeGzipped(labelsPath, 'IDX labels file'), labelsPath);
+    const raw = parseIdx(await readMaybeGzipped(labelsPath, 'IDX labels file', maxFileBytes), labelsPath);
     if (raw.dims.length !== 1) throw new InputError(`${labelsPath}: IDX labels must have 1 dimension, got ${raw.dims.length}`);
     if (raw.dims[0] !== count) {
       throw new InputError(`${labelsPath}: ${raw.dims[0]} labels for ${count} images in ${imagesPath}`);

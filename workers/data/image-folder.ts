@@ -9,7 +9,7 @@ import type { RawImage, RawImageSource } from './types';
  * An image folder: `root/<class>/<image>.png|jpg`, one subfolder per class. Images lying directly
  * in `root` (no subfolders) form an unlabeled dataset. Decoding is lazy, one image at a time.
  */
-export async function openImageFolder(root: string, classNames: readonly string[] | undefined): Promise<RawImageSource> {
+export async function openImageFolder(root: string, classNames: readonly string[] | undefined, maxFileBytes?: number): Promise<RawImageSource> {
   const entries = await listDir(root);
   const folders = entries.filter((e) => e.isDirectory()).map((e) => e.name).sort();
   const files: string[] = [];
@@ -40,7 +40,7 @@ export async function openImageFolder(root: string, classNames: readonly string[
     classNames: names,
     description: `image folder ${root} (${files.length} images${labels ? `, ${folders.length} classes` : ', unlabeled'})`,
     async image(index: number): Promise<RawImage> {
-      return decodeImage(await readInputFile(files[index], 'image'), files[index]);
+      return decodeImage(await readInputFile(files[index], 'image', maxFileBytes), files[index]);
     },
   };
 }

@@ -2,13 +2,15 @@ import { decode as decodeJpeg } from 'jpeg-js';
 import { PNG } from 'pngjs';
 import type { Preprocessing } from '../common/preprocessing';
 import { InputError } from './errors';
-import { batchDims, imageLength, writePreprocessed } from './pixels';
+import { checkedImageHeader, type ImageHeader } from './image-header';
+import { batchDims, checkImageSize, imageLength, writePreprocessed } from './pixels';
 import type { RawImage } from './types';
 
-const PNG_MAGIC = Buffer.from([0x89, 0x50, 0x4e, 0x47]);
-const JPEG_MAGIC = Buffer.from([0xff, 0xd8]);
-/** Guards against decompression bombs: far above any ViT input, far below the machine's memory. */
-const MAX_MEGAPIXELS = 64;
+/**
+ * Pixels an image may declare before it is refused undecoded (4096 x 4096): far above any ViT
+ * input, and small enough that one decode stays in the hundreds of megabytes.
+ */
+export const DEFAULT_MAX_IMAGE_PIXELS = 4096 * 4096;
 
 export function isImageFileName(name: string): boolean {
   return /\.(png|jpe?g)$/i.test(name);
@@ -17,19 +19,26 @@ export function isImageFileName(name: string): boolean {
 /**
  * Decodes a PNG or JPEG (told apart by content, not name) into 8-bit pixels, HWC: 1 channel for
  * gray PNGs, 3 for everything else. Transparent images are refused: what to blend them onto is
- * the user's call.
+ * the user's call. The declared size is checked against `maxPixels` before anything is decoded.
  */
-export function decodeImage(buf: Buffer, source: string): RawImage {
-  if (buf.subarray(0, 4).equals(PNG_MAGIC)) return decodePng(buf, source);
-  if (buf.subarray(0, 2).equals(JPEG_MAGIC)) return decodeJpegImage(buf, source);
-  throw new InputError(`${source}: not a PNG or JPEG image`);
+export function decodeImage(buf: Buffer, source: string, maxPixels = DEFAULT_MAX_IMAGE_PIXELS): RawImage {
+  return decodeChecked(buf, checkedImageHeader(buf, source, maxPixels), source, maxPixels);
 }
 
-/** One encoded image → a [1, ...] tensor in the model's layout, e.g. for an HTTP image upload. */
-export function imageToTensor(buf: Buffer, pre: Preprocessing, source = 'image'): { data: Float32Array; dims: number[] } {
+/**
+ * One encoded image → a [1, ...] tensor in the model's layout, e.g. for an HTTP image upload.
+ * An image of the wrong size is refused from its header, before its pixels cost anything.
+ */
+export function imageToTensor(buf: Buffer, pre: Preprocessing, source = 'image', maxPixels = DEFAULT_MAX_IMAGE_PIXELS): { data: Float32Array; dims: number[] } {
+  const header = checkedImageHeader(buf, source, maxPixels);
+  checkImageSize(header, pre, source);
   const data = new Float32Array(imageLength(pre));
-  writePreprocessed(decodeImage(buf, source), pre, data, 0);
+  writePreprocessed(decodeChecked(buf, header, source, maxPixels), pre, data, 0);
   return { data, dims: batchDims(1, pre) };
+}
+
+function decodeChecked(buf: Buffer, header: ImageHeader, source: string, maxPixels: number): RawImage {
+  return header.format === 'PNG' ? decodePng(buf, source) : decodeJpegImage(buf, source, maxPixels);
 }
 
 function decodePng(buf: Buffer, source: string): RawImage {
@@ -40,7 +49,6 @@ function decodePng(buf: Buffer, source: string): RawImage {
     throw new InputError(`${source}: corrupt PNG (${(err as Error).message})`);
   }
   const { width, height, data } = png;
-  checkMegapixels(width, height, source);
   const pixels = width * height;
   if (png.alpha) {
     for (let p = 0; p < pixels; p++) {
@@ -56,15 +64,13 @@ function decodePng(buf: Buffer, source: string): RawImage {
   return { pixels: out, height, width, channels, layout: 'HWC', scale: 1 / 255, source };
 }
 
-function decodeJpegImage(buf: Buffer, source: string): RawImage {
+function decodeJpegImage(buf: Buffer, source: string, maxPixels: number): RawImage {
   try {
-    const img = decodeJpeg(buf, { useTArray: true, formatAsRGBA: false, maxResolutionInMP: MAX_MEGAPIXELS });
+    // jpeg-js keeps about 20 bytes per pixel while it decodes; its own default budget is 512 MB.
+    const maxMemoryUsageInMB = Math.max(64, Math.ceil((maxPixels * 24) / 2 ** 20));
+    const img = decodeJpeg(buf, { useTArray: true, formatAsRGBA: false, maxResolutionInMP: maxPixels / 1e6, maxMemoryUsageInMB });
     return { pixels: img.data, height: img.height, width: img.width, channels: 3, layout: 'HWC', scale: 1 / 255, source };
   } catch (err) {
     throw new InputError(`${source}: corrupt JPEG (${(err as Error).message})`);
   }
-}
-
-function checkMegapixels(width: number, height: number, source: string): void {
-  if (width * height > MAX_MEGAPIXELS * 1e6) throw new InputError(`${source}: image is larger than ${MAX_MEGAPIXELS} megapixels`);
 }

@@ -76,14 +76,14 @@ export function defaultNpyLabelsPath(imagesPath: string): string {
  * shaped [N,H,W], [N,H,W,C] or [N,C,H,W]. A 4-D array's layout is told apart by which pair of
  * dimensions equals the preprocessing's height and width.
  */
-export async function openNpy(imagesPath: string, labelsPath: string | undefined, pre: Preprocessing): Promise<RawImageSource> {
-  const images = parseNpy(await readInputFile(imagesPath, 'NPY images file'), imagesPath);
+export async function openNpy(imagesPath: string, labelsPath: string | undefined, pre: Preprocessing, maxFileBytes?: number): Promise<RawImageSource> {
+  const images = parseNpy(await readInputFile(imagesPath, 'NPY images file', maxFileBytes), imagesPath);
   const isUint8 = images.data instanceof Uint8Array;
   if (!isUint8 && !(images.data instanceof Float32Array)) {
     throw new InputError(`${imagesPath}: NPY images must be uint8 or float32, got ${images.dtype}`);
   }
   const { count, height, width, channels, layout } = npyImageShape(images.shape, pre, imagesPath);
-  const labels = await readNpyLabels(labelsPath ?? defaultNpyLabelsPath(imagesPath), labelsPath !== undefined, count);
+  const labels = await readNpyLabels(labelsPath ?? defaultNpyLabelsPath(imagesPath), labelsPath !== undefined, count, maxFileBytes);
   const stride = height * width * channels;
   const pixels = images.data as Uint8Array | Float32Array;
   return {
@@ -121,9 +121,9 @@ function npyImageShape(
   );
 }
 
-async function readNpyLabels(path: string, required: boolean, count: number): Promise<Int32Array | undefined> {
+async function readNpyLabels(path: string, required: boolean, count: number, maxFileBytes: number | undefined): Promise<Int32Array | undefined> {
   if (!required && !existsSync(path)) return undefined;
-  const arr = parseNpy(await readInputFile(path, 'NPY labels file'), path);
+  const arr = parseNpy(await readInputFile(path, 'NPY labels file', maxFileBytes), path);
   if (arr.shape.length !== 1 || arr.shape[0] !== count) {
     throw new InputError(`${path}: labels must be shaped (${count},) to match the images, got (${arr.shape.join(', ')})`);
   }

@@ -28,22 +28,23 @@ export async function openDataset(spec: DatasetSpec, pre: Preprocessing): Promis
 async function openSource(spec: DatasetSpec, pre: Preprocessing): Promise<RawImageSource> {
   const kind = await pathKind(spec.path);
   if (kind === 'missing') throw new InputError(`dataset not found: ${spec.path}`);
+  if (kind === 'special') throw new InputError(`${spec.path}: a dataset is a regular file or a directory; this is neither (a device, FIFO or socket)`);
   const format = spec.format && spec.format !== 'auto' ? spec.format : await detectFormat(spec.path, kind);
   const split = spec.split ?? 'test';
   switch (format) {
     case 'idx': {
       if (kind === 'directory') {
         const files = await findIdxSplit(spec.path, split);
-        return openIdx(files.images, files.labels, `IDX ${split} split of ${spec.path}`);
+        return openIdx(files.images, files.labels, `IDX ${split} split of ${spec.path}`, spec.maxFileBytes);
       }
-      return openIdx(spec.path, siblingIdxLabels(spec.path), `IDX ${spec.path}`);
+      return openIdx(spec.path, siblingIdxLabels(spec.path), `IDX ${spec.path}`, spec.maxFileBytes);
     }
     case 'npy':
       if (kind !== 'file') throw new InputError(`${spec.path}: an NPY dataset must be a .npy file, not a directory`);
-      return openNpy(spec.path, spec.labelsPath, pre);
+      return openNpy(spec.path, spec.labelsPath, pre, spec.maxFileBytes);
     case 'image-folder':
       if (kind !== 'directory') throw new InputError(`${spec.path}: an image folder dataset must be a directory`);
-      return openImageFolder(spec.path, spec.classNames);
+      return openImageFolder(spec.path, spec.classNames, spec.maxFileBytes);
   }
 }
 

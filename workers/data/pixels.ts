@@ -18,17 +18,20 @@ export function batchDims(n: number, pre: Preprocessing): number[] {
   return pre.layout === 'NCHW' ? [n, pre.channels, pre.height, pre.width] : [n, pre.height, pre.width, pre.channels];
 }
 
+/** Throws when an image of this size cannot feed the model; the message names the image. */
+export function checkImageSize(size: { height: number; width: number }, pre: Preprocessing, source: string): void {
+  if (size.height !== pre.height || size.width !== pre.width) {
+    throw new InputError(`${source}: image is ${size.width}x${size.height} (WxH) but the model expects ${pre.width}x${pre.height}; resize the images first`);
+  }
+}
+
 /** Throws when an image of this shape cannot feed the model; the message names the image. */
 export function checkImageShape(
   shape: { height: number; width: number; channels: number },
   pre: Preprocessing,
   source: string,
 ): void {
-  if (shape.height !== pre.height || shape.width !== pre.width) {
-    throw new InputError(
-      `${source}: image is ${shape.width}x${shape.height} (WxH) but the model expects ${pre.width}x${pre.height}; resize the images first`,
-    );
-  }
+  checkImageSize(shape, pre, source);
   if (shape.channels !== 1 && shape.channels !== 3) {
     throw new InputError(`${source}: image has ${shape.channels} channels; only 1 (gray) or 3 (RGB) are supported`);
   }

@@ -19,6 +19,8 @@ export interface DatasetSpec {
    * order, so that folder `Sandal` gets the label index of `Sandal`. See `resolveClassIndices`.
    */
   classNames?: readonly string[];
+  /** Largest file read (each file of a folder on its own, gzip data once inflated); default 2 GiB. */
+  maxFileBytes?: number;
 }
 
 /** One batch of preprocessed images in the model's layout. */

@@ -1,5 +1,5 @@
 import { badInput } from '../../errors';
-import { datatypeInfo, elementCount, type Tensor, type TensorArray } from '../../serving/tensor';
+import { datatypeInfo, elementCount, indexOf, type Tensor, type TensorArray } from '../../serving/tensor';
 
 /** An input as the request's JSON header declares it, before its data is attached. */
 export interface DeclaredInput {
@@ -74,40 +74,68 @@ export function declaredRequest(json: unknown): DeclaredRequest {
   return { id: json.id as string | undefined, inputs, outputs, binaryOutputsByDefault };
 }
 
+/**
+ * The values of `data`, row-major: flat, or nested at most once per dimension of the shape.
+ * Iterative, because the nesting depth is the caller's to choose and the stack is not.
+ */
+function flattenData(input: DeclaredInput): unknown[] {
+  if (!Array.isArray(input.data)) throw badInput(`input "${input.name}": "data" must be an array`);
+  const maxDepth = Math.max(input.shape.length, 1);
+  const values: unknown[] = [];
+  const stack: Array<{ items: unknown[]; next: number }> = [{ items: input.data, next: 0 }];
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1];
+    if (top.next === top.items.length) {
+      stack.pop();
+      continue;
+    }
+    const value = top.items[top.next++];
+    if (!Array.isArray(value)) {
+      values.push(value);
+    } else if (stack.length === maxDepth) {
+      throw badInput(`input "${input.name}": "data" is nested deeper than the shape [${input.shape.join(', ')}] has dimensions; send it flat or one level per dimension`);
+    } else {
+      stack.push({ items: value, next: 0 });
+    }
+  }
+  return values;
+}
+
 /** Flattens nested `data` row-major and converts it to the datatype's typed array. */
 export function tensorFromJson(input: DeclaredInput): Tensor {
   const type = datatypeInfo(input.datatype);
   if (!type) throw badInput(`input "${input.name}" has unsupported datatype ${input.datatype}`);
   if (input.datatype === 'FP16') throw badInput(`input "${input.name}": send FP16 tensors in binary form (binary tensor extension)`);
-  const values: unknown[] = [];
-  const flatten = (value: unknown) => {
-    if (Array.isArray(value)) for (const v of value) flatten(v);
-    else values.push(value);
-  };
-  if (!Array.isArray(input.data)) throw badInput(`input "${input.name}": "data" must be an array`);
-  flatten(input.data);
+  const values = flattenData(input);
   const expected = elementCount(input.shape);
   if (values.length !== expected) {
     throw badInput(`input "${input.name}" has ${values.length} elements but shape [${input.shape.join(', ')}] needs ${expected}`);
   }
   const data = type.create(expected);
-  const wrong = (v: unknown) => badInput(`input "${input.name}": ${JSON.stringify(v)} is not a valid ${input.datatype} value`);
+  const wrong = (v: unknown, i: number, why = `not a valid ${input.datatype} value`) =>
+    badInput(`input "${input.name}": ${JSON.stringify(v)} is ${why} (element [${indexOf(i, input.shape).join(', ')}])`);
+  const [min, max] = type.range ?? [-Infinity, Infinity];
+  const checkRange = (v: number, i: number) => {
+    if (v < min || v > max) throw wrong(v, i, `outside the range of ${input.datatype} (${min}..${max})`);
+  };
   if (input.datatype === 'BOOL') {
     values.forEach((v, i) => {
-      if (typeof v !== 'boolean') throw wrong(v);
+      if (typeof v !== 'boolean') throw wrong(v, i);
       data[i] = v ? 1 : 0;
     });
   } else if (data instanceof BigInt64Array || data instanceof BigUint64Array) {
     values.forEach((v, i) => {
-      if (!Number.isInteger(v)) throw wrong(v);
+      if (!Number.isInteger(v)) throw wrong(v, i);
+      checkRange(v as number, i);
       data[i] = BigInt(v as number);
     });
   } else {
-    const integral = !input.datatype.startsWith('FP');
+    const integral = type.range !== undefined;
     const numeric = data as Exclude<TensorArray, BigInt64Array | BigUint64Array>;
     for (let i = 0; i < values.length; i++) {
       const v = values[i];
-      if (typeof v !== 'number' || (integral && !Number.isInteger(v))) throw wrong(v);
+      if (typeof v !== 'number' || (integral && !Number.isInteger(v))) throw wrong(v, i);
+      if (integral) checkRange(v, i);
       numeric[i] = v;
     }
   }
