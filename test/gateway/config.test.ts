@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { ConfigError, DEFAULT_PLUGINS, loadConfig } from '../../gateway/config/config';
+import { ConfigError, DEFAULT_LOCAL_PATH_ROOTS, DEFAULT_PLUGINS, loadConfig } from '../../gateway/config/config';
 
 describe('configuration', () => {
   test('no variables give the embedded default on port 8080 with auth on', () => {
@@ -13,7 +13,15 @@ describe('configuration', () => {
       authEnabled: true,
       plugins: DEFAULT_PLUGINS,
       logLevel: 'info',
+      localPathRoots: [path.resolve('data'), ...DEFAULT_LOCAL_PATH_ROOTS],
     });
+    expect(config.serving.maxImagePixels).toBe(4096 * 4096);
+  });
+
+  test('LOCAL_PATH_ROOTS replaces the default roots; DATA_DIR stays one', () => {
+    const config = loadConfig({ DATA_DIR: '/srv/gw', LOCAL_PATH_ROOTS: '/datasets: relative/models ', MAX_IMAGE_PIXELS: '1000000' });
+    expect(config.localPathRoots).toEqual(['/srv/gw', '/datasets', path.resolve('relative/models')]);
+    expect(config.serving.maxImagePixels).toBe(1000000);
   });
 
   test('variables are parsed and typed', () => {
@@ -45,6 +53,7 @@ describe('configuration', () => {
     [{ GATEWAY_AUTH_DISABLED: 'maybe' }, /GATEWAY_AUTH_DISABLED must be true or false/],
     [{ GATEWAY_ADMIN_TOKEN: 'short' }, /at least 16 characters/],
     [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL must be one of/],
+    [{ MAX_IMAGE_PIXELS: '0' }, /MAX_IMAGE_PIXELS must be an integer in 1\.\./],
   ])('%o is refused with a message naming the variable', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);
