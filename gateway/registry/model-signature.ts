@@ -1,6 +1,7 @@
 import * as ort from 'onnxruntime-node';
 import type { Preprocessing } from '../../workers/common/preprocessing';
 import { invalidModel } from '../errors';
+import { datatypeOfOrtType } from '../tensors/tensor';
 import type { ModelTask } from './registry-types';
 
 /** A tensor as the Open Inference Protocol describes it: -1 marks a dimension of any size. */
@@ -15,27 +16,12 @@ export interface ModelSignature {
   outputs: TensorSignature[];
 }
 
-const PROTOCOL_DATATYPES: Record<string, string> = {
-  bool: 'BOOL',
-  uint8: 'UINT8',
-  uint16: 'UINT16',
-  uint32: 'UINT32',
-  uint64: 'UINT64',
-  int8: 'INT8',
-  int16: 'INT16',
-  int32: 'INT32',
-  int64: 'INT64',
-  float16: 'FP16',
-  float32: 'FP32',
-  float64: 'FP64',
-  string: 'BYTES',
-};
 
 function describe(meta: ort.InferenceSession.ValueMetadata): TensorSignature {
   if (!meta.isTensor) throw invalidModel(`value "${meta.name}" is not a tensor; only tensor inputs and outputs are served`);
   return {
     name: meta.name,
-    datatype: PROTOCOL_DATATYPES[meta.type] ?? meta.type.toUpperCase(),
+    datatype: datatypeOfOrtType(meta.type),
     shape: meta.shape.map((d) => (typeof d === 'number' && d >= 0 ? d : -1)),
   };
 }

@@ -1,4 +1,4 @@
-import { datatypeInfo, elementCount, type Tensor } from './tensor';
+import { datatypeInfo, elementCount, type Tensor } from '../tensors/tensor';
 
 /** Requests are merged along the first (batch) dimension into one run and split afterwards. */
 export interface BatchingOptions {

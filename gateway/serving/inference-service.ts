@@ -11,7 +11,7 @@ import type { PredictionLedger } from './prediction-ledger';
 import { variantByVersion, type ModelServingState, type ServingCatalog } from './serving-catalog';
 import { OverloadedError, VariantFailedError } from './serving-errors';
 import type { ServingMetrics, VariantRef } from './serving-metrics';
-import { copyTensor, describeNonFinite, firstNonFinite, toFloat64, type Tensor } from './tensor';
+import { copyTensor, describeNonFinite, firstNonFinite, toFloat64, type Tensor } from '../tensors/tensor';
 import { chooseRoute } from './traffic-policy';
 import type { Lane, VariantSessions } from './variant-sessions';
 

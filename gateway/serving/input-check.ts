@@ -1,6 +1,6 @@
 import { badInput } from '../errors';
 import type { ModelSignature } from '../registry/model-signature';
-import { describeNonFinite, firstNonFinite, type Tensor } from './tensor';
+import { describeNonFinite, firstNonFinite, type Tensor } from '../tensors/tensor';
 
 /**
  * Checks a request against the variant's signature before it queues, so a bad request costs

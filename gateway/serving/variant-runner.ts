@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { GatewayError } from '../errors';
 import { canShareRun, concatRequests, rowsOf, splitOutputs, type BatchingOptions } from './batching';
 import { OverloadedError } from './serving-errors';
-import type { Tensor } from './tensor';
+import type { Tensor } from '../tensors/tensor';
 import type { SessionRunResult, WorkerSession } from './worker-session';
 
 export interface RunOutcome {

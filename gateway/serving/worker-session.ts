@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { VariantFailedError } from './serving-errors';
-import { datatypeInfo, datatypeOfOrtType, type Tensor, type TensorArray } from './tensor';
+import { datatypeInfo, datatypeOfOrtType, isDatatype, type Tensor, type TensorArray } from '../tensors/tensor';
 
 export interface SessionOptions {
   /** 0 lets onnxruntime choose. */
@@ -171,10 +171,16 @@ export class WorkerSession {
       waiter.reject(new VariantFailedError(`${this.label} failed to run: ${message.message}`));
       return;
     }
-    waiter.resolve({
-      computeMs: message.computeMs,
-      outputs: message.outputs.map((o) => ({ name: o.name, datatype: datatypeOfOrtType(o.type), shape: o.dims, data: o.data })),
-    });
+    const outputs: Tensor[] = [];
+    for (const o of message.outputs) {
+      const datatype = datatypeOfOrtType(o.type);
+      if (!isDatatype(datatype)) {
+        waiter.reject(new VariantFailedError(`${this.label} answered output "${o.name}" of type ${o.type}, which the protocol data plane cannot serve`));
+        return;
+      }
+      outputs.push({ name: o.name, datatype, shape: o.dims, data: o.data });
+    }
+    waiter.resolve({ computeMs: message.computeMs, outputs });
   }
 
   private fail(reason: string): void {

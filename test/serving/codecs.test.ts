@@ -1,6 +1,6 @@
 import { decodeInferenceRequest, encodeInferenceResponse } from '../../gateway/http/inference/inference-codec';
 import { compareClassification, cosineSimilarity, overlapAtK, toProbabilities } from '../../gateway/serving/comparison';
-import type { Tensor } from '../../gateway/serving/tensor';
+import type { Tensor } from '../../gateway/tensors/tensor';
 
 const json = (value: unknown) => Buffer.from(JSON.stringify(value));
 const noRaw = () => undefined;

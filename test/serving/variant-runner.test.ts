@@ -1,6 +1,6 @@
 import { VariantRunner } from '../../gateway/serving/variant-runner';
 import { OverloadedError } from '../../gateway/serving/serving-errors';
-import type { Tensor } from '../../gateway/serving/tensor';
+import type { Tensor } from '../../gateway/tensors/tensor';
 import type { SessionRunResult, WorkerSession } from '../../gateway/serving/worker-session';
 
 /** A session whose runs finish when the test says so; each run's input rows are recorded. */

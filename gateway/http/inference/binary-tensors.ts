@@ -1,5 +1,5 @@
 import { badInput } from '../../errors';
-import { datatypeInfo, elementCount, type Tensor } from '../../serving/tensor';
+import { DATATYPES, elementCount, isDatatype, type Tensor } from '../../tensors/tensor';
 import type { DeclaredInput } from './json-tensors';
 
 export const HEADER_LENGTH = 'inference-header-content-length';
@@ -19,8 +19,8 @@ export function splitBinaryBody(body: Buffer, headerLength: string): { header: B
 
 /** A fresh, aligned typed array over `bytes` (the body's buffer may be pooled or misaligned). */
 export function tensorFromBytes(name: string, datatype: string, shape: number[], bytes: Buffer): Tensor {
-  const type = datatypeInfo(datatype);
-  if (!type) throw badInput(`input "${name}" has unsupported datatype ${datatype}`);
+  if (!isDatatype(datatype)) throw badInput(`input "${name}" has unsupported datatype ${datatype}`);
+  const type = DATATYPES[datatype];
   const expected = elementCount(shape) * type.bytes;
   if (bytes.length !== expected) {
     throw badInput(`input "${name}": ${bytes.length} bytes of data but shape [${shape.join(', ')}] of ${datatype} needs ${expected}`);

@@ -1,10 +1,11 @@
+import { halfToNumber } from '../../../workers/common/float16';
 import { badInput } from '../../errors';
-import { datatypeInfo, elementCount, indexOf, type Tensor, type TensorArray } from '../../serving/tensor';
+import { DATATYPES, elementCount, indexOf, isDatatype, type Datatype, type Tensor, type TensorArray } from '../../tensors/tensor';
 
 /** An input as the request's JSON header declares it, before its data is attached. */
 export interface DeclaredInput {
   name: string;
-  datatype: string;
+  datatype: Datatype;
   shape: number[];
   /** Bytes in the binary section (binary tensor extension); undefined: `data` holds the values. */
   binaryDataSize: number | undefined;
@@ -50,7 +51,7 @@ export function declaredRequest(json: unknown): DeclaredRequest {
     const where = `inputs[${i}]`;
     if (!isObject(raw)) throw badInput(`${where} must be an object`);
     if (typeof raw.name !== 'string' || raw.name === '') throw badInput(`${where}.name must be a non-empty string`);
-    if (typeof raw.datatype !== 'string' || !datatypeInfo(raw.datatype)) {
+    if (!isDatatype(raw.datatype)) {
       throw badInput(`input "${raw.name}" has unsupported datatype ${JSON.stringify(raw.datatype)}`);
     }
     if (!Array.isArray(raw.shape) || !raw.shape.every((d) => Number.isInteger(d) && (d as number) >= 0)) {
@@ -103,8 +104,7 @@ function flattenData(input: DeclaredInput): unknown[] {
 
 /** Flattens nested `data` row-major and converts it to the datatype's typed array. */
 export function tensorFromJson(input: DeclaredInput): Tensor {
-  const type = datatypeInfo(input.datatype);
-  if (!type) throw badInput(`input "${input.name}" has unsupported datatype ${input.datatype}`);
+  const type = DATATYPES[input.datatype];
   if (input.datatype === 'FP16') throw badInput(`input "${input.name}": send FP16 tensors in binary form (binary tensor extension)`);
   const values = flattenData(input);
   const expected = elementCount(input.shape);
@@ -140,16 +140,6 @@ export function tensorFromJson(input: DeclaredInput): Tensor {
     }
   }
   return { name: input.name, datatype: input.datatype, shape: input.shape, data };
-}
-
-/** Half-precision bits to a number, for FP16 outputs answered in JSON. */
-function halfToNumber(bits: number): number {
-  const sign = bits & 0x8000 ? -1 : 1;
-  const exponent = (bits >> 10) & 0x1f;
-  const fraction = bits & 0x3ff;
-  if (exponent === 0) return sign * 2 ** -14 * (fraction / 1024);
-  if (exponent === 31) return fraction ? NaN : sign * Infinity;
-  return sign * 2 ** (exponent - 15) * (1 + fraction / 1024);
 }
 
 /** Output values for JSON: numbers (booleans for BOOL), flat and row-major. */

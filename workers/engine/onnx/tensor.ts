@@ -4,6 +4,7 @@
  */
 import { InputError } from '../../data/errors';
 import { onnx, Int64Like, int64ToNumber } from './proto';
+import { halfToNumber } from '../../common/float16';
 
 export type HostDType = 'float32' | 'int32' | 'bool';
 
@@ -44,15 +45,6 @@ function clampInt32(v: number): number {
   return Math.max(INT32_MIN, Math.min(INT32_MAX, v));
 }
 
-function halfToFloat(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const frac = h & 0x3ff;
-  if (exp === 0) return sign * 2 ** -14 * (frac / 1024);
-  if (exp === 31) return frac ? NaN : sign * Infinity;
-  return sign * 2 ** (exp - 15) * (1 + frac / 1024);
-}
-
 function bfloat16ToFloat(bits: number): number {
   return new Float32Array(new Uint32Array([(bits & 0xffff) << 16]).buffer)[0];
 }
@@ -65,7 +57,7 @@ function readRaw(t: onnx.ITensorProto, count: number): number[] {
     switch (t.dataType) {
       case DT.FLOAT: out[i] = view.getFloat32(i * 4, true); break;
       case DT.DOUBLE: out[i] = view.getFloat64(i * 8, true); break;
-      case DT.FLOAT16: out[i] = halfToFloat(view.getUint16(i * 2, true)); break;
+      case DT.FLOAT16: out[i] = halfToNumber(view.getUint16(i * 2, true)); break;
       case DT.BFLOAT16: out[i] = bfloat16ToFloat(view.getUint16(i * 2, true)); break;
       case DT.INT8: out[i] = view.getInt8(i); break;
       case DT.UINT8: case DT.BOOL: out[i] = view.getUint8(i); break;
@@ -86,7 +78,7 @@ function readTyped(t: onnx.ITensorProto): number[] {
     case DT.DOUBLE: return t.doubleData ?? [];
     case DT.INT64: return (t.int64Data ?? []).map((v) => int64ToNumber(v as Int64Like));
     case DT.UINT32: case DT.UINT64: return (t.uint64Data ?? []).map((v) => int64ToNumber(v as Int64Like));
-    case DT.FLOAT16: return (t.int32Data ?? []).map(halfToFloat);
+    case DT.FLOAT16: return (t.int32Data ?? []).map(halfToNumber);
     case DT.BFLOAT16: return (t.int32Data ?? []).map(bfloat16ToFloat);
     default: return t.int32Data ?? [];
   }

@@ -1,3 +1,5 @@
+import { halfToNumber } from '../../workers/common/float16';
+
 /**
  * Tensors as the serving layer sees them, independent of the wire format: an Open Inference
  * Protocol datatype, a shape and a flat row-major typed array.
@@ -16,7 +18,7 @@ export type TensorArray =
 
 export interface Tensor {
   name: string;
-  datatype: string;
+  datatype: Datatype;
   shape: number[];
   data: TensorArray;
 }
@@ -45,8 +47,11 @@ function info<T extends TensorArray>(
   };
 }
 
-/** Numeric datatypes the gateway serves. FP16 travels as raw bits (binary extension only). */
-export const DATATYPES: Readonly<Record<string, DatatypeInfo>> = {
+/**
+ * The one table of tensor datatypes: protocol name, onnxruntime name, size, range, typed array.
+ * FP16 travels as raw bits (binary extension only). BYTES (strings) is described but not served.
+ */
+export const DATATYPES = {
   BOOL: info('bool', Uint8Array),
   UINT8: info('uint8', Uint8Array, [0, 2 ** 8 - 1]),
   INT8: info('int8', Int8Array, [-(2 ** 7), 2 ** 7 - 1]),
@@ -60,14 +65,22 @@ export const DATATYPES: Readonly<Record<string, DatatypeInfo>> = {
   FP16: info('float16', Uint16Array),
   FP32: info('float32', Float32Array),
   FP64: info('float64', Float64Array),
-};
+} as const satisfies Record<string, DatatypeInfo>;
 
-const ORT_TO_DATATYPE = Object.fromEntries(Object.entries(DATATYPES).map(([name, d]) => [d.ort, name]));
+/** A datatype the gateway serves, as the Open Inference Protocol names it. */
+export type Datatype = keyof typeof DATATYPES;
 
-export function datatypeInfo(datatype: string): DatatypeInfo | undefined {
-  return Object.hasOwn(DATATYPES, datatype) ? DATATYPES[datatype] : undefined;
+const ORT_TO_DATATYPE: Record<string, string> = { ...Object.fromEntries(Object.entries(DATATYPES).map(([name, d]) => [d.ort, name])), string: 'BYTES' };
+
+export function isDatatype(datatype: unknown): datatype is Datatype {
+  return typeof datatype === 'string' && Object.hasOwn(DATATYPES, datatype);
 }
 
+export function datatypeInfo(datatype: string): DatatypeInfo | undefined {
+  return isDatatype(datatype) ? DATATYPES[datatype] : undefined;
+}
+
+/** The protocol's name for an onnxruntime element type; unknown types keep their name, upper-cased. */
 export function datatypeOfOrtType(ortType: string): string {
   return ORT_TO_DATATYPE[ortType] ?? ortType.toUpperCase();
 }
@@ -93,7 +106,7 @@ export function firstNonFinite(tensor: Tensor): { flat: number; value: number } 
   if (tensor.datatype === 'FP16') {
     const bits = data as Uint16Array;
     for (let i = 0; i < bits.length; i++) {
-      if ((bits[i] & FP16_EXPONENT) === FP16_EXPONENT) return { flat: i, value: bits[i] & 0x3ff ? NaN : bits[i] & 0x8000 ? -Infinity : Infinity };
+      if ((bits[i] & FP16_EXPONENT) === FP16_EXPONENT) return { flat: i, value: halfToNumber(bits[i]) };
     }
     return undefined;
   }
