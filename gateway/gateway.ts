@@ -19,6 +19,7 @@ import { artifactRoutes } from './http/artifact-routes';
 import { answerClientError } from './http/client-errors';
 import { errorHandler, notFoundHandler } from './http/errors-middleware';
 import { healthRoutes } from './http/health-routes';
+import { metricsRoute } from './http/metrics-route';
 import { inferEndpoint } from './http/inference/infer-endpoint';
 import { inferenceRoutes } from './http/inference/inference-routes';
 import { RequestAuthenticator } from './http/http-auth';
@@ -90,8 +91,9 @@ export async function startGateway({ config, logger, plugins: givenPlugins }: Ga
     app.use(requestId);
     app.use(healthRoutes(database, () => started));
     app.use(artifactRoutes({ artifacts, repository, auth, maxBytes: config.maxUploadBytes }));
-    app.use(inferenceRoutes({ serving, auth, maxBodyBytes: config.maxRequestBytes }));
-    const inferRequest = inferEndpoint({ serving, auth, maxBodyBytes: config.maxRequestBytes, logger });
+    app.use(metricsRoute(serving.metrics.registry));
+    app.use(inferenceRoutes({ dataPlane: serving.dataPlane, auth, maxBodyBytes: config.maxRequestBytes }));
+    const inferRequest = inferEndpoint({ dataPlane: serving.dataPlane, auth, maxBodyBytes: config.maxRequestBytes, logger });
     const httpServer = http.createServer((req, res) => {
       if (!inferRequest(req, res)) app(req, res);
     });

@@ -1,5 +1,8 @@
 import { conflict, notFound } from '../errors';
-import type { VariantRef } from './serving-metrics';
+import type { ModelRecord, VariantRecord } from '../registry/registry-types';
+import { toFloat64, type Tensor } from '../tensors/tensor';
+import { argmax, rowOf } from './comparison';
+import { refOf, type VariantRef } from './serving-metrics';
 
 /** What a variant predicted for a request's rows (top-1 class index per row). */
 export interface Prediction {
@@ -29,7 +32,18 @@ export class PredictionLedger {
     private readonly score: Scorer,
   ) {}
 
-  record(requestId: string, modelId: string, prediction: Prediction): void {
+  /** Remembers a classification answer's top-1 class per row; other tasks have nothing to score. */
+  recordAnswer(requestId: string, model: ModelRecord, variant: VariantRecord, outputs: readonly Tensor[]): void {
+    if (model.task !== 'CLASSIFICATION') return;
+    const logits = outputs.find((t) => t.name === variant.signature.outputs[0].name);
+    if (!logits) return;
+    const rows = logits.shape[0];
+    const values = toFloat64(logits.data);
+    const top1 = Array.from({ length: rows }, (_, r) => argmax(rowOf(values, rows, r)));
+    this.record(requestId, model.id, { variant: refOf(model, variant), top1 });
+  }
+
+  private record(requestId: string, modelId: string, prediction: Prediction): void {
     let entry = this.entries.get(requestId);
     if (!entry) {
       entry = { modelId, predictions: [] };

@@ -28,3 +28,6 @@ export class VariantFailedError extends GatewayError {
     return 500;
   }
 }
+
+/** The HTTP status a data-plane failure answers: a user error's own, else 500. */
+export const statusOf = (error: unknown): number => (error instanceof GatewayError ? error.httpStatus : 500);

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { bucketOf, type MetricRollups } from './metric-rollups';
+import type { ModelRecord, VariantRecord } from '../registry/registry-types';
 import type { ClassificationComparison } from './comparison';
 
 export type RequestRole = 'primary' | 'shadow';
@@ -11,6 +12,14 @@ export interface VariantRef {
   variantId: string;
   variantTag: string;
 }
+
+/** The figures' key for a variant of a model. */
+export const refOf = (model: ModelRecord, variant: VariantRecord): VariantRef => ({
+  modelId: model.id,
+  modelName: model.name,
+  variantId: variant.id,
+  variantTag: variant.tag,
+});
 
 /** Label value for requests refused before a model or variant was known. */
 export const UNKNOWN = '-';

@@ -1,19 +1,21 @@
 import { randomUUID } from 'node:crypto';
 import type { GatewayServices } from '../services';
 import type { BatchingOptions } from './batching';
-import { InferenceService, refOf } from './inference-service';
+import { DataPlane } from './data-plane';
+import { Galleries } from './galleries';
 import { MetricRollups } from './metric-rollups';
 import { PredictionLedger } from './prediction-ledger';
 import { ServingCatalog } from './serving-catalog';
-import { ServingMetrics } from './serving-metrics';
+import { refOf, ServingMetrics } from './serving-metrics';
+import { ShadowMirror } from './shadow-mirror';
 import { TrafficPolicyRepository } from './traffic-policy-repository';
+import { VariantExecutor } from './variant-executor';
 import { VariantSessions } from './variant-sessions';
 
-/** The data plane as the rest of the gateway (routes, resolvers, plugins) sees it. */
+/** Serving as the rest of the gateway sees it: the data plane for the protocol layer, policies and figures for the control plane. */
 export interface Serving {
-  inference: InferenceService;
+  dataPlane: DataPlane;
   catalog: ServingCatalog;
-  sessions: VariantSessions;
   metrics: ServingMetrics;
   rollups: MetricRollups;
   /** Writes the pending rollups now (tests, shutdown). */
@@ -40,12 +42,10 @@ export function startServing(services: Omit<GatewayServices, 'serving'>): Servin
   });
   metrics.watchQueues(() => sessions.queueDepths());
   const ledger = new PredictionLedger(settings.feedbackWindow, (variant, correct, total) => metrics.scored(variant, correct, total));
-  const inference = new InferenceService(catalog, sessions, metrics, ledger, {
-    defaultBatching,
-    galleryMaxItems: settings.galleryMaxItems,
-    maxImagePixels: settings.maxImagePixels,
-    logger,
-  });
+  const executor = new VariantExecutor(sessions, defaultBatching);
+  const galleries = new Galleries(executor, { maxItems: settings.galleryMaxItems, maxImagePixels: settings.maxImagePixels });
+  const mirror = new ShadowMirror(executor, metrics, ledger, galleries, logger);
+  const dataPlane = new DataPlane(catalog, executor, mirror, galleries, ledger, metrics, { maxImagePixels: settings.maxImagePixels });
 
   const unsubscribe = [
     events.on('model.registered', ({ model, variant }) => sessions.warm(model, variant)),
@@ -68,9 +68,8 @@ export function startServing(services: Omit<GatewayServices, 'serving'>): Servin
   timer.unref();
 
   return {
-    inference,
+    dataPlane,
     catalog,
-    sessions,
     metrics,
     rollups,
     flushRollups,

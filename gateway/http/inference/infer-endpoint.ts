@@ -3,17 +3,15 @@ import type { Readable } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import type { Logger } from 'pino';
 import { badInput, GatewayError } from '../../errors';
-import type { Serving } from '../../serving/serving';
-import { defaultVariant, variantByVersion } from '../../serving/serving-catalog';
+import type { DataPlane } from '../../serving/data-plane';
 import { OverloadedError } from '../../serving/serving-errors';
 import { errorResponse } from '../errors-middleware';
 import type { RequestAuthenticator } from '../http-auth';
 import { requestIdFrom } from '../request-id';
 import { decodeInferenceRequest, encodeInferenceResponse, HEADER_LENGTH } from './inference-codec';
-import { countRefusedRequest } from './refused-requests';
 
 export interface InferEndpointOptions {
-  serving: Serving;
+  dataPlane: DataPlane;
   auth: RequestAuthenticator;
   maxBodyBytes: number;
   logger: Logger;
@@ -59,8 +57,7 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   });
 }
 
-function sendError(res: ServerResponse, error: unknown, requestId: string, logger: Logger): void {
-  const { status, message } = errorResponse(error);
+function sendError(res: ServerResponse, error: unknown, status: number, message: string, requestId: string, logger: Logger): void {
   if (status >= 500) logger.error({ err: error, requestId }, 'inference request failed');
   if (res.headersSent) {
     res.destroy();
@@ -80,7 +77,7 @@ function sendError(res: ServerResponse, error: unknown, requestId: string, logge
  * Returns a request listener that answers true when the request was its own.
  */
 export function inferEndpoint(options: InferEndpointOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
-  const { serving, auth, maxBodyBytes, logger } = options;
+  const { dataPlane, auth, maxBodyBytes, logger } = options;
 
   async function serve(req: IncomingMessage, res: ServerResponse, match: RegExpExecArray): Promise<void> {
     const requestId = requestIdFrom(req.headers['x-request-id']);
@@ -91,12 +88,9 @@ export function inferEndpoint(options: InferEndpointOptions): (req: IncomingMess
       const version = match[2] === undefined ? undefined : pathParameter(match[2]);
       await auth.authorize(req.headers.authorization, 'inference');
       const body = await readBody(req, maxBodyBytes);
-      const state = await serving.catalog.get(modelName);
-      const decoded = decodeInferenceRequest(body, headerOf(req, HEADER_LENGTH), () => {
-        const variant = version === undefined ? defaultVariant(state) : variantByVersion(state, version);
-        return variant?.signature.inputs.length === 1 ? variant.signature.inputs[0] : undefined;
-      });
-      const answer = await serving.inference.infer({
+      const { inputs } = await dataPlane.metadata(modelName, version);
+      const decoded = decodeInferenceRequest(body, headerOf(req, HEADER_LENGTH), () => (inputs.length === 1 ? inputs[0] : undefined));
+      const answer = await dataPlane.infer({
         modelName,
         version,
         requestId,
@@ -109,8 +103,9 @@ export function inferEndpoint(options: InferEndpointOptions): (req: IncomingMess
       if (encoded.headerLength !== undefined) headers['inference-header-content-length'] = String(encoded.headerLength);
       res.writeHead(200, headers).end(encoded.body);
     } catch (error) {
-      countRefusedRequest(serving, modelName, error);
-      sendError(res, error, requestId, logger);
+      const { status, message } = errorResponse(error);
+      dataPlane.refused(modelName, error, status);
+      sendError(res, error, status, message, requestId, logger);
     }
   }
 

@@ -1,14 +1,11 @@
 import packageJson from '../../../package.json';
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
-import { badInput, GatewayError } from '../../errors';
-import type { TensorSignature } from '../../registry/model-signature';
-import type { VariantRecord } from '../../registry/registry-types';
-import type { Serving } from '../../serving/serving';
+import { badInput } from '../../errors';
+import type { DataPlane } from '../../serving/data-plane';
 import { OverloadedError } from '../../serving/serving-errors';
-import { defaultVariant, variantByVersion, type ModelServingState } from '../../serving/serving-catalog';
+import { errorResponse } from '../errors-middleware';
 import type { RequestAuthenticator } from '../http-auth';
 import { parseJson } from './json-tensors';
-import { countRefusedRequest } from './refused-requests';
 
 const SERVER_NAME = 'vit-gateway';
 const SERVER_VERSION: string = packageJson.version;
@@ -33,92 +30,48 @@ function bodyOf(req: Request): Buffer {
   return Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
 }
 
-function modelMetadata(state: ModelServingState, variant: VariantRecord | undefined) {
-  const ready = state.variants.filter((v) => v.status === 'ready');
-  const describe = (t: TensorSignature) => ({ name: t.name, datatype: t.datatype, shape: t.shape });
-  return {
-    name: state.model.name,
-    versions: ready.map((v) => v.tag),
-    platform: 'onnxruntime_onnx',
-    inputs: (variant?.signature.inputs ?? []).map(describe),
-    outputs: (variant?.signature.outputs ?? []).map(describe),
-    properties: { task: state.model.task, ...(variant ? { variant_id: variant.id, precision: variant.precision } : {}) },
-  };
-}
+/** /classify and /search share one shape: an image body, a count, and the answer's list under its own name. */
+const IMAGE_ROUTES = {
+  classify: { count: 'top', fallback: DEFAULT_TOP, field: 'predictions', emptyBody: 'send the image file (PNG or JPEG) as the request body' },
+  search: { count: 'k', fallback: 10, field: 'results', emptyBody: 'send the query image file (PNG or JPEG) as the request body' },
+} as const;
 
 /**
  * The Open Inference Protocol v2 over HTTP (all but /infer, which `infer-endpoint.ts` serves
- * without Express), plus the gateway's conveniences (/classify, /feedback, /gallery, /search) and
- * /metrics. Only wire formats live here; what happens to a request is the serving layer's business.
+ * without Express), plus the gateway's conveniences (/classify, /feedback, /gallery, /search).
+ * Only wire formats live here; what happens to a request is the data plane's business.
  */
-export function inferenceRoutes(options: { serving: Serving; auth: RequestAuthenticator; maxBodyBytes: number }): Router {
-  const { serving, auth } = options;
-  const { inference, catalog } = serving;
+export function inferenceRoutes(options: { dataPlane: DataPlane; auth: RequestAuthenticator; maxBodyBytes: number }): Router {
+  const { dataPlane, auth } = options;
   const router = Router();
   const rawBody = express.raw({ type: () => true, limit: options.maxBodyBytes });
   const inferenceRole = auth.require('inference');
-
-  router.get('/metrics', handle(async (_req, res) => {
-    res.setHeader('content-type', serving.metrics.registry.contentType);
-    res.send(await serving.metrics.registry.metrics());
-  }));
 
   router.get(['/v2', '/v2/'], (_req, res) => {
     res.json({ name: SERVER_NAME, version: SERVER_VERSION, extensions: EXTENSIONS });
   });
 
   router.get(['/v2/models/:model', '/v2/models/:model/versions/:version'], inferenceRole, handle(async (req, res) => {
-    const state = await catalog.get(req.params.model as string);
-    const version = req.params.version as string | undefined;
-    res.json(modelMetadata(state, version === undefined ? defaultVariant(state) : variantByVersion(state, version)));
+    res.json(await dataPlane.metadata(req.params.model as string, req.params.version as string | undefined));
   }));
 
   router.get(['/v2/models/:model/ready', '/v2/models/:model/versions/:version/ready'], inferenceRole, handle(async (req, res) => {
-    const state = await catalog.get(req.params.model as string);
-    const version = req.params.version as string | undefined;
-    const variant = version === undefined ? defaultVariant(state) : variantByVersion(state, version);
-    if (!variant || variant.status !== 'ready') {
-      throw new GatewayError('UNAVAILABLE', `model ${state.model.name}${version ? `/${version}` : ''} has no ready variant`);
-    }
-    // Ready means the session is loaded; asking loads it, so probes warm a fresh replica.
-    await serving.sessions.runner(state.model, variant);
-    res.json({ name: state.model.name, version: variant.tag, ready: true });
+    res.json({ ...(await dataPlane.ready(req.params.model as string, req.params.version as string | undefined)), ready: true });
   }));
 
-  router.post(['/v2/models/:model/classify', '/v2/models/:model/versions/:version/classify'], inferenceRole, rawBody, handle(async (req, res) => {
-    const requestId = res.locals.requestId as string;
-    const top = integerParam(req.query.top, 'top', DEFAULT_TOP, MAX_TOP);
-    const image = bodyOf(req);
-    if (image.length === 0) throw badInput('send the image file (PNG or JPEG) as the request body');
-    const { answer, predictions } = await inference.classify({
-      modelName: req.params.model as string,
-      version: req.params.version as string | undefined,
-      requestId,
-      header: (name) => req.header(name),
-      image,
-      top,
-    });
-    res.setHeader('x-variant', answer.variant.tag);
-    res.json({ model_name: answer.model.name, model_version: answer.variant.tag, id: requestId, predictions });
-  }));
-
-  router.post(['/v2/models/:model/search', '/v2/models/:model/versions/:version/search'], inferenceRole, rawBody, handle(async (req, res) => {
-    const requestId = res.locals.requestId as string;
-    const k = integerParam(req.query.k, 'k', 10, MAX_TOP);
-    const image = bodyOf(req);
-    if (image.length === 0) throw badInput('send the query image file (PNG or JPEG) as the request body');
-    const { answer, results } = await inference.search({
-      modelName: req.params.model as string,
-      version: req.params.version as string | undefined,
-      requestId,
-      header: (name) => req.header(name),
-      image,
-      k,
-    });
-    res.setHeader('x-variant', answer.variant.tag);
-    res.json({ model_name: answer.model.name, model_version: answer.variant.tag, id: requestId, results });
-  }));
-
+  for (const kind of ['classify', 'search'] as const) {
+    const route = IMAGE_ROUTES[kind];
+    router.post([`/v2/models/:model/${kind}`, `/v2/models/:model/versions/:version/${kind}`], inferenceRole, rawBody, handle(async (req, res) => {
+      const requestId = res.locals.requestId as string;
+      const count = integerParam(req.query[route.count], route.count, route.fallback, MAX_TOP);
+      const image = bodyOf(req);
+      if (image.length === 0) throw badInput(route.emptyBody);
+      const call = { modelName: req.params.model as string, version: req.params.version as string | undefined, requestId, header: (name: string) => req.header(name), image, count };
+      const { answer, items } = kind === 'classify' ? await dataPlane.classify(call) : await dataPlane.search(call);
+      res.setHeader('x-variant', answer.variant.tag);
+      res.json({ model_name: answer.model.name, model_version: answer.variant.tag, id: requestId, [route.field]: items });
+    }));
+  }
   router.post('/v2/models/:model/feedback', inferenceRole, rawBody, handle(async (req, res) => {
     const body = parseJson(bodyOf(req), 'feedback') as { id?: unknown; label?: unknown; labels?: unknown } | null;
     if (typeof body !== 'object' || body === null || typeof body.id !== 'string') {
@@ -128,7 +81,7 @@ export function inferenceRoutes(options: { serving: Serving; auth: RequestAuthen
     if (!Array.isArray(labels) || labels.length === 0 || !labels.every((l) => typeof l === 'string' || typeof l === 'number')) {
       throw badInput('"label" must be a label name or class index ("labels": an array of them)');
     }
-    const scored = await inference.feedback(req.params.model as string, body.id, labels as Array<string | number>);
+    const scored = await dataPlane.feedback(req.params.model as string, body.id, labels as Array<string | number>);
     res.json({ id: body.id, rows: scored.rows, scored_variants: scored.variants });
   }));
 
@@ -144,13 +97,13 @@ export function inferenceRoutes(options: { serving: Serving; auth: RequestAuthen
       return { id: entry.id, image: Buffer.from(entry.image, 'base64') };
     });
     if (new Set(decoded.map((d) => d.id)).size !== decoded.length) throw badInput('gallery item ids must be distinct within one upload');
-    const result = await inference.addToGallery(req.params.model as string, decoded);
+    const result = await dataPlane.addToGallery(req.params.model as string, decoded);
     res.json({ model_name: req.params.model, size: result.size });
   }));
 
-  // Requests refused before the serving layer saw them (body too large, malformed) still count.
+  // Requests refused before the data plane saw them (body too large, malformed) still count.
   router.use('/v2/models/:model', (error: unknown, req: Request, res: Response, next: NextFunction) => {
-    if (req.method === 'POST' && /\/(classify|search)$/.test(req.path)) countRefusedRequest(serving, req.params.model as string, error);
+    if (req.method === 'POST' && /\/(classify|search)$/.test(req.path)) dataPlane.refused(req.params.model as string, error, errorResponse(error).status);
     if (error instanceof OverloadedError) res.setHeader('Retry-After', String(error.retryAfterSeconds));
     next(error);
   });
