@@ -6,6 +6,7 @@ import { MetricRollups } from './metric-rollups';
 import { PredictionLedger } from './prediction-ledger';
 import { ServingCatalog } from './serving-catalog';
 import { ServingMetrics } from './serving-metrics';
+import { TrafficPolicies } from './traffic-policies';
 import { TrafficPolicyRepository } from './traffic-policy-repository';
 import { VariantSessions } from './variant-sessions';
 
@@ -13,6 +14,8 @@ import { VariantSessions } from './variant-sessions';
 export interface Serving {
   inference: InferenceService;
   catalog: ServingCatalog;
+  /** The only way to change a traffic policy: atomic read-modify-writes with a version check. */
+  trafficPolicies: TrafficPolicies;
   sessions: VariantSessions;
   metrics: ServingMetrics;
   rollups: MetricRollups;
@@ -28,7 +31,9 @@ export function startServing(services: Omit<GatewayServices, 'serving'>): Servin
   const defaultBatching: BatchingOptions = { maxBatchSize: settings.batchMaxSize, maxQueueDelayMs: settings.batchMaxDelayMs };
   const rollups = new MetricRollups(database.db, randomUUID());
   const metrics = new ServingMetrics(rollups);
-  const catalog = new ServingCatalog(registry, new TrafficPolicyRepository(database.db, audit), events);
+  const policyRows = new TrafficPolicyRepository(database.db, audit);
+  const catalog = new ServingCatalog(registry, policyRows, events);
+  const trafficPolicies = new TrafficPolicies(catalog, policyRows);
   const sessions = new VariantSessions({
     artifacts,
     logger,
@@ -69,6 +74,7 @@ export function startServing(services: Omit<GatewayServices, 'serving'>): Servin
   return {
     inference,
     catalog,
+    trafficPolicies,
     sessions,
     metrics,
     rollups,
