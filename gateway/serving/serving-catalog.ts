@@ -2,7 +2,7 @@ import { notFound } from '../errors';
 import type { EventBus } from '../events/event-bus';
 import type { RegistryService } from '../registry/registry-service';
 import type { ModelRecord, VariantRecord } from '../registry/registry-types';
-import { defaultPolicy, validatePolicy, type TrafficPolicy } from './traffic-policy';
+import { defaultPolicy, type TrafficPolicy } from './traffic-policy';
 import type { TrafficPolicyRepository } from './traffic-policy-repository';
 
 /**
@@ -43,7 +43,10 @@ export function defaultVariant(state: ModelServingState): VariantRecord | undefi
   return state.variants.find((v) => v.id === routed?.variantId) ?? state.variants.find((v) => v.status === 'ready');
 }
 
-/** The data plane's cache of models, their variants and their policies, by model name. */
+/**
+ * The data plane's cache of models, their variants and their policies, by model name. Policy
+ * writes never start from it: TrafficPolicies reads past it and invalidates the entry it wrote.
+ */
 export class ServingCatalog {
   private readonly entries = new Map<string, Entry>();
   private readonly namesById = new Map<string, string>();
@@ -55,9 +58,9 @@ export class ServingCatalog {
     events: EventBus,
   ) {
     this.unsubscribe = [
-      events.on('model.registered', ({ model }) => this.forget(model.id)),
-      events.on('variant.added', ({ model }) => this.forget(model.id)),
-      events.on('variant.status', ({ variant }) => this.forget(variant.modelId)),
+      events.on('model.registered', ({ model }) => this.invalidate(model.id)),
+      events.on('variant.added', ({ model }) => this.invalidate(model.id)),
+      events.on('variant.status', ({ variant }) => this.invalidate(variant.modelId)),
     ];
   }
 
@@ -65,26 +68,18 @@ export class ServingCatalog {
   get(modelName: string): Promise<ModelServingState> {
     const entry = this.entries.get(modelName);
     if (entry && Date.now() - entry.loadedAt < REFRESH_MS) return entry.state;
-    const state = this.load(modelName);
+    const state = this.read(modelName);
     this.entries.set(modelName, { state, loadedAt: Date.now() });
     state.catch(() => this.entries.delete(modelName));
     return state;
-  }
-
-  async setPolicy(modelName: string, policy: TrafficPolicy, actor: string): Promise<ModelServingState> {
-    const model = await this.registry.getModel(modelName);
-    const variants = await this.registry.listVariants(model.id);
-    validatePolicy(policy, variants, model.name);
-    await this.policies.save(model.id, policy, actor);
-    this.forget(model.id);
-    return this.get(model.name);
   }
 
   close(): void {
     for (const off of this.unsubscribe) off();
   }
 
-  private async load(modelName: string): Promise<ModelServingState> {
+  /** The model's state as stored right now, past the cache: where a read-modify-write starts. */
+  async read(modelName: string): Promise<ModelServingState> {
     const model = await this.registry.getModel(modelName);
     this.namesById.set(model.id, model.name);
     const [variants, stored] = await Promise.all([this.registry.listVariants(model.id), this.policies.find(model.id)]);
@@ -98,7 +93,8 @@ export class ServingCatalog {
     };
   }
 
-  private forget(modelId: string): void {
+  /** Drops the model's entry, so the next request reads what was just written. */
+  invalidate(modelId: string): void {
     const name = this.namesById.get(modelId);
     if (name !== undefined) this.entries.delete(name);
   }

@@ -8,6 +8,7 @@ import { PredictionLedger } from './prediction-ledger';
 import { ServingCatalog } from './serving-catalog';
 import { refOf, ServingMetrics } from './serving-metrics';
 import { ShadowMirror } from './shadow-mirror';
+import { TrafficPolicies } from './traffic-policies';
 import { TrafficPolicyRepository } from './traffic-policy-repository';
 import { VariantExecutor } from './variant-executor';
 import { VariantSessions } from './variant-sessions';
@@ -16,6 +17,8 @@ import { VariantSessions } from './variant-sessions';
 export interface Serving {
   dataPlane: DataPlane;
   catalog: ServingCatalog;
+  /** The only way to change a traffic policy: atomic read-modify-writes with a version check. */
+  trafficPolicies: TrafficPolicies;
   metrics: ServingMetrics;
   rollups: MetricRollups;
   /** Writes the pending rollups now (tests, shutdown). */
@@ -30,7 +33,9 @@ export function startServing(services: Omit<GatewayServices, 'serving'>): Servin
   const defaultBatching: BatchingOptions = { maxBatchSize: settings.batchMaxSize, maxQueueDelayMs: settings.batchMaxDelayMs };
   const rollups = new MetricRollups(database.db, randomUUID());
   const metrics = new ServingMetrics(rollups);
-  const catalog = new ServingCatalog(registry, new TrafficPolicyRepository(database.db, audit), events);
+  const policyRows = new TrafficPolicyRepository(database.db, audit);
+  const catalog = new ServingCatalog(registry, policyRows, events);
+  const trafficPolicies = new TrafficPolicies(catalog, policyRows);
   const sessions = new VariantSessions({
     artifacts,
     logger,
@@ -70,6 +75,7 @@ export function startServing(services: Omit<GatewayServices, 'serving'>): Servin
   return {
     dataPlane,
     catalog,
+    trafficPolicies,
     metrics,
     rollups,
     flushRollups,

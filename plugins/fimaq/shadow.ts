@@ -4,10 +4,13 @@ import type { ModelRecord, VariantRecord } from '../../gateway/registry/registry
 /**
  * Starts the live comparison of a new variant against its parent: adds it to the model's
  * traffic policy as a shadow, so users keep the parent's answers while the variant's are
- * compared. Keeps the rest of the policy as it is.
+ * compared. Keeps the rest of the policy as it is stored at the moment of the write, so a change
+ * made meanwhile (on any replica) is kept too.
  */
 export async function addShadow(serving: Serving, model: ModelRecord, variant: VariantRecord, mirrorPercent: number, actor: string): Promise<void> {
-  const { policy } = await serving.catalog.get(model.name);
-  const shadows = [...policy.shadows.filter((s) => s.variantId !== variant.id), { variantId: variant.id, mirrorPercent }];
-  await serving.catalog.setPolicy(model.name, { ...policy, shadows }, actor);
+  await serving.trafficPolicies.update(
+    model.name,
+    ({ policy }) => ({ ...policy, shadows: [...policy.shadows.filter((s) => s.variantId !== variant.id), { variantId: variant.id, mirrorPercent }] }),
+    { actor },
+  );
 }

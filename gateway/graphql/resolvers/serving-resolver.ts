@@ -1,10 +1,10 @@
-import { Arg, Authorized, Ctx, Mutation, Query, Resolver } from 'type-graphql';
+import { Arg, Authorized, Ctx, Int, Mutation, Query, Resolver } from 'type-graphql';
 import { Variant } from '../../../schema/registry';
 import { AddVariantInput, TrafficPolicy, TrafficPolicyInput, VariantMetricsMinute } from '../../../schema/serving';
 import { badInput } from '../../errors';
 import type { PluginContext } from '../../plugins/plugin-api';
 import type { RegistryService } from '../../registry/registry-service';
-import type { ModelTask } from '../../registry/registry-types';
+import type { ModelTask, VariantRecord } from '../../registry/registry-types';
 import { latencyQuantile, type RollupRow } from '../../serving/metric-rollups';
 import type { ModelServingState } from '../../serving/serving-catalog';
 import type { Serving } from '../../serving/serving';
@@ -25,6 +25,21 @@ function toPolicy(state: ModelServingState): TrafficPolicy {
     batching: policy.batching,
     updatedBy: state.policyUpdatedBy,
     updatedAt: state.policyUpdatedAt,
+  };
+}
+
+/** The input with variant tags resolved to ids; BAD_USER_INPUT for a variant the model lacks. */
+function policyOf(input: TrafficPolicyInput, variants: readonly VariantRecord[], model: string): Policy {
+  const idOf = (ref: string) => {
+    const variant = variants.find((v) => v.tag === ref) ?? variants.find((v) => v.id === ref);
+    if (!variant) throw badInput(`model ${model} has no variant "${ref}"`);
+    return variant.id;
+  };
+  return {
+    routes: input.routes.map((r) => ({ variantId: idOf(r.variant), weight: r.weight })),
+    shadows: (input.shadows ?? []).map((s) => ({ variantId: idOf(s.variant), mirrorPercent: s.mirrorPercent })),
+    stickyHeader: input.stickyHeader ?? null,
+    batching: input.batching ? { maxBatchSize: input.batching.maxBatchSize, maxQueueDelayMs: input.batching.maxQueueDelayMs } : null,
   };
 }
 
@@ -73,27 +88,25 @@ export class ServingResolver {
 
   @Authorized('admin')
   @Mutation(() => TrafficPolicy, {
-    description: 'Replaces the traffic policy atomically: requests in flight finish as routed, later ones follow the new policy.',
+    description:
+      'Replaces the traffic policy atomically: requests in flight finish as routed, later ones follow the new policy. ' +
+      'With expectedVersion, fails with CONFLICT (changing nothing) unless the stored policy is still at that version.',
   })
   async setTrafficPolicy(
     @Arg('model') model: string,
     @Arg('policy', () => TrafficPolicyInput) input: TrafficPolicyInput,
+    @Arg('expectedVersion', () => Int, {
+      nullable: true,
+      description: 'The version this policy was based on (from trafficPolicy); omit it to replace whatever is stored.',
+    })
+    expectedVersion: number | null | undefined,
     @Ctx() context: GraphQLContext,
   ): Promise<TrafficPolicy> {
-    const modelRecord = await this.registry.getModel(model);
-    const variants = await this.registry.listVariants(modelRecord.id);
-    const idOf = (ref: string) => {
-      const variant = variants.find((v) => v.tag === ref) ?? variants.find((v) => v.id === ref);
-      if (!variant) throw badInput(`model ${model} has no variant "${ref}"`);
-      return variant.id;
-    };
-    const policy: Policy = {
-      routes: input.routes.map((r) => ({ variantId: idOf(r.variant), weight: r.weight })),
-      shadows: (input.shadows ?? []).map((s) => ({ variantId: idOf(s.variant), mirrorPercent: s.mirrorPercent })),
-      stickyHeader: input.stickyHeader ?? null,
-      batching: input.batching ? { maxBatchSize: input.batching.maxBatchSize, maxQueueDelayMs: input.batching.maxQueueDelayMs } : null,
-    };
-    return toPolicy(await this.serving.catalog.setPolicy(model, policy, actorOf(context).name));
+    const written = await this.serving.trafficPolicies.update(model, ({ variants }) => policyOf(input, variants, model), {
+      actor: actorOf(context).name,
+      expectedVersion: expectedVersion ?? undefined,
+    });
+    return toPolicy(written);
   }
 
   @Authorized('admin')
