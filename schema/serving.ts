@@ -100,3 +100,19 @@ export class VariantMetricsMinute {
   @Field(() => Int) correct!: number;
   @Field(() => Float, { nullable: true }) accuracy!: number | null;
 }
+
+@ObjectType({ description: "How far one variant's embedding of a retrieval gallery has come." })
+export class GalleryEmbedding {
+  @Field(() => ID) variantId!: string;
+  @Field() variantTag!: string;
+  @Field(() => Int) embedded!: number;
+  @Field(() => Int) total!: number;
+}
+
+@ObjectType({ description: "A retrieval model's gallery: stored, shared by every replica, embedded by each variant that serves." })
+export class Gallery {
+  @Field() model!: string;
+  @Field(() => Int, { description: 'Items stored.' }) size!: number;
+  @Field(() => Int, { description: 'Raised by every upload; 0 before the first.' }) revision!: number;
+  @Field(() => [GalleryEmbedding], { description: 'Embeddings computed or under way on this replica, by variant.' }) embeddings!: GalleryEmbedding[];
+}

@@ -8,6 +8,20 @@ import type { ColumnType, Generated } from 'kysely';
 type Timestamp = ColumnType<Date | string, string, string>;
 type Json = string;
 
+export interface GalleriesTable {
+  model_id: string;
+  revision: number;
+  updated_at: Timestamp;
+}
+
+export interface GalleryItemsTable {
+  model_id: string;
+  item_id: string;
+  image_sha256: string;
+  revision: number;
+  updated_at: Timestamp;
+}
+
 export interface ModelsTable {
   id: string;
   name: string;
@@ -145,6 +159,8 @@ export interface Database {
   audit_log: AuditLogTable;
   traffic_policies: TrafficPoliciesTable;
   serving_rollups: ServingRollupsTable;
+  galleries: GalleriesTable;
+  gallery_items: GalleryItemsTable;
   quantization_jobs: QuantizationJobsTable;
   job_outbox: JobOutboxTable;
 }

@@ -3,7 +3,7 @@ import { badInput, GatewayError } from '../errors';
 import type { ModelRecord, VariantRecord } from '../registry/registry-types';
 import type { TensorSignature } from '../registry/model-signature';
 import { copyTensor, toFloat64, type Tensor } from '../tensors/tensor';
-import type { Galleries } from './galleries';
+import type { EmbeddingProgress, Galleries } from './galleries';
 import type { Neighbour } from './gallery';
 import { imageTensor } from './image-input';
 import { checkRequest } from './input-check';
@@ -130,7 +130,7 @@ export class DataPlane {
     return this.counted(async (attempt) => {
       const state = (attempt.state = await this.catalog.get(call.modelName));
       if (state.model.task !== 'RETRIEVAL') throw badInput(`model ${state.model.name} is a ${state.model.task} model; use /classify or /infer`);
-      this.galleries.require(state.model);
+      await this.galleries.require(state.model);
       const answer = await this.answer(attempt, state, { ...call, inputs: [imageTensor(state.model, call.image, this.options.maxImagePixels)] });
       return { answer, items: await this.galleries.search(state, answer.variant, answer.outputs[0].data as Float32Array, call.count) };
     });
@@ -153,8 +153,16 @@ export class DataPlane {
     });
   }
 
-  async addToGallery(modelName: string, items: Array<{ id: string; image: Buffer }>): Promise<{ size: number }> {
-    return this.galleries.add(await this.catalog.get(modelName), items);
+  /** Adds images to a retrieval model's stored gallery as `actor` (audited); every replica sees them. */
+  async addToGallery(modelName: string, items: Array<{ id: string; image: Buffer }>, actor: string): Promise<{ size: number; revision: number }> {
+    return this.galleries.add(await this.catalog.get(modelName), items, actor);
+  }
+
+  /** The stored gallery's size and revision, and each variant's embedding progress on this replica. */
+  async gallery(modelName: string): Promise<{ size: number; revision: number; embeddings: EmbeddingProgress[] }> {
+    const state = await this.catalog.get(modelName);
+    if (state.model.task !== 'RETRIEVAL') throw badInput(`model ${state.model.name} is a ${state.model.task} model; galleries belong to retrieval models`);
+    return { ...(await this.galleries.status(state.model)), embeddings: this.galleries.embeddingProgress(state.model) };
   }
 
   /**

@@ -37,12 +37,17 @@ export class ModelGallery {
     return this.ids.length;
   }
 
-  /** Adds images, replacing those whose ids exist; refuses the lot when it would overflow. */
-  upsert(items: ReadonlyArray<{ id: string; image: Buffer }>): void {
-    const added = new Set(items.filter((item) => !this.position.has(item.id)).map((item) => item.id)).size;
+  /** Refuses items that would take the gallery past its size limit. */
+  checkRoom(ids: readonly string[]): void {
+    const added = new Set(ids.filter((id) => !this.position.has(id))).size;
     if (this.ids.length + added > this.maxItems) {
       throw badInput(`the gallery holds at most ${this.maxItems} items (SERVING_GALLERY_MAX_ITEMS); it has ${this.ids.length}, this adds ${added}`);
     }
+  }
+
+  /** Adds images, replacing those whose ids exist; refuses the lot when it would overflow. */
+  upsert(items: ReadonlyArray<{ id: string; image: Buffer }>): void {
+    this.checkRoom(items.map((item) => item.id));
     for (const { id, image } of items) {
       let index = this.position.get(id);
       if (index === undefined) {

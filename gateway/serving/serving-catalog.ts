@@ -43,6 +43,12 @@ export function defaultVariant(state: ModelServingState): VariantRecord | undefi
   return state.variants.find((v) => v.id === routed?.variantId) ?? state.variants.find((v) => v.status === 'ready');
 }
 
+/** Ready variants the policy routes to or mirrors to: those whose work a gallery or a warm-up should do first. */
+export function liveVariants(state: ModelServingState): VariantRecord[] {
+  const live = new Set([...state.policy.routes.map((r) => r.variantId), ...state.policy.shadows.map((s) => s.variantId)]);
+  return state.variants.filter((v) => live.has(v.id) && v.status === 'ready');
+}
+
 /**
  * The data plane's cache of models, their variants and their policies, by model name. Policy
  * writes never start from it: TrafficPolicies reads past it and invalidates the entry it wrote.

@@ -1,11 +1,13 @@
 import { randomUUID } from 'node:crypto';
+import type { ModelRecord, VariantRecord } from '../registry/registry-types';
 import type { GatewayServices } from '../services';
 import type { BatchingOptions } from './batching';
 import { DataPlane } from './data-plane';
 import { Galleries } from './galleries';
+import { GalleryRepository } from './gallery-repository';
 import { MetricRollups } from './metric-rollups';
 import { PredictionLedger } from './prediction-ledger';
-import { ServingCatalog } from './serving-catalog';
+import { liveVariants, ServingCatalog } from './serving-catalog';
 import { refOf, ServingMetrics } from './serving-metrics';
 import { ShadowMirror } from './shadow-mirror';
 import { TrafficPolicies } from './traffic-policies';
@@ -48,23 +50,45 @@ export function startServing(services: Omit<GatewayServices, 'serving'>): Servin
   metrics.watchQueues(() => sessions.queueDepths());
   const ledger = new PredictionLedger(settings.feedbackWindow, (variant, correct, total) => metrics.scored(variant, correct, total));
   const executor = new VariantExecutor(sessions, defaultBatching);
-  const galleries = new Galleries(executor, { maxItems: settings.galleryMaxItems, maxImagePixels: settings.maxImagePixels });
+  const galleryRepository = new GalleryRepository(database.db, audit);
+  const galleries = new Galleries(executor, galleryRepository, artifacts, {
+    maxItems: settings.galleryMaxItems,
+    maxImagePixels: settings.maxImagePixels,
+    logger,
+  });
   const mirror = new ShadowMirror(executor, metrics, ledger, galleries, logger);
   const dataPlane = new DataPlane(catalog, executor, mirror, galleries, ledger, metrics, { maxImagePixels: settings.maxImagePixels });
 
+  /** A variant that can serve gets its session loaded and the model's gallery embedded, both in the background. */
+  const prepare = (model: ModelRecord, variant: VariantRecord) => {
+    sessions.warm(model, variant);
+    catalog.get(model.name).then((state) => galleries.embedInBackground(state, variant), () => undefined);
+  };
   const unsubscribe = [
-    events.on('model.registered', ({ model, variant }) => sessions.warm(model, variant)),
+    events.on('model.registered', ({ model, variant }) => prepare(model, variant)),
     events.on('variant.added', ({ model, variant }) => {
-      if (variant.status === 'ready') sessions.warm(model, variant);
+      if (variant.status === 'ready') prepare(model, variant);
     }),
     events.on('variant.status', ({ variant }) => {
       if (variant.status === 'ready') {
-        registry.getModelById(variant.modelId).then((model) => sessions.warm(model, variant), () => undefined);
+        registry.getModelById(variant.modelId).then((model) => prepare(model, variant), () => undefined);
       } else {
         void sessions.unload(variant.id);
       }
     }),
   ];
+  // Stored galleries come back after a restart: embedded again, off the request path, by the variants that take traffic.
+  galleryRepository
+    .modelIds()
+    .then((modelIds) =>
+      Promise.all(
+        modelIds.map(async (modelId) => {
+          const state = await catalog.get((await registry.getModelById(modelId)).name);
+          for (const variant of liveVariants(state)) galleries.embedInBackground(state, variant);
+        }),
+      ),
+    )
+    .catch((error: unknown) => logger.warn({ err: error }, 'reloading the stored galleries failed'));
 
   const flushRollups = () => rollups.flush();
   const timer = setInterval(() => {

@@ -1,6 +1,6 @@
 import { Arg, Authorized, Ctx, Int, Mutation, Query, Resolver } from 'type-graphql';
 import { Variant } from '../../../schema/registry';
-import { AddVariantInput, TrafficPolicy, TrafficPolicyInput, VariantMetricsMinute } from '../../../schema/serving';
+import { AddVariantInput, Gallery, TrafficPolicy, TrafficPolicyInput, VariantMetricsMinute } from '../../../schema/serving';
 import { badInput } from '../../errors';
 import type { PluginContext } from '../../plugins/plugin-api';
 import type { RegistryService } from '../../registry/registry-service';
@@ -78,6 +78,13 @@ export class ServingResolver {
   constructor(context: PluginContext) {
     this.serving = context.serving;
     this.registry = context.registry;
+  }
+
+  @Authorized('viewer')
+  @Query(() => Gallery, { description: "A retrieval model's stored gallery and how far each variant has embedded it." })
+  async gallery(@Arg('model') model: string): Promise<Gallery> {
+    const status = await this.serving.dataPlane.gallery(model);
+    return { model, size: status.size, revision: status.revision, embeddings: status.embeddings };
   }
 
   @Authorized('viewer')

@@ -1,6 +1,7 @@
 import packageJson from '../../../package.json';
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
 import { badInput } from '../../errors';
+import type { Principal } from '../../auth/roles';
 import type { DataPlane } from '../../serving/data-plane';
 import { OverloadedError } from '../../serving/serving-errors';
 import { errorResponse } from '../errors-middleware';
@@ -97,7 +98,7 @@ export function inferenceRoutes(options: { dataPlane: DataPlane; auth: RequestAu
       return { id: entry.id, image: Buffer.from(entry.image, 'base64') };
     });
     if (new Set(decoded.map((d) => d.id)).size !== decoded.length) throw badInput('gallery item ids must be distinct within one upload');
-    const result = await dataPlane.addToGallery(req.params.model as string, decoded);
+    const result = await dataPlane.addToGallery(req.params.model as string, decoded, (res.locals.principal as Principal).name);
     res.json({ model_name: req.params.model, size: result.size });
   }));
 
