@@ -75,7 +75,7 @@ export async function startGateway({ config, logger, plugins: givenPlugins }: Ga
     const localFiles = new LocalFiles(config.localPathRoots, config.maxUploadBytes);
     const registry = new RegistryService(repository, artifacts, audit, events, logger, localFiles);
     const pubSub = new InProcessPubSub();
-    const serving = startServing({ config, logger, database, artifacts, localFiles, audit, tokens, registry, events, pubSub });
+    const serving = startServing({ settings: config.serving, logger, db: database.db, artifacts, audit, registry, events });
     cleanups.push(serving.stop);
     const services: GatewayServices = { config, logger, database, artifacts, localFiles, audit, tokens, registry, events, serving, pubSub };
 

@@ -1,5 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import type { GatewayServices } from '../services';
+import type { Kysely } from 'kysely';
+import type { Logger } from 'pino';
+import type { ArtifactStore } from '../artifacts/artifact-store';
+import type { AuditLog } from '../audit/audit-log';
+import type { ServingConfig } from '../config/config';
+import type { Database } from '../db/schema';
+import type { EventBus } from '../events/event-bus';
+import type { RegistryService } from '../registry/registry-service';
 import type { BatchingOptions } from './batching';
 import { DataPlane } from './data-plane';
 import { Galleries } from './galleries';
@@ -26,14 +33,23 @@ export interface Serving {
   stop(): Promise<void>;
 }
 
+/** What the data plane is built from; the composition root hands these over. */
+export interface ServingDependencies {
+  settings: ServingConfig;
+  logger: Logger;
+  db: Kysely<Database>;
+  registry: RegistryService;
+  events: EventBus;
+  artifacts: ArtifactStore;
+  audit: AuditLog;
+}
+
 /** Builds the data plane and ties session lifetimes to the registry's variant events. */
-export function startServing(services: Omit<GatewayServices, 'serving'>): Serving {
-  const { config, logger, database, registry, events, artifacts, audit } = services;
-  const settings = config.serving;
+export function startServing({ settings, logger, db, registry, events, artifacts, audit }: ServingDependencies): Serving {
   const defaultBatching: BatchingOptions = { maxBatchSize: settings.batchMaxSize, maxQueueDelayMs: settings.batchMaxDelayMs };
-  const rollups = new MetricRollups(database.db, randomUUID());
+  const rollups = new MetricRollups(db, randomUUID());
   const metrics = new ServingMetrics(rollups);
-  const policyRows = new TrafficPolicyRepository(database.db, audit);
+  const policyRows = new TrafficPolicyRepository(db, audit);
   const catalog = new ServingCatalog(registry, policyRows, events);
   const trafficPolicies = new TrafficPolicies(catalog, policyRows);
   const sessions = new VariantSessions({
