@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import express, { Router } from 'express';
 import type { Logger } from 'pino';
-import { FileArtifactStore } from './artifacts/file-artifact-store';
+import { FileArtifactStore } from '../workers/common/artifacts/file-artifact-store';
 import { AuditLog } from './audit/audit-log';
 import { TokenService } from './auth/token-service';
 import type { GatewayConfig } from './config/config';

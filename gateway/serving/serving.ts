@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
-import type { ArtifactStore } from '../artifacts/artifact-store';
+import type { ArtifactStore } from '../../workers/common/artifacts/artifact-store';
 import type { AuditLog } from '../audit/audit-log';
 import type { ServingConfig } from '../config/config';
 import type { Database } from '../db/schema';
