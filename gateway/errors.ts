@@ -1,6 +1,7 @@
 /**
  * Errors a user can act on. Each carries a stable code that GraphQL puts in `extensions.code`
- * and the HTTP layer maps to a status, so one throw site serves both planes.
+ * and the HTTP layer maps to a status, so one throw site serves both planes. The status belongs
+ * to the code alone: a new kind of failure with its own status is a new code, never an override.
  */
 export type ErrorCode =
   | 'BAD_USER_INPUT'
@@ -10,6 +11,8 @@ export type ErrorCode =
   | 'UNAUTHENTICATED'
   | 'FORBIDDEN'
   | 'PAYLOAD_TOO_LARGE'
+  | 'TOO_MANY_REQUESTS'
+  | 'VARIANT_FAILED'
   | 'UNAVAILABLE';
 
 const HTTP_STATUS: Record<ErrorCode, number> = {
@@ -20,6 +23,9 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   UNAUTHENTICATED: 401,
   FORBIDDEN: 403,
   PAYLOAD_TOO_LARGE: 413,
+  TOO_MANY_REQUESTS: 429,
+  // A variant's session failed to load or run: the server's fault, not the caller's.
+  VARIANT_FAILED: 500,
   UNAVAILABLE: 503,
 };
 

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import express, { Router } from 'express';
 import type { Logger } from 'pino';
-import { FileArtifactStore } from './artifacts/file-artifact-store';
+import { FileArtifactStore } from '../workers/common/artifacts/file-artifact-store';
 import { AuditLog } from './audit/audit-log';
 import { TokenService } from './auth/token-service';
 import type { GatewayConfig } from './config/config';
@@ -75,7 +75,7 @@ export async function startGateway({ config, logger, plugins: givenPlugins }: Ga
     const localFiles = new LocalFiles(config.localPathRoots, config.maxUploadBytes);
     const registry = new RegistryService(repository, artifacts, audit, events, logger, localFiles);
     const pubSub = new InProcessPubSub();
-    const serving = startServing({ config, logger, database, artifacts, localFiles, audit, tokens, registry, events, pubSub });
+    const serving = startServing({ settings: config.serving, logger, db: database.db, artifacts, audit, registry, events });
     cleanups.push(serving.stop);
     const services: GatewayServices = { config, logger, database, artifacts, localFiles, audit, tokens, registry, events, serving, pubSub };
 

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { PubSub } from 'type-graphql';
-import type { ArtifactStore } from './artifacts/artifact-store';
+import type { ArtifactStore } from '../workers/common/artifacts/artifact-store';
 import type { AuditLog } from './audit/audit-log';
 import type { TokenService } from './auth/token-service';
 import type { GatewayConfig } from './config/config';

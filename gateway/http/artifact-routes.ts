@@ -1,5 +1,5 @@
 import { Router } from 'express';
-import type { ArtifactStore } from '../artifacts/artifact-store';
+import type { ArtifactStore } from '../../workers/common/artifacts/artifact-store';
 import { GatewayError } from '../errors';
 import type { RegistryRepository } from '../registry/registry-repository';
 import type { RequestAuthenticator } from './http-auth';

@@ -1,6 +1,6 @@
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
-import { ArtifactNotFoundError, ArtifactTooLargeError } from '../artifacts/artifact-store';
+import { ArtifactNotFoundError, ArtifactTooLargeError } from '../../workers/common/artifacts/artifact-store';
 import { GatewayError } from '../errors';
 
 interface BodyParserError {

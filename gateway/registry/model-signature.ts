@@ -2,20 +2,7 @@ import * as ort from 'onnxruntime-node';
 import type { Preprocessing } from '../../workers/common/preprocessing';
 import { invalidModel } from '../errors';
 import { datatypeOfOrtType } from '../tensors/tensor';
-import type { ModelTask } from './registry-types';
-
-/** A tensor as the Open Inference Protocol describes it: -1 marks a dimension of any size. */
-export interface TensorSignature {
-  name: string;
-  datatype: string;
-  shape: number[];
-}
-
-export interface ModelSignature {
-  inputs: TensorSignature[];
-  outputs: TensorSignature[];
-}
-
+import type { ModelSignature, ModelTask, TensorSignature } from './registry-types';
 
 function describe(meta: ort.InferenceSession.ValueMetadata): TensorSignature {
   if (!meta.isTensor) throw invalidModel(`value "${meta.name}" is not a tensor; only tensor inputs and outputs are served`);

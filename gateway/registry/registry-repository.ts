@@ -3,8 +3,7 @@ import type { Kysely, Selectable, Transaction } from 'kysely';
 import { fromJson, nowIso, toDate, toInteger, toJson } from '../db/codec';
 import type { Database, ModelsTable, VariantsTable } from '../db/schema';
 import type { Preprocessing } from '../../workers/common/preprocessing';
-import type { ModelSignature } from './model-signature';
-import type { ModelRecord, ModelTask, NewVariant, VariantRecord, VariantStatus } from './registry-types';
+import type { ModelRecord, ModelSignature, ModelTask, NewVariant, VariantRecord, VariantStatus } from './registry-types';
 
 type Executor = Kysely<Database> | Transaction<Database>;
 

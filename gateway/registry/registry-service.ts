@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { validatePreprocessing, type Preprocessing, type TensorLayout } from '../../workers/common/preprocessing';
-import { isSha256, type ArtifactStore } from '../artifacts/artifact-store';
+import { isSha256, type ArtifactStore } from '../../workers/common/artifacts/artifact-store';
 import type { AuditLog } from '../audit/audit-log';
 import { badInput, conflict, GatewayError, notFound } from '../errors';
 import type { EventBus } from '../events/event-bus';

@@ -1,11 +1,20 @@
 import type { Preprocessing } from '../../workers/common/preprocessing';
-import type { ModelSignature } from './model-signature';
 
-export const MODEL_TASKS = ['CLASSIFICATION', 'RETRIEVAL'] as const;
-export type ModelTask = (typeof MODEL_TASKS)[number];
+export type ModelTask = 'CLASSIFICATION' | 'RETRIEVAL';
 
-export const VARIANT_STATUSES = ['registered', 'ready', 'failed', 'retired'] as const;
-export type VariantStatus = (typeof VARIANT_STATUSES)[number];
+export type VariantStatus = 'registered' | 'ready' | 'failed' | 'retired';
+
+/** A tensor as the Open Inference Protocol describes it: -1 marks a dimension of any size. */
+export interface TensorSignature {
+  name: string;
+  datatype: string;
+  shape: number[];
+}
+
+export interface ModelSignature {
+  inputs: TensorSignature[];
+  outputs: TensorSignature[];
+}
 
 export interface ModelRecord {
   id: string;

@@ -1,7 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { badInput, GatewayError } from '../errors';
-import type { ModelRecord, VariantRecord } from '../registry/registry-types';
-import type { TensorSignature } from '../registry/model-signature';
+import type { ModelRecord, TensorSignature, VariantRecord } from '../registry/registry-types';
 import { copyTensor, toFloat64, type Tensor } from '../tensors/tensor';
 import type { EmbeddingProgress, Galleries } from './galleries';
 import type { Neighbour } from './gallery';

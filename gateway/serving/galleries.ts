@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { ArtifactStore } from '../artifacts/artifact-store';
+import type { ArtifactStore } from '../../workers/common/artifacts/artifact-store';
 import { badInput, notFound } from '../errors';
 import type { ModelRecord, VariantRecord } from '../registry/registry-types';
 import { rowOf } from './comparison';

@@ -1,5 +1,5 @@
 import { badInput } from '../errors';
-import type { ModelSignature } from '../registry/model-signature';
+import type { ModelSignature } from '../registry/registry-types';
 import { describeNonFinite, firstNonFinite, type Tensor } from '../tensors/tensor';
 
 /**

@@ -2,7 +2,7 @@ import { GatewayError } from '../errors';
 
 /**
  * The data plane's own failure kinds. They extend GatewayError so the shared error middleware
- * renders them as `{ "error": "..." }`; only their HTTP status differs from the code's default.
+ * renders them as `{ "error": "..." }` with their code's status.
  */
 export class OverloadedError extends GatewayError {
   constructor(
@@ -10,22 +10,14 @@ export class OverloadedError extends GatewayError {
     /** Seconds after which a retry has a fair chance; sent as `Retry-After`. */
     readonly retryAfterSeconds: number,
   ) {
-    super('UNAVAILABLE', message);
-  }
-
-  override get httpStatus(): number {
-    return 429;
+    super('TOO_MANY_REQUESTS', message);
   }
 }
 
 /** The variant's session could not load or failed while running: a server fault, not the caller's. */
 export class VariantFailedError extends GatewayError {
   constructor(message: string) {
-    super('UNAVAILABLE', message);
-  }
-
-  override get httpStatus(): number {
-    return 500;
+    super('VARIANT_FAILED', message);
   }
 }
 

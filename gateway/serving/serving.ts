@@ -1,6 +1,13 @@
 import { randomUUID } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import type { Logger } from 'pino';
+import type { ArtifactStore } from '../../workers/common/artifacts/artifact-store';
+import type { AuditLog } from '../audit/audit-log';
+import type { ServingConfig } from '../config/config';
+import type { Database } from '../db/schema';
+import type { EventBus } from '../events/event-bus';
+import type { RegistryService } from '../registry/registry-service';
 import type { ModelRecord, VariantRecord } from '../registry/registry-types';
-import type { GatewayServices } from '../services';
 import type { BatchingOptions } from './batching';
 import { DataPlane } from './data-plane';
 import { Galleries } from './galleries';
@@ -28,14 +35,23 @@ export interface Serving {
   stop(): Promise<void>;
 }
 
+/** What the data plane is built from; the composition root hands these over. */
+export interface ServingDependencies {
+  settings: ServingConfig;
+  logger: Logger;
+  db: Kysely<Database>;
+  registry: RegistryService;
+  events: EventBus;
+  artifacts: ArtifactStore;
+  audit: AuditLog;
+}
+
 /** Builds the data plane and ties session lifetimes to the registry's variant events. */
-export function startServing(services: Omit<GatewayServices, 'serving'>): Serving {
-  const { config, logger, database, registry, events, artifacts, audit } = services;
-  const settings = config.serving;
+export function startServing({ settings, logger, db, registry, events, artifacts, audit }: ServingDependencies): Serving {
   const defaultBatching: BatchingOptions = { maxBatchSize: settings.batchMaxSize, maxQueueDelayMs: settings.batchMaxDelayMs };
-  const rollups = new MetricRollups(database.db, randomUUID());
+  const rollups = new MetricRollups(db, randomUUID());
   const metrics = new ServingMetrics(rollups);
-  const policyRows = new TrafficPolicyRepository(database.db, audit);
+  const policyRows = new TrafficPolicyRepository(db, audit);
   const catalog = new ServingCatalog(registry, policyRows, events);
   const trafficPolicies = new TrafficPolicies(catalog, policyRows);
   const sessions = new VariantSessions({
@@ -50,7 +66,7 @@ export function startServing(services: Omit<GatewayServices, 'serving'>): Servin
   metrics.watchQueues(() => sessions.queueDepths());
   const ledger = new PredictionLedger(settings.feedbackWindow, (variant, correct, total) => metrics.scored(variant, correct, total));
   const executor = new VariantExecutor(sessions, defaultBatching);
-  const galleryRepository = new GalleryRepository(database.db, audit);
+  const galleryRepository = new GalleryRepository(db, audit);
   const galleries = new Galleries(executor, galleryRepository, artifacts, {
     maxItems: settings.galleryMaxItems,
     maxImagePixels: settings.maxImagePixels,

@@ -16,9 +16,6 @@ export interface VitShape {
   classes: number;
 }
 
-/** Tokens of a shape: one per patch plus the class token. */
-export const tokensOf = (s: VitShape): number => (s.imageSize / s.patch) ** 2 + 1;
-
 export function syntheticVit(shape: VitShape, seed = 1): Uint8Array {
   const { imageSize, patch, dim, heads, mlp, depth, classes } = shape;
   const patches = (imageSize / patch) ** 2;

@@ -1,9 +1,9 @@
 import path from 'node:path';
 import { loadPlugins, PluginLoadError } from '../../gateway/plugins/plugin-loader';
-import { lifecycle } from '../plugins/greeting-plugin';
+import { lifecycle } from './support/greeting-plugin';
 import { startTestGateway } from '../support/gateway-harness';
 
-const PLUGIN_PATH = path.resolve(__dirname, '..', 'plugins', 'greeting-plugin');
+const PLUGIN_PATH = path.resolve(__dirname, 'support', 'greeting-plugin');
 
 describe('plugin API', () => {
   test('a configured plugin adds a query and a route, and is started and stopped', async () => {

@@ -4,24 +4,10 @@ import * as ort from 'onnxruntime-node';
 import { FIXTURES, startTestGateway, type Dialect, type TestGateway } from '../support/gateway-harness';
 import { describeWithPostgres } from '../support/services';
 import { addVariant, eventually, get, imagePixels, inferenceBody, LABELS, png, post, registerModel, setPolicy, tensorValues } from './support/serving-fixtures';
+import { variantFigures, type VariantFigures } from './support/variant-figures';
 
 const MODEL = 'shop';
 const INFER = `/v2/models/${MODEL}/infer`;
-
-interface MinuteFigures {
-  variantTag: string;
-  requests: number;
-  errors: number;
-  shadowRequests: number;
-  shadowErrors: number;
-  compared: number;
-  top1Agreement: number | null;
-  meanKlDivergence: number | null;
-  meanTop1ProbabilityDelta: number | null;
-  feedback: number;
-  correct: number;
-  accuracy: number | null;
-}
 
 const softmax = (logits: number[]) => {
   const max = Math.max(...logits);
@@ -49,26 +35,6 @@ async function logitsOf(file: string, images: Uint8Array[]): Promise<number[][]>
   } finally {
     await session.release();
   }
-}
-
-/** Figures per variant tag, summed over the minutes the test spanned. */
-async function figures(gateway: TestGateway, since: Date): Promise<Map<string, MinuteFigures>> {
-  const result = await gateway.graphql<{ variantMetrics: MinuteFigures[] }>(
-    `query($since: DateTimeISO!) { variantMetrics(model: "${MODEL}", since: $since) {
-      variantTag requests errors shadowRequests shadowErrors compared top1Agreement meanKlDivergence meanTop1ProbabilityDelta feedback correct accuracy } }`,
-    { since: since.toISOString() },
-  );
-  if (result.errors) throw new Error(result.errors[0].message);
-  const byTag = new Map<string, MinuteFigures>();
-  for (const row of result.data!.variantMetrics) {
-    const into = byTag.get(row.variantTag);
-    if (!into) {
-      byTag.set(row.variantTag, { ...row });
-      continue;
-    }
-    for (const key of ['requests', 'errors', 'shadowRequests', 'shadowErrors', 'compared', 'feedback', 'correct'] as const) into[key] += row[key];
-  }
-  return byTag;
 }
 
 function trafficSuite(dialect: Dialect) {
@@ -157,10 +123,10 @@ function trafficSuite(dialect: Dialect) {
     const meanDelta = pairs.reduce((sum, [p, r]) => sum + Math.abs(p[argmax(p)] - r[argmax(p)]), 0) / pairs.length;
 
     await eventually(async () => {
-      const shadow = (await figures(gateway, since)).get('w4a4');
+      const shadow = (await variantFigures(gateway, MODEL, since)).get('w4a4');
       expect(shadow?.compared).toBe(20);
     });
-    const shadow = (await figures(gateway, since)).get('w4a4') as MinuteFigures;
+    const shadow = (await variantFigures(gateway, MODEL, since)).get('w4a4') as VariantFigures;
     expect(shadow.shadowRequests).toBe(20);
     expect(shadow.top1Agreement).toBeCloseTo(agreement, 6);
     expect(shadow.meanKlDivergence).toBeCloseTo(meanKl, 4);
@@ -176,7 +142,7 @@ function trafficSuite(dialect: Dialect) {
       expect(reply.json).toEqual({ id: requestIds[i], rows: 1, scored_variants: ['fp32', 'w4a4'] });
     }
     const expectedShadowCorrect = q.filter((logits, i) => argmax(logits) === truth[i]).length;
-    const after = await figures(gateway, since);
+    const after = await variantFigures(gateway, MODEL, since);
     expect(after.get('fp32')).toMatchObject({ feedback: 20, correct: 15 });
     expect(after.get('w4a4')).toMatchObject({ feedback: 20, correct: expectedShadowCorrect });
 
@@ -207,7 +173,7 @@ function trafficSuite(dialect: Dialect) {
     const since = new Date();
     await setPolicy(gateway, MODEL, { routes: [{ variant: 'fp32', weight: 1 }], shadows: [{ variant: 'broken', mirrorPercent: 100 }] });
     for (let i = 0; i < 5; i++) expect((await post(gateway, INFER, body())).status).toBe(200);
-    await eventually(async () => expect((await figures(gateway, since)).get('broken')).toMatchObject({ shadowRequests: 5, shadowErrors: 5 }));
+    await eventually(async () => expect((await variantFigures(gateway, MODEL, since)).get('broken')).toMatchObject({ shadowRequests: 5, shadowErrors: 5 }));
   });
 
   test('dynamic batching merges concurrent requests into one run with the same answers', async () => {

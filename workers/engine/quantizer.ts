@@ -1,5 +1,5 @@
 /**
- * Asymmetric uniform quantization (FIMAQ.md): q = clamp(round(x / s) + z, 0, 2^b - 1),
+ * Asymmetric uniform quantization (docs/fimaq.md): q = clamp(round(x / s) + z, 0, 2^b - 1),
  * x̂ = (q - z) · s. Rounding passes gradients straight through, so scales, zero points and
  * the inputs all receive gradients and tf.grad works through a fake-quantized program.
  */

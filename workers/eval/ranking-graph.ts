@@ -11,9 +11,6 @@ import { onnx } from 'onnx-proto';
  * Outputs: ap_sum [B] (sum of precision at each relevant item), relevant [B] (relevant count),
  *          top5 [B, 5] (1 where the item at that rank is relevant)
  */
-export const RANKING_INPUTS = ['queries', 'gallery', 'query_labels', 'gallery_labels', 'query_self', 'gallery_positions', 'k'] as const;
-export const RANKING_OUTPUTS = ['ap_sum', 'relevant', 'top5'] as const;
-
 const T = onnx.TensorProto.DataType;
 
 function node(opType: string, inputs: string[], outputs: string[], attributes: onnx.IAttributeProto[] = []): onnx.INodeProto {

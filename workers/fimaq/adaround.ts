@@ -1,5 +1,5 @@
 /**
- * AdaRound (FIMAQ.md): a weight's rounding is learned. W̃ = s·(clamp(⌊W/s⌋ + h(α) + z, 0, L−1) − z),
+ * AdaRound (docs/fimaq.md): a weight's rounding is learned. W̃ = s·(clamp(⌊W/s⌋ + h(α) + z, 0, L−1) − z),
  * h(α) = clamp(1.2·sigmoid(α) − 0.1, 0, 1), α initialized so that h(α) is the fractional part of
  * W/s (the soft weight then equals W inside the grid's range). Hard rounding: h = [α ≥ 0].
  */

@@ -1,7 +1,7 @@
 /**
  * Evaluation of a quantization result side by side: the full-precision model and the exported
  * QDQ model on onnxruntime, the simulated model on the engine. Classification: top-1/top-5.
- * Retrieval (FIMAQ.md): recall@1/5 of each model's neighbours against the full-precision model's
+ * Retrieval (docs/fimaq.md): recall@1/5 of each model's neighbours against the full-precision model's
  * nearest neighbour, and the mean cosine between full-precision and quantized embeddings.
  */
 import * as tf from '@tensorflow/tfjs';

@@ -4,7 +4,6 @@
  * errors in the Fisher losses.
  */
 import * as tf from '@tensorflow/tfjs';
-import { LogitsFunction } from './logits';
 
 /** From a block's output to the model's logits. */
 export type RestOfModel = (blockOutput: tf.Tensor) => tf.Tensor;
@@ -26,9 +25,4 @@ export function klGradientMagnitude(rest: RestOfModel, blockOutput: tf.Tensor, t
     const gradient = tf.grad(kl)(blockOutput);
     return tf.reshape(tf.abs(gradient), [blockOutput.shape[0], -1]);
   });
-}
-
-/** softmax(logits(output) / T) for a batch of model outputs. */
-export function softTargets(logits: LogitsFunction, outputs: tf.Tensor, temperature: number): tf.Tensor {
-  return tf.tidy(() => tf.softmax(tf.div(logits(outputs), temperature)));
 }

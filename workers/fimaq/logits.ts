@@ -1,6 +1,6 @@
 /**
  * What the KL of the Fisher losses compares: a classifier's logits, or for an embedding model
- * z = τ·cos(e, R) against a fixed reference set R (FIMAQ.md, retrieval models).
+ * z = τ·cos(e, R) against a fixed reference set R (docs/fimaq.md, retrieval models).
  */
 import * as tf from '@tensorflow/tfjs';
 import { Tape } from '../engine/autodiff/tape';

@@ -1,5 +1,5 @@
 /**
- * Reconstruction losses (FIMAQ.md). Each loss is a weighted sum of terms; each term is divided by
+ * Reconstruction losses (docs/fimaq.md). Each loss is a weighted sum of terms; each term is divided by
  * its value at the latest normalization point (the first iteration, or the latest Fisher snapshot)
  * so that the rounding regularizer keeps the same relative weight whatever the block's scale.
  */

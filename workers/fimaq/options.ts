@@ -1,5 +1,5 @@
 /**
- * FIMA-Q's knobs with the defaults of the paper's 4-bit and 3-bit configs (FIMAQ.md), and the checks
+ * FIMA-Q's knobs with the defaults of the paper's 4-bit and 3-bit configs (docs/fimaq.md), and the checks
  * that turn bad requests into clear errors before any long work starts.
  */
 import { InputError } from '../data/errors';

@@ -1,5 +1,5 @@
 /**
- * Stage 2: block-wise reconstruction (FIMAQ.md). For each block in model order, AdaRound weights
+ * Stage 2: block-wise reconstruction (docs/fimaq.md). For each block in model order, AdaRound weights
  * and learned activation scales are trained so that the quantized block's output stays close to
  * the full-precision one under the chosen loss, with QDrop; then rounding is made hard, the
  * learned weights are written into the program (so the exporter stores their codes) and the

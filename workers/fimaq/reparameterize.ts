@@ -1,5 +1,5 @@
 /**
- * Reparameterization of post-LayerNorm activations (FIMAQ.md): the inputs of qkv and fc1 vary
+ * Reparameterization of post-LayerNorm activations (docs/fimaq.md): the inputs of qkv and fc1 vary
  * strongly between channels, so each channel gets its own range first; the per-channel ranges are
  * then folded into the LayerNorm's affine parameters and the next Linear's weight and bias, so that
  * one per-tensor scale quantizes the new input as well as per-channel scales did the old one, and

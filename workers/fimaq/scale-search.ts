@@ -1,5 +1,5 @@
 /**
- * Stage 1 scale search (FIMAQ.md): per-channel weight scales and per-tensor / per-head activation
+ * Stage 1 scale search (docs/fimaq.md): per-channel weight scales and per-tensor / per-head activation
  * scales chosen by the MSE of the site's *output*, alternating weights and activations. Every
  * candidate is evaluated on the whole calibration capture in one batched product.
  */

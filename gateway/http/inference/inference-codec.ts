@@ -1,5 +1,5 @@
 import { badInput } from '../../errors';
-import type { TensorSignature } from '../../registry/model-signature';
+import type { TensorSignature } from '../../registry/registry-types';
 import { datatypeInfo, type Tensor } from '../../tensors/tensor';
 import { binaryInputs, HEADER_LENGTH, splitBinaryBody, tensorBytes, tensorFromBytes } from './binary-tensors';
 import { declaredRequest, jsonValues, parseJson, tensorFromJson, type RequestedOutput } from './json-tensors';

@@ -28,10 +28,6 @@ async function listening(port: number): Promise<boolean> {
   });
 }
 
-export function natsServerAvailable(): boolean {
-  return fs.existsSync(NATS_SERVER);
-}
-
 /**
  * A NATS server of the test's own (own port, own JetStream store), so a test can restart it
  * without touching the machine's shared server.

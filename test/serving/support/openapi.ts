@@ -4,7 +4,22 @@ import Ajv, { type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
 import yaml from 'js-yaml';
 
+/**
+ * The protocol's official OpenAPI file is not part of the repository: developers and CI have it
+ * beside the checkout. Where it is missing, responses are not validated against it; CI
+ * (REQUIRE_SERVICES=1 or CI=true) fails instead, as it does for missing PostgreSQL or NATS.
+ */
 const SPEC_FILE = path.resolve(__dirname, '../../../../shared/specs/open_inference_rest.yaml');
+const SPEC_REQUIRED = process.env.REQUIRE_SERVICES === '1' || process.env.CI === 'true';
+
+/** Why spec validation does not run here, or undefined when it does; suites show it as a skipped test. */
+export const specValidationSkipped: string | undefined = fs.existsSync(SPEC_FILE)
+  ? undefined
+  : `OpenAPI validation skipped: the Open Inference Protocol's OpenAPI file is not at ${SPEC_FILE} (set REQUIRE_SERVICES=1 to fail instead)`;
+if (specValidationSkipped) {
+  if (SPEC_REQUIRED) throw new Error(`REQUIRE_SERVICES=1 or CI=true, but the Open Inference Protocol's OpenAPI file ${SPEC_FILE} is missing`);
+  console.warn(specValidationSkipped);
+}
 
 type Schema = Record<string, unknown>;
 
@@ -29,7 +44,7 @@ function loadSpec(): Schema {
 
 const ajv = new Ajv({ strict: false, allErrors: true });
 addFormats(ajv);
-ajv.addSchema(loadSpec());
+if (!specValidationSkipped) ajv.addSchema(loadSpec());
 
 const validators = new Map<string, ValidateFunction>();
 
@@ -40,8 +55,9 @@ export type OipSchema =
   | 'metadata_server_response'
   | 'metadata_model_response';
 
-/** Throws with ajv's messages when the value does not match the named component schema. */
+/** Throws with ajv's messages when the value does not match the named component schema; does nothing without the spec. */
 export function expectValid(schema: OipSchema, value: unknown): void {
+  if (specValidationSkipped) return;
   let validate = validators.get(schema);
   if (!validate) {
     validate = ajv.getSchema(`oip#/components/schemas/${schema}`) as ValidateFunction;

@@ -4,7 +4,7 @@ import { QuantizationMethod } from './method';
 import { roundToNearest } from './rtn';
 import { fimaqMethods } from '../../fimaq/methods';
 
-export type { LoadedImages, MethodContext, MethodOptions, MethodProgress, MethodReport, QuantizationMethod } from './method';
+export type { LoadedImages, MethodOptions, MethodProgress, MethodReport } from './method';
 
 const methods: Record<string, QuantizationMethod> = {
   rtn: roundToNearest,

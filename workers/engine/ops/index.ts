@@ -7,8 +7,6 @@ import { linearKernels } from './linear';
 import { normalizationKernels } from './normalization';
 import { shapeKernels } from './shape';
 
-export type { OpContext, OpKernel } from './kernel';
-
 const kernels: KernelTable = { ...elementwiseKernels, ...linearKernels, ...normalizationKernels, ...shapeKernels };
 
 export const supportedOps: readonly string[] = Object.keys(kernels).sort();

@@ -1,5 +1,5 @@
 import { Arg, Authorized, Query, Resolver } from 'type-graphql';
-import type { GatewayPlugin, PluginContext } from '../../gateway/plugins/plugin-api';
+import type { GatewayPlugin, PluginContext } from '../../../gateway/plugins/plugin-api';
 
 /** Proves the plugin door: a query, a route, and lifecycle hooks that see the gateway's services. */
 export const lifecycle: string[] = [];
