@@ -35,9 +35,11 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => shutdown('SIGTERM'));
 
   if (gateway.initialAdminToken) {
-    // Printed once: only the hash is stored, so this is the operator's only chance to copy it.
-    process.stdout.write(
-      `\nFirst start: created an admin token. Store it now; it will not be shown again.\n\n  ${gateway.initialAdminToken}\n\n`,
+    // Printed once, to the terminal and never into the JSON log stream: only the hash is stored,
+    // so this is the operator's only chance to copy it.
+    const rule = '='.repeat(72);
+    process.stderr.write(
+      `\n${rule}\n  First start: created an admin token. Store it now; it will not be shown again.\n\n    ${gateway.initialAdminToken}\n\n  Send it as "Authorization: Bearer <token>".\n${rule}\n\n`,
     );
   }
   process.stdout.write(`gateway ready at ${gateway.url} (GraphQL: ${gateway.url}/graphql)\n`);

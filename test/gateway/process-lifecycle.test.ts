@@ -20,9 +20,11 @@ function startMain(dataDir: string) {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
+  let stdout = '';
   const ready = new Promise<string>((resolve, reject) => {
     child.stdout.on('data', (chunk: Buffer) => {
       output += chunk.toString();
+      stdout += chunk.toString();
       const match = /gateway ready at (http:\/\/\S+) /.exec(output);
       if (match) resolve(match[1]);
     });
@@ -30,7 +32,7 @@ function startMain(dataDir: string) {
     child.once('exit', (code) => reject(new Error(`gateway exited with ${code} before it was ready:\n${output}`)));
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, ready, exited, output: () => output };
+  return { child, ready, exited, output: () => output, stdout: () => stdout };
 }
 
 describe('the gateway process', () => {
@@ -44,6 +46,8 @@ describe('the gateway process', () => {
       const first = startMain(dataDir);
       const url = await first.ready;
       expect(first.output()).toMatch(/created an admin token[\s\S]*vgw_[A-Za-z0-9_-]{43}/);
+      // The token goes to the terminal (stderr), never into the JSON log stream on stdout.
+      expect(first.stdout()).not.toMatch(/vgw_/);
       expect(await (await fetch(`${url}/v2/health/ready`)).json()).toEqual({ ready: true });
       first.child.kill(signal);
       expect(await first.exited).toBe(0);

@@ -6,10 +6,10 @@
  *   for await (const batch of ds.batches({ batchSize: 64, limit: 128 })) { ... }
  */
 export { openDataset } from './open';
-export { imageToTensor, decodeImage, DEFAULT_MAX_IMAGE_PIXELS } from './image';
+export { imageToTensor } from './image';
 export { ImageTooLargeError } from './image-header';
 export { InputError } from './errors';
 export { describeSpecialFile, readInputFile } from './files';
 export { addDatasetOptions, resolvePreprocessing, datasetSpecFromOptions, DATASET_FORMATS_HELP } from './cli-options';
 export type { DatasetCliOptions } from './cli-options';
-export type { BatchOptions, DatasetFormat, DatasetSpec, DatasetSplit, ImageBatch, ImageDataset } from './types';
+export type { DatasetFormat, DatasetSplit, ImageBatch, ImageDataset } from './types';
