@@ -15,6 +15,7 @@ import { buildGatewaySchema, CORE_RESOLVERS, ResolverContainer } from './graphql
 import { startGraphQL } from './graphql/graphql-server';
 import { InProcessPubSub } from './graphql/pubsub';
 import { startSubscriptions } from './graphql/subscription-server';
+import { serverTiming } from './http/server-timing';
 import { artifactRoutes } from './http/artifact-routes';
 import { answerClientError } from './http/client-errors';
 import { errorHandler, notFoundHandler } from './http/errors-middleware';
@@ -112,11 +113,11 @@ export async function startGateway({ config, logger, plugins: givenPlugins }: Ga
     }
 
     const schema = await buildGatewaySchema(plugins, container, pubSub);
-    const subscriptions = startSubscriptions({ schema, httpServer, path: '/graphql', auth, logger });
+    const subscriptions = startSubscriptions({ schema, httpServer, path: '/graphql', auth, registry, limits: config.graphql.limits, logger });
     cleanups.push(subscriptions.stop);
-    const graphql = await startGraphQL({ schema, httpServer, auth, logger });
+    const graphql = await startGraphQL({ schema, httpServer, auth, registry, config: config.graphql, logger });
     cleanups.push(graphql.stop);
-    app.use('/graphql', express.json({ limit: config.maxRequestBytes }), graphql.middleware);
+    app.use('/graphql', serverTiming('graphql'), express.json({ limit: config.maxRequestBytes }), graphql.middleware);
     app.use(notFoundHandler);
     app.use(errorHandler(logger));
 

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { DEFAULT_MAX_IMAGE_PIXELS } from '../../workers/data/image';
+import { ROLES, type Role } from '../auth/roles';
 
 /**
  * The gateway's whole configuration, read once from environment variables by `loadConfig`.
@@ -28,7 +29,45 @@ export interface GatewayConfig {
   plugins: string[];
   logLevel: string;
   serving: ServingConfig;
+  graphql: GraphQLConfig;
 }
+
+/** Who a GraphQL limit applies to: a token's role, or no token at all. */
+export type GraphQLCaller = Role | 'anonymous';
+export const GRAPHQL_CALLERS: readonly GraphQLCaller[] = [...ROLES, 'anonymous'];
+
+/** Static limits a GraphQL document must stay within before it runs (graphql-armor's rules). */
+export interface GraphQLQueryLimits {
+  maxDepth: number;
+  maxAliases: number;
+  maxTokens: number;
+  maxDirectives: number;
+  /** graphql-armor's estimated cost: objects 2, scalars 1, times 1.5 per nesting level. */
+  maxCost: number;
+}
+
+/** The GraphQL control plane's knobs (GRAPHQL_* variables and GATEWAY_DEBUG_ERRORS). */
+export interface GraphQLConfig {
+  limits: Record<GraphQLCaller, GraphQLQueryLimits>;
+  /** An operation is stopped once it has resolved this many fields... */
+  operationMaxFields: number;
+  /** ...or once this many milliseconds have passed since its execution started. */
+  operationBudgetMs: number;
+  /** Development switch: stack traces in GraphQL error responses. Never the default. */
+  debugErrors: boolean;
+}
+
+/**
+ * Per-caller defaults. Viewers get room for every query the schema offers, including the
+ * standard introspection query; admins a little more; inference tokens and anonymous callers
+ * cannot read the control plane at all, so they get just enough to be told so.
+ */
+export const DEFAULT_GRAPHQL_LIMITS: Readonly<Record<GraphQLCaller, GraphQLQueryLimits>> = {
+  admin: { maxDepth: 10, maxAliases: 30, maxTokens: 5000, maxDirectives: 20, maxCost: 20000 },
+  viewer: { maxDepth: 8, maxAliases: 15, maxTokens: 2000, maxDirectives: 10, maxCost: 5000 },
+  inference: { maxDepth: 4, maxAliases: 5, maxTokens: 300, maxDirectives: 5, maxCost: 500 },
+  anonymous: { maxDepth: 3, maxAliases: 2, maxTokens: 200, maxDirectives: 2, maxCost: 200 },
+};
 
 /** The inference data plane's knobs (SERVING_* and ORT_* variables). */
 export interface ServingConfig {
@@ -108,6 +147,53 @@ function list(env: Env, name: string, fallback: string[]): string[] {
   return raw.split(',').map((s) => s.trim()).filter(Boolean);
 }
 
+const LIMIT_VARIABLES: ReadonlyArray<[keyof GraphQLQueryLimits, string]> = [
+  ['maxDepth', 'GRAPHQL_MAX_DEPTH'],
+  ['maxAliases', 'GRAPHQL_MAX_ALIASES'],
+  ['maxTokens', 'GRAPHQL_MAX_TOKENS'],
+  ['maxDirectives', 'GRAPHQL_MAX_DIRECTIVES'],
+  ['maxCost', 'GRAPHQL_MAX_COST'],
+];
+
+/**
+ * One limit per caller from a variable such as `GRAPHQL_MAX_DEPTH=viewer=6,admin=12`; a bare
+ * number sets every caller; callers not named keep their default.
+ */
+function perCaller(env: Env, name: string, fallback: Record<GraphQLCaller, number>): Record<GraphQLCaller, number> {
+  const raw = env[name]?.trim();
+  if (!raw) return fallback;
+  const parse = (text: string): number => {
+    const value = Number(text);
+    if (!/^\d+$/.test(text) || value < 1 || value > 1_000_000) {
+      throw new ConfigError(`${name} must be an integer in 1..1000000 or caller=integer pairs (callers: ${GRAPHQL_CALLERS.join(', ')}), got "${raw}"`);
+    }
+    return value;
+  };
+  if (/^\d+$/.test(raw)) {
+    const value = parse(raw);
+    return Object.fromEntries(GRAPHQL_CALLERS.map((caller) => [caller, value])) as Record<GraphQLCaller, number>;
+  }
+  const result = { ...fallback };
+  for (const pair of raw.split(',')) {
+    const [caller, value, ...rest] = pair.split('=').map((s) => s.trim());
+    if (rest.length > 0 || value === undefined || !(GRAPHQL_CALLERS as readonly string[]).includes(caller)) {
+      throw new ConfigError(`${name} must be an integer or caller=integer pairs (callers: ${GRAPHQL_CALLERS.join(', ')}), got "${raw}"`);
+    }
+    result[caller as GraphQLCaller] = parse(value);
+  }
+  return result;
+}
+
+function graphqlLimits(env: Env): Record<GraphQLCaller, GraphQLQueryLimits> {
+  const limits = Object.fromEntries(GRAPHQL_CALLERS.map((caller) => [caller, { ...DEFAULT_GRAPHQL_LIMITS[caller] }])) as Record<GraphQLCaller, GraphQLQueryLimits>;
+  for (const [key, variable] of LIMIT_VARIABLES) {
+    const defaults = Object.fromEntries(GRAPHQL_CALLERS.map((caller) => [caller, DEFAULT_GRAPHQL_LIMITS[caller][key]])) as Record<GraphQLCaller, number>;
+    const values = perCaller(env, variable, defaults);
+    for (const caller of GRAPHQL_CALLERS) limits[caller][key] = values[caller];
+  }
+  return limits;
+}
+
 /** Plugins shipped with the gateway and loaded when GATEWAY_PLUGINS is unset. */
 export const DEFAULT_PLUGINS: string[] = ['./plugins/fimaq'];
 
@@ -153,6 +239,12 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
       galleryMaxItems: integer(env, 'SERVING_GALLERY_MAX_ITEMS', 100000, 1, 10000000),
       maxImagePixels: integer(env, 'MAX_IMAGE_PIXELS', DEFAULT_MAX_IMAGE_PIXELS, 1, 2 ** 30),
       rollupFlushMs: integer(env, 'SERVING_ROLLUP_FLUSH_MS', 10000, 100, 3600000),
+    },
+    graphql: {
+      limits: graphqlLimits(env),
+      operationMaxFields: integer(env, 'GRAPHQL_OPERATION_MAX_FIELDS', 20000, 1, 100000000),
+      operationBudgetMs: integer(env, 'GRAPHQL_OPERATION_BUDGET_MS', 1000, 1, 3600000),
+      debugErrors: boolean(env, 'GATEWAY_DEBUG_ERRORS', false),
     },
   };
 }

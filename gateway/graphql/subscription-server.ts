@@ -1,12 +1,16 @@
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { GraphQLSchema } from 'graphql';
-import { useServer } from 'graphql-ws/use/ws';
+import { GraphQLError, parse, type GraphQLSchema } from 'graphql';
+import type { Context } from 'graphql-ws';
+import { useServer, type Extra } from 'graphql-ws/use/ws';
 import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
+import type { GraphQLConfig } from '../config/config';
 import { endWithError } from '../http/client-errors';
 import type { RequestAuthenticator } from '../http/http-auth';
-import type { GraphQLContext } from './graphql-context';
+import type { RegistryService } from '../registry/registry-service';
+import { createGraphQLContext, type GraphQLContext } from './graphql-context';
+import { callerOf, checkShape, checkTokens } from './limits/query-limits';
 
 const TOKEN_LIST = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?:\s*,\s*[!#$%&'*+\-.^_`|~0-9A-Za-z]+)*$/;
 
@@ -35,6 +39,8 @@ export function startSubscriptions(options: {
   httpServer: http.Server;
   path: string;
   auth: RequestAuthenticator;
+  registry: RegistryService;
+  limits: GraphQLConfig['limits'];
   logger: Logger;
 }): { stop: () => Promise<void> } {
   const wsServer = new WebSocketServer({ noServer: true });
@@ -45,14 +51,31 @@ export function startSubscriptions(options: {
   };
   options.httpServer.on('upgrade', onUpgrade);
   let connections = 0;
+  const principalOf = (ctx: Context<Record<string, unknown>, Extra>) => {
+    const param = ctx.connectionParams?.authorization;
+    return options.auth.principalOfAuthorization(typeof param === 'string' ? param : ctx.extra.request.headers.authorization);
+  };
   const server = useServer<Record<string, unknown>>(
     {
       schema: options.schema,
       context: async (ctx): Promise<GraphQLContext> => {
-        const param = ctx.connectionParams?.authorization;
-        const header = typeof param === 'string' ? param : ctx.extra.request.headers.authorization;
         connections++;
-        return { principal: await options.auth.principalOfAuthorization(header), requestId: `ws-${connections}` };
+        return createGraphQLContext(await principalOf(ctx), `ws-${connections}`, options.registry, { subscription: true });
+      },
+      // The same per-caller limits as over HTTP, before graphql-ws parses and validates on its own.
+      onSubscribe: async (ctx, _id, payload) => {
+        const caller = callerOf(await principalOf(ctx));
+        const limits = options.limits[caller];
+        const tooManyTokens = checkTokens(payload.query, caller, limits);
+        if (tooManyTokens) return [tooManyTokens];
+        try {
+          const tooComplex = checkShape(options.schema, parse(payload.query), caller, limits);
+          if (tooComplex) return [tooComplex];
+        } catch (error) {
+          if (error instanceof GraphQLError) return [error];
+          throw error;
+        }
+        return undefined;
       },
       onError: (_ctx, _id, _payload, errors) => {
         options.logger.warn({ errors: errors.map((e) => e.message) }, 'GraphQL subscription failed');

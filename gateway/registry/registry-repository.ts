@@ -125,6 +125,31 @@ export class RegistryRepository {
     return rows.map(toVariant);
   }
 
+  /** Variants of several models in one statement, each model's in creation order. */
+  async listVariantsByModelIds(modelIds: readonly string[]): Promise<VariantRecord[]> {
+    if (modelIds.length === 0) return [];
+    const rows = await this.db
+      .selectFrom('variants')
+      .selectAll()
+      .where('model_id', 'in', [...modelIds])
+      .orderBy('created_at')
+      .orderBy('tag')
+      .execute();
+    return rows.map(toVariant);
+  }
+
+  async findModelsByIds(ids: readonly string[]): Promise<ModelRecord[]> {
+    if (ids.length === 0) return [];
+    const rows = await this.db.selectFrom('models').selectAll().where('id', 'in', [...ids]).execute();
+    return rows.map(toModel);
+  }
+
+  async findVariantsByIds(ids: readonly string[]): Promise<VariantRecord[]> {
+    if (ids.length === 0) return [];
+    const rows = await this.db.selectFrom('variants').selectAll().where('id', 'in', [...ids]).execute();
+    return rows.map(toVariant);
+  }
+
   async listVariantsByStatus(status: VariantStatus): Promise<VariantRecord[]> {
     const rows = await this.db.selectFrom('variants').selectAll().where('status', '=', status).execute();
     return rows.map(toVariant);

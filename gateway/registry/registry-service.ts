@@ -197,6 +197,19 @@ export class RegistryService {
     return this.repository.listVariants(modelId);
   }
 
+  /** Batch reads for request-scoped loaders: one statement whatever the number of ids. */
+  listVariantsByModelIds(modelIds: readonly string[]): Promise<VariantRecord[]> {
+    return this.repository.listVariantsByModelIds(modelIds);
+  }
+
+  getModelsByIds(ids: readonly string[]): Promise<ModelRecord[]> {
+    return this.repository.findModelsByIds(ids);
+  }
+
+  getVariantsByIds(ids: readonly string[]): Promise<VariantRecord[]> {
+    return this.repository.findVariantsByIds(ids);
+  }
+
   listVariantsByStatus(status: VariantStatus): Promise<VariantRecord[]> {
     return this.repository.listVariantsByStatus(status);
   }

@@ -93,12 +93,12 @@ export class QuantizationJobResolver {
   }
 
   @FieldResolver(() => Model)
-  async model(@Root() job: QuantizationJob): Promise<Model> {
-    return (await this.context.registry.getModelById(job.modelId)) as unknown as Model;
+  async model(@Root() job: QuantizationJob, @Ctx() context: GraphQLContext): Promise<Model> {
+    return (await context.loaders.modelById.load(job.modelId)) as unknown as Model;
   }
 
   @FieldResolver(() => Variant, { nullable: true, description: 'The variant the job produced.' })
-  async variant(@Root() job: QuantizationJob): Promise<Variant | null> {
-    return job.variantId ? ((await this.context.registry.getVariant(job.variantId)) as unknown as Variant) : null;
+  async variant(@Root() job: QuantizationJob, @Ctx() context: GraphQLContext): Promise<Variant | null> {
+    return job.variantId ? ((await context.loaders.variantById.load(job.variantId)) as unknown as Variant) : null;
   }
 }

@@ -40,8 +40,8 @@ export class ModelResolver {
   }
 
   @FieldResolver(() => [Variant], { description: 'Variants in creation order; retired ones included.' })
-  async variants(@Root() model: Model): Promise<Variant[]> {
-    return (await this.registry.listVariants(model.id)).map(asVariant);
+  async variants(@Root() model: Model, @Ctx() context: GraphQLContext): Promise<Variant[]> {
+    return (await context.loaders.variantsByModelId.load(model.id)).map(asVariant);
   }
 }
 
@@ -67,13 +67,13 @@ export class VariantResolver {
   }
 
   @FieldResolver(() => Model)
-  async model(@Root() variant: Variant): Promise<Model> {
-    return asModel(await this.registry.getModelById(variant.modelId));
+  async model(@Root() variant: Variant, @Ctx() context: GraphQLContext): Promise<Model> {
+    return asModel(await context.loaders.modelById.load(variant.modelId));
   }
 
   @FieldResolver(() => Variant, { nullable: true })
-  async parent(@Root() variant: Variant): Promise<Variant | null> {
+  async parent(@Root() variant: Variant, @Ctx() context: GraphQLContext): Promise<Variant | null> {
     if (!variant.parentVariantId) return null;
-    return asVariant(await this.registry.getVariant(variant.parentVariantId));
+    return asVariant(await context.loaders.variantById.load(variant.parentVariantId));
   }
 }
