@@ -49,7 +49,10 @@ export interface GraphQLQueryLimits {
 /** The GraphQL control plane's knobs (GRAPHQL_* variables and GATEWAY_DEBUG_ERRORS). */
 export interface GraphQLConfig {
   limits: Record<GraphQLCaller, GraphQLQueryLimits>;
-  /** An operation is stopped once it has resolved this many fields... */
+  /**
+   * An operation is stopped once it has resolved this many fields (the standard introspection
+   * query resolves about 3000 on this schema)...
+   */
   operationMaxFields: number;
   /** ...or once this many milliseconds have passed since its execution started. */
   operationBudgetMs: number;
@@ -63,8 +66,8 @@ export interface GraphQLConfig {
  * cannot read the control plane at all, so they get just enough to be told so.
  */
 export const DEFAULT_GRAPHQL_LIMITS: Readonly<Record<GraphQLCaller, GraphQLQueryLimits>> = {
-  admin: { maxDepth: 10, maxAliases: 30, maxTokens: 5000, maxDirectives: 20, maxCost: 20000 },
-  viewer: { maxDepth: 8, maxAliases: 15, maxTokens: 2000, maxDirectives: 10, maxCost: 5000 },
+  admin: { maxDepth: 10, maxAliases: 15, maxTokens: 3000, maxDirectives: 20, maxCost: 10000 },
+  viewer: { maxDepth: 8, maxAliases: 10, maxTokens: 2000, maxDirectives: 10, maxCost: 5000 },
   inference: { maxDepth: 4, maxAliases: 5, maxTokens: 300, maxDirectives: 5, maxCost: 500 },
   anonymous: { maxDepth: 3, maxAliases: 2, maxTokens: 200, maxDirectives: 2, maxCost: 200 },
 };
@@ -242,8 +245,8 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
     },
     graphql: {
       limits: graphqlLimits(env),
-      operationMaxFields: integer(env, 'GRAPHQL_OPERATION_MAX_FIELDS', 20000, 1, 100000000),
-      operationBudgetMs: integer(env, 'GRAPHQL_OPERATION_BUDGET_MS', 1000, 1, 3600000),
+      operationMaxFields: integer(env, 'GRAPHQL_OPERATION_MAX_FIELDS', 5000, 1, 100000000),
+      operationBudgetMs: integer(env, 'GRAPHQL_OPERATION_BUDGET_MS', 500, 1, 3600000),
       debugErrors: boolean(env, 'GATEWAY_DEBUG_ERRORS', false),
     },
   };

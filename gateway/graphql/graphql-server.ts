@@ -11,6 +11,7 @@ import type { RequestAuthenticator } from '../http/http-auth';
 import type { RegistryService } from '../registry/registry-service';
 import { createGraphQLContext, type GraphQLContext } from './graphql-context';
 import { operationBudgetPlugin } from './limits/operation-budget-plugin';
+import { callerOf, checkRequestTokens } from './limits/query-limits';
 import { queryLimitsPlugin } from './limits/query-limits-plugin';
 
 function originalError(error: unknown): unknown {
@@ -81,7 +82,11 @@ export async function startGraphQL(options: {
   const middleware = expressMiddleware(apollo, {
     context: async ({ req, res }) => {
       try {
-        return createGraphQLContext(await options.auth.principalOf(req), String(res.locals.requestId), options.registry);
+        const principal = await options.auth.principalOf(req);
+        const caller = callerOf(principal);
+        const tooManyTokens = checkRequestTokens(req, caller, config.limits[caller]);
+        if (tooManyTokens) throw tooManyTokens;
+        return createGraphQLContext(principal, String(res.locals.requestId), options.registry);
       } catch (error) {
         if (error instanceof GatewayError) {
           throw new GraphQLError(error.message, { extensions: { code: error.code, http: { status: error.httpStatus } } });

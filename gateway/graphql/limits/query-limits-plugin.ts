@@ -2,15 +2,15 @@ import type { ApolloServerPlugin, GraphQLRequestListener } from '@apollo/server'
 import { ApolloArmor } from '@escape.tech/graphql-armor';
 import type { GraphQLConfig } from '../../config/config';
 import type { GraphQLContext } from '../graphql-context';
-import { callerOf, checkShape, checkTokens } from './query-limits';
+import { callerOf, checkShape } from './query-limits';
 
 /**
- * Applies the caller's static limits to every operation. Apollo's `validationRules` are the
- * same for everyone and are skipped for documents it has cached, so the checks run in request
- * hooks, which see the principal and run for every request:
- * - tokens when the source is known, before Apollo parses it (a cached document was parsed for
- *   some caller, not necessarily this one);
- * - depth, aliases, directives and cost once the operation is resolved.
+ * Applies the caller's depth, alias, directive and cost limits to every operation once it is
+ * resolved. Apollo's `validationRules` are the same for everyone and are skipped for documents
+ * it has cached (validated for some caller, not necessarily this one), so the check runs in a
+ * request hook, which sees the principal and runs for every request. Tokens are counted before
+ * this, when the context is made (`checkRequestTokens`): a throw from Apollo's source and parse
+ * hooks would answer 500.
  * Field suggestions ("Did you mean ...") are masked for everyone but admins: they map the schema
  * for a caller who may not read it.
  */
@@ -29,10 +29,6 @@ export function queryLimitsPlugin(config: GraphQLConfig): ApolloServerPlugin<Gra
       const limits = config.limits[caller];
       const masking = caller === 'admin' ? undefined : await suggestionMask.requestDidStart?.(start);
       return {
-        async didResolveSource({ source }) {
-          const refused = checkTokens(source, caller, limits);
-          if (refused) throw refused;
-        },
         async didResolveOperation({ schema, document }) {
           const refused = checkShape(schema, document, caller, limits);
           if (refused) throw refused;

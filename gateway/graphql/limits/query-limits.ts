@@ -6,6 +6,7 @@ import { MaxTokensParserWLexer } from '@escape.tech/graphql-armor-max-tokens';
 import { GraphQLError, validate, type DocumentNode, type GraphQLSchema } from 'graphql';
 import type { Principal } from '../../auth/roles';
 import type { GraphQLCaller, GraphQLQueryLimits } from '../../config/config';
+import { introspectionBreadthRule } from './introspection-rule';
 
 /** The error code of a document refused for its size or shape, before anything runs. */
 export const QUERY_TOO_COMPLEX = 'QUERY_TOO_COMPLEX';
@@ -37,16 +38,33 @@ export function checkTokens(source: string, caller: GraphQLCaller, limits: Graph
   return undefined;
 }
 
-/** Depth, aliases, directives and estimated cost of a parsed, valid document, by graphql-armor's rules. */
+/**
+ * The token check for an HTTP request, before Apollo sees it: the document is the body's `query`
+ * (POST) or the `query` parameter (GET). A persisted-query hash alone has no text to count; its
+ * document was counted when it was registered and is still held to the caller's shape limits.
+ */
+export function checkRequestTokens(request: { method: string; body?: unknown; query?: unknown }, caller: GraphQLCaller, limits: GraphQLQueryLimits): GraphQLError | undefined {
+  const carrier = request.method === 'GET' ? request.query : request.body;
+  const source = carrier && typeof carrier === 'object' ? (carrier as { query?: unknown }).query : undefined;
+  return typeof source === 'string' ? checkTokens(source, caller, limits) : undefined;
+}
+
+/**
+ * Depth, aliases, directives and estimated cost of a parsed, valid document, by graphql-armor's
+ * rules, and the breadth of its introspection, which those rules leave out.
+ */
 export function checkShape(schema: GraphQLSchema, document: DocumentNode, caller: GraphQLCaller, limits: GraphQLQueryLimits): GraphQLError | undefined {
   const reasons: string[] = [];
   // Collect every exceeded limit instead of stopping at the first, so one answer names them all.
   const common = { exposeLimits: true, propagateOnRejection: false, onReject: [(_: unknown, error: GraphQLError) => void reasons.push(error.message)] };
-  validate(schema, document, [
+  const errors = validate(schema, document, [
+    introspectionBreadthRule,
     maxDepthRule({ ...common, n: limits.maxDepth }),
-    maxAliasesRule({ ...common, n: limits.maxAliases }),
+    // graphql-armor lets `__typename` be aliased freely by default; here an alias is an alias.
+    maxAliasesRule({ ...common, n: limits.maxAliases, allowList: [] }),
     maxDirectivesRule({ ...common, n: limits.maxDirectives }),
     costLimitRule({ ...common, maxCost: limits.maxCost }),
   ]);
+  reasons.push(...errors.map((error) => error.message));
   return reasons.length > 0 ? refusal(caller, reasons) : undefined;
 }
