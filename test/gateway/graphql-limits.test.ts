@@ -1,4 +1,6 @@
 import fc from 'fast-check';
+import { createClient } from 'graphql-ws';
+import WebSocket from 'ws';
 import { DEFAULT_GRAPHQL_LIMITS, loadConfig, type GraphQLCaller } from '../../gateway/config/config';
 import { RegistryRepository } from '../../gateway/registry/registry-repository';
 import { ADMIN_TOKEN, startTestGateway, type Dialect, type TestGateway } from '../support/gateway-harness';
@@ -83,6 +85,23 @@ describe('GraphQL limits per caller', () => {
     expect(asViewer.body.errors![0].extensions?.code).toBe('GRAPHQL_VALIDATION_FAILED');
     const asAdmin = await sendGraphQL(gateway, `{ models { nme } }`, tokens.admin);
     expect(asAdmin.body.errors![0].message).toContain('Did you mean "name"?');
+  });
+
+  test('subscriptions over graphql-ws are held to the same limits', async () => {
+    const client = createClient({ url: `${gateway.url.replace('http', 'ws')}/graphql`, webSocketImpl: WebSocket, lazy: true, retryAttempts: 0 });
+    try {
+      const errors = await new Promise<unknown>((resolve) => {
+        client.subscribe({ query: HOSTILE_FAMILIES.wideAliases(4, MODEL) }, { next: () => undefined, error: resolve, complete: () => resolve(undefined) });
+      });
+      expect(errors).toEqual([
+        expect.objectContaining({
+          message: 'query refused for anonymous callers: Query depth limit of 3 exceeded, found 6; Aliases limit of 2 exceeded, found 4; Query Cost limit of 200 exceeded, found 264.5',
+          extensions: expect.objectContaining({ code: 'QUERY_TOO_COMPLEX' }),
+        }),
+      ]);
+    } finally {
+      await client.dispose();
+    }
   });
 
   test('a cached document is checked again for each caller', async () => {

@@ -17,7 +17,7 @@ export function callerOf(principal: Principal | undefined): GraphQLCaller {
 
 /** graphql-armor prefixes every refusal with "Syntax Error: "; ours name the caller instead. */
 function refusal(caller: GraphQLCaller, reasons: readonly string[]): GraphQLError {
-  const text = reasons.map((reason) => reason.replace(/^Syntax Error: /, '')).join('; ');
+  const text = reasons.map((reason) => reason.replace(/^Syntax Error: /, '').replace(/\.$/, '')).join('; ');
   return new GraphQLError(`query refused for ${caller} callers: ${text}`, {
     extensions: { code: QUERY_TOO_COMPLEX, http: { status: 400 } },
   });
