@@ -182,12 +182,14 @@ describe('GraphQL limits per caller', () => {
         `inference p99: ${baseline.toFixed(1)} ms alone (${samples.baseline.length} requests), ${attack.toFixed(1)} ms during the attack (${samples.attack.length} requests)`,
     );
     for (const w of worst) expect(w.gatewayMs).toBeLessThan(100);
-    // 2x + 25 ms. Inference shares the event loop with GraphQL (and, here, with this test's
-    // client), so while queries run back to back an inference request may wait for the one in
-    // progress: the admitted worst ones hold the loop for ~5-25 ms here, which p99 shows. On this
-    // shared two-core machine, with other suites running, the p99 of a few hundred requests also
-    // moves by up to 2x between windows. Without the limits one such query held the loop for seconds.
-    expect(attack).toBeLessThanOrEqual(2 * baseline + 25);
+    // Inference shares the event loop with GraphQL, so while the worst documents are sent back to
+    // back an inference request may wait for the one in progress: p99 may grow by the longest of
+    // them (measured above, under this same load), not more. On this shared two-core machine, with
+    // other suites running, the p99 of a few hundred requests also moves by up to 2x between
+    // windows, plus a scheduler quantum (10 ms). Without the limits one document held the loop for
+    // seconds.
+    const longestWorst = Math.max(...worst.map((w) => w.gatewayMs));
+    expect(attack).toBeLessThanOrEqual(2 * baseline + longestWorst + 10);
   });
 });
 
