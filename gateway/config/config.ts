@@ -50,8 +50,8 @@ export interface GraphQLQueryLimits {
 export interface GraphQLConfig {
   limits: Record<GraphQLCaller, GraphQLQueryLimits>;
   /**
-   * An operation is stopped once it has resolved this many fields (the standard introspection
-   * query resolves about 3000 on this schema)...
+   * A query is stopped once it has resolved this many fields (the standard introspection query
+   * resolves about 3000 on this schema)...
    */
   operationMaxFields: number;
   /** ...or once this many milliseconds have passed since its execution started. */

@@ -6,7 +6,7 @@ import type { GraphQLContext } from '../graphql-context';
 export const OPERATION_BUDGET_EXCEEDED = 'OPERATION_BUDGET_EXCEEDED';
 
 /**
- * A ceiling on what one operation may do once it runs, whatever the static limits let through
+ * A ceiling on what one query may do once it runs, whatever the static limits let through
  * (they cannot know how many rows a list holds): after `operationMaxFields` resolved fields or
  * `operationBudgetMs` since execution started, every further field fails at once with
  * OPERATION_BUDGET_EXCEEDED. Fields already resolved keep their values, as for any field error;
@@ -17,7 +17,11 @@ export function operationBudgetPlugin(config: Pick<GraphQLConfig, 'operationMaxF
     async requestDidStart(): Promise<GraphQLRequestListener<GraphQLContext>> {
       let exceeded: GraphQLError | undefined;
       return {
-        async executionDidStart() {
+        async executionDidStart({ operation }) {
+          // A mutation is not cut short: stopping it after its change is made would report a
+          // failure for a change that happened. Mutations need the admin role and stay within
+          // the admin's static limits.
+          if (operation.operation !== 'query') return undefined;
           const deadline = performance.now() + config.operationBudgetMs;
           let resolved = 0;
           return {
