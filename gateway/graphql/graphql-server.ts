@@ -1,5 +1,5 @@
 import type http from 'node:http';
-import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
+import { ApolloServer } from '@apollo/server';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { expressMiddleware } from '@as-integrations/express5';
 import type { RequestHandler } from 'express';
@@ -59,7 +59,6 @@ export async function startGraphQL(options: {
   registry: RegistryService;
   config: GraphQLConfig;
   logger: Logger;
-  extraPlugins?: ApolloServerPlugin<GraphQLContext>[];
 }): Promise<{ middleware: RequestHandler; stop: () => Promise<void> }> {
   const { config } = options;
   const apollo = new ApolloServer<GraphQLContext>({
@@ -75,7 +74,6 @@ export async function startGraphQL(options: {
       ApolloServerPluginDrainHttpServer({ httpServer: options.httpServer }),
       queryLimitsPlugin(config),
       operationBudgetPlugin(config),
-      ...(options.extraPlugins ?? []),
     ],
   });
   await apollo.start();
