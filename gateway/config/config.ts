@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { boolean, byteSize, ConfigError, integer, list, url, type Env } from '../../workers/common/env';
 import { DEFAULT_MAX_IMAGE_PIXELS } from '../../workers/data/image';
 import { ROLES, type Role } from '../auth/roles';
 
@@ -97,58 +98,8 @@ export interface ServingConfig {
   rollupFlushMs: number;
 }
 
-export class ConfigError extends Error {}
-
-type Env = Record<string, string | undefined>;
-
-function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new ConfigError(`${name} must be an integer in ${min}..${max}, got "${raw}"`);
-  }
-  return value;
-}
-
-function byteSize(env: Env, name: string, fallback: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const match = /^(\d+)\s*(b|kb|k|mb|m|gb|g)?$/i.exec(raw.trim());
-  if (!match) throw new ConfigError(`${name} must be a size such as 200mb or 1048576, got "${raw}"`);
-  const unit = (match[2] ?? 'b').toLowerCase()[0];
-  const factor = unit === 'k' ? 1024 : unit === 'm' ? 1024 ** 2 : unit === 'g' ? 1024 ** 3 : 1;
-  return Number(match[1]) * factor;
-}
-
-function boolean(env: Env, name: string, fallback: boolean): boolean {
-  const raw = env[name]?.trim().toLowerCase();
-  if (raw === undefined || raw === '') return fallback;
-  if (['1', 'true', 'yes', 'on'].includes(raw)) return true;
-  if (['0', 'false', 'no', 'off'].includes(raw)) return false;
-  throw new ConfigError(`${name} must be true or false, got "${env[name]}"`);
-}
-
-function url(env: Env, name: string, protocols: string[]): string | undefined {
-  const raw = env[name]?.trim();
-  if (!raw) return undefined;
-  let parsed: URL;
-  try {
-    parsed = new URL(raw);
-  } catch {
-    throw new ConfigError(`${name} is not a URL: "${raw}"`);
-  }
-  if (!protocols.includes(parsed.protocol)) {
-    throw new ConfigError(`${name} must use ${protocols.join(' or ')}, got "${parsed.protocol}"`);
-  }
-  return raw;
-}
-
-function list(env: Env, name: string, fallback: string[]): string[] {
-  const raw = env[name]?.trim();
-  if (!raw) return fallback;
-  return raw.split(',').map((s) => s.trim()).filter(Boolean);
-}
+/** What loadConfig (and the plugin and worker configs, through the same readers) throws for a bad value. */
+export { ConfigError };
 
 const LIMIT_VARIABLES: ReadonlyArray<[keyof GraphQLQueryLimits, string]> = [
   ['maxDepth', 'GRAPHQL_MAX_DEPTH'],

@@ -1,5 +1,6 @@
 import os from 'node:os';
 import path from 'node:path';
+import { ConfigError, integer, text, type Env } from '../common/env';
 
 /** The worker process's configuration, from environment variables (documented in the README). */
 export interface WorkerConfig {
@@ -20,34 +21,24 @@ export interface WorkerConfig {
   logLevel: string;
 }
 
-type Env = Record<string, string | undefined>;
-
-function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
-  const raw = env[name]?.trim();
-  if (!raw) return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < min || value > max) throw new Error(`${name} must be an integer in ${min}..${max}, got "${raw}"`);
-  return value;
-}
-
 export function loadWorkerConfig(env: Env = process.env): WorkerConfig {
-  const dataDir = path.resolve(env.DATA_DIR?.trim() || 'data');
+  const dataDir = path.resolve(text(env, 'DATA_DIR', 'data'));
   const config: WorkerConfig = {
-    natsUrl: env.NATS_URL?.trim() || undefined,
-    namespace: env.FIMAQ_NATS_NAMESPACE?.trim() || 'fimaq',
-    workerId: env.WORKER_ID?.trim() || `${os.hostname()}-${process.pid}`,
+    natsUrl: text(env, 'NATS_URL'),
+    namespace: text(env, 'FIMAQ_NATS_NAMESPACE', 'fimaq'),
+    workerId: text(env, 'WORKER_ID', `${os.hostname()}-${process.pid}`),
     concurrency: integer(env, 'WORKER_CONCURRENCY', 1, 1, 64),
     maxAttempts: integer(env, 'JOB_MAX_ATTEMPTS', 3, 1, 100),
     heartbeatMs: integer(env, 'WORKER_HEARTBEAT_MS', 5000, 100, 600_000),
     ackWaitMs: integer(env, 'JOB_ACK_WAIT_MS', 30_000, 1000, 3_600_000),
     retryDelayMs: integer(env, 'JOB_RETRY_DELAY_MS', 5000, 0, 3_600_000),
     shutdownGraceMs: integer(env, 'WORKER_SHUTDOWN_GRACE_MS', 30_000, 0, 3_600_000),
-    artifactsDir: path.resolve(env.WORKER_ARTIFACTS_DIR?.trim() || path.join(dataDir, 'worker-cache')),
-    engineModule: env.WORKER_ENGINE_MODULE?.trim() || undefined,
-    logLevel: env.LOG_LEVEL?.trim() || 'info',
+    artifactsDir: path.resolve(text(env, 'WORKER_ARTIFACTS_DIR', path.join(dataDir, 'worker-cache'))),
+    engineModule: text(env, 'WORKER_ENGINE_MODULE'),
+    logLevel: text(env, 'LOG_LEVEL', 'info'),
   };
   if (config.heartbeatMs >= config.ackWaitMs) {
-    throw new Error(`WORKER_HEARTBEAT_MS (${config.heartbeatMs}) must be below JOB_ACK_WAIT_MS (${config.ackWaitMs}), or running jobs get redelivered`);
+    throw new ConfigError(`WORKER_HEARTBEAT_MS (${config.heartbeatMs}) must be below JOB_ACK_WAIT_MS (${config.ackWaitMs}), or running jobs get redelivered`);
   }
   return config;
 }
