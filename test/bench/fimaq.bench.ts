@@ -24,7 +24,7 @@ import path from 'node:path';
 import { readModelCard } from '../../workers/common/model-card';
 import type { Preprocessing } from '../../workers/common/preprocessing';
 import { openDataset } from '../../workers/data';
-import { quantizeModel } from '../../workers/engine/quantize-model';
+import { quantizeModel } from '../../workers/quantization';
 import { OnnxImageModel } from '../../workers/eval/onnx-model';
 import type { CalibrationCache } from '../../workers/fimaq/calibrate';
 import { evaluateQuantized, type QualityMetrics } from '../../workers/fimaq/evaluate-quantized';

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import { InputError } from '../../workers/data/errors';
 import { parseBits } from '../../workers/engine/bits';
-import { quantizeModel } from '../../workers/engine/quantize-model';
+import { quantizeModel } from '../../workers/quantization';
 import { fimaqOptionsFromCli } from '../../workers/fimaq/cli-support';
 import { resolveFimaqOptions } from '../../workers/fimaq/options';
 import { modelWithoutProducts, sampleDataset, trainedTinyClassifier } from './fixtures';

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import { forward } from '../../workers/engine/image-model';
-import { quantizeModel, type QuantizeResult } from '../../workers/engine/quantize-model';
+import type { QuantizeResult } from '../../workers/engine/quantize-model';
+import { quantizeModel } from '../../workers/quantization';
 import type { CalibrationCache } from '../../workers/fimaq/calibrate';
 import { argmaxRows, maxAbsDiff, runOrt, tinyEncoder } from '../engine/fixtures';
 import { PREPROCESSING, sampleDataset, sampleImages, trainedTinyClassifier } from './fixtures';

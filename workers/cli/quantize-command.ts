@@ -13,7 +13,8 @@ import {
   type DatasetSplit,
 } from '../data';
 import { fimaqOptionsFromCli, evaluateQuantizedOutput, type QuantizedEvaluation } from '../fimaq/cli-support';
-import { initBackend, methodNames, parseOnnx, quantizeModel, type QuantizeReport } from '../engine';
+import { initBackend, parseOnnx, type QuantizeReport } from '../engine';
+import { methodNames, quantizeModel } from '../quantization';
 import type { CliIO } from './context';
 import { stageProgress } from './progress';
 

@@ -7,7 +7,6 @@ export { initBackend } from './backend';
 export { exportQdq } from './export/qdq';
 export { ortKernelCounts, INTEGER_KERNELS } from './export/ort-kernels';
 export { forward, type ImageModel } from './image-model';
-export { methodNames } from './methods';
 export { parseOnnx } from './onnx/graph';
 export { quantizeModel, type QuantizeReport } from './quantize-model';
 export type { QuantizedModel } from './simulation';

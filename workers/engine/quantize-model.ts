@@ -9,7 +9,7 @@ import { formatBits, parseBits } from './bits';
 import { partitionBlocks } from './blocks';
 import { exportQdq, type ExportOptions } from './export/qdq';
 import { ImageModel, loadImageModel } from './image-model';
-import { LoadedImages, MethodOptions, MethodProgress, MethodReport, methodFor } from './methods';
+import { ENGINE_METHODS, LoadedImages, MethodOptions, MethodProgress, MethodReport, methodFor, type MethodTable } from './methods';
 import { QuantizedModel } from './simulation';
 import { SiteOptions, findSites } from './sites';
 
@@ -38,7 +38,10 @@ export interface QuantizeOptions {
   calibration: CalibrationSource;
   /** "w4a4", "w3a3", "w4a8", ... */
   bits: string;
+  /** A name in `methods`. */
   method: string;
+  /** The methods to choose from; the engine's own (rtn) when absent. */
+  methods?: MethodTable;
   /** Calibration images to use (default 128). */
   calibSize?: number;
   batchSize?: number;
@@ -121,7 +124,7 @@ function siteReport(site: QuantizedModel['sites'][number]): SiteReport {
 
 export async function quantizeModel(options: QuantizeOptions, onProgress: (p: QuantizeProgress) => void = () => undefined): Promise<QuantizeResult> {
   const widths = parseBits(options.bits);
-  const method = methodFor(options.method);
+  const method = methodFor(options.methods ?? ENGINE_METHODS, options.method);
   const backend = await initBackend(options.backend);
   const modelName = options.modelName ?? 'model';
   const started = performance.now();

@@ -1,21 +1,20 @@
-/** Registry of quantization methods by their CLI/API name. */
+/** Quantization methods by their CLI/API name. */
 import { InputError } from '../../data/errors';
 import { QuantizationMethod } from './method';
 import { roundToNearest } from './rtn';
-import { fimaqMethods } from '../../fimaq/methods';
 
 export type { LoadedImages, MethodOptions, MethodProgress, MethodReport } from './method';
 
-const methods: Record<string, QuantizationMethod> = {
-  rtn: roundToNearest,
-  // calib, mse, fisher_diag, fisher_lr, fisher_brecq, fisher_dplr, fimaq
-  ...fimaqMethods,
-};
+export type MethodTable = Readonly<Record<string, QuantizationMethod>>;
 
-export const methodNames: readonly string[] = Object.keys(methods);
+/**
+ * The engine's own methods. Families built on the engine (FIMA-Q) join them above it, in
+ * `workers/quantization.ts`, so the engine imports none of them.
+ */
+export const ENGINE_METHODS: MethodTable = { rtn: roundToNearest };
 
-export function methodFor(name: string): QuantizationMethod {
+export function methodFor(methods: MethodTable, name: string): QuantizationMethod {
   const method = methods[name];
-  if (!method) throw new InputError(`unknown quantization method "${name}"; available: ${methodNames.join(', ')}`);
+  if (!method) throw new InputError(`unknown quantization method "${name}"; available: ${Object.keys(methods).join(', ')}`);
   return method;
 }
