@@ -14,4 +14,32 @@ module.exports = tseslint.config(
     },
   },
   { files: ['**/*.js'], rules: { '@typescript-eslint/no-require-imports': 'off' } },
+  // The arrows between layers (README, Architecture). Type-only imports count too.
+  {
+    files: ['plugins/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [{ regex: '(^|/)gateway/(?!plugin-surface$)', message: 'A plugin uses the gateway only through gateway/plugin-surface.' }],
+      }],
+    },
+  },
+  {
+    files: ['workers/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [{ regex: '(^|/)(gateway|plugins)/', message: 'Workers import nothing of the control plane; the job contract is in workers/common/jobs/.' }],
+      }],
+    },
+  },
+  {
+    files: ['workers/engine/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [
+          { regex: '(^|/)(gateway|plugins)/', message: 'Workers import nothing of the control plane; the job contract is in workers/common/jobs/.' },
+          { regex: '(^|/)fimaq(/|$)', message: 'The engine does not import FIMA-Q, which is built on it; methods are composed in workers/quantization.ts.' },
+        ],
+      }],
+    },
+  },
 );

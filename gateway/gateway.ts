@@ -26,7 +26,7 @@ import { inferenceRoutes } from './http/inference/inference-routes';
 import { RequestAuthenticator } from './http/http-auth';
 import { requestId } from './http/request-id';
 import type { GatewayPlugin, PluginContext } from './plugins/plugin-api';
-import { loadPlugins } from './plugins/plugin-loader';
+import { checkPluginOrder, loadPlugins } from './plugins/plugin-loader';
 import { RegistryRepository } from './registry/registry-repository';
 import { RegistryService } from './registry/registry-service';
 import { startServing } from './serving/serving';
@@ -65,7 +65,9 @@ export async function startGateway({ config, logger, plugins: givenPlugins }: Ga
   };
 
   try {
-    const applied = await migrateToLatest(database);
+    const plugins = givenPlugins ?? loadPlugins(config.plugins);
+    checkPluginOrder(plugins);
+    const applied = await migrateToLatest(database, plugins);
     logger.info({ database: database.location, dialect: database.dialect, applied }, 'database ready');
 
     const events = new EventBus((event, error) => logger.error({ err: error, event }, 'event listener failed'));
@@ -100,14 +102,14 @@ export async function startGateway({ config, logger, plugins: givenPlugins }: Ga
     });
     httpServer.on('clientError', answerClientError);
 
-    const plugins = givenPlugins ?? loadPlugins(config.plugins);
     const container = new ResolverContainer();
-    container.add(CORE_RESOLVERS, { ...services, routes: Router() });
+    const contextFor = (): PluginContext => ({ ...services, routes: Router(), onStop: (step) => cleanups.push(step) });
+    container.add(CORE_RESOLVERS, contextFor());
     for (const plugin of plugins) {
-      const context: PluginContext = { ...services, routes: Router() };
-      await plugin.start?.(context);
-      if (plugin.stop) cleanups.push(() => plugin.stop?.());
-      container.add(plugin.resolvers ?? [], context);
+      const context = contextFor();
+      const running = await plugin.start(context);
+      if (running.stop) cleanups.push(running.stop);
+      container.add(plugin.resolvers ?? [], running.resolverContext);
       app.use(context.routes);
       logger.info({ plugin: plugin.name }, 'plugin started');
     }

@@ -7,12 +7,12 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import pino, { type Logger } from 'pino';
 import { FileArtifactStore } from './common/artifacts/file-artifact-store';
-import type { WorkerCapabilities } from './common/jobs';
+import type { WorkerCapabilities } from './common/jobs/messages';
 import { initBackend } from './engine/backend';
 import { IpcWorkerTransport } from './jobs/embedded/ipc-worker-transport';
 import { loadEngine } from './jobs/engine';
 import { NatsWorkerTransport } from './jobs/nats/nats-worker';
-import type { WorkerTransport } from './jobs/transport';
+import type { WorkerTransport } from './common/jobs/transport';
 import { loadWorkerConfig, type WorkerConfig } from './jobs/worker-config';
 import { WorkerRuntime } from './jobs/worker-runtime';
 

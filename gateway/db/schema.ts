@@ -5,8 +5,8 @@ import type { ColumnType, Generated } from 'kysely';
  * timestamptz on PostgreSQL. Repositories convert both to plain values (see `db/codec.ts`), so
  * nothing above them sees a dialect difference.
  */
-type Timestamp = ColumnType<Date | string, string, string>;
-type Json = string;
+export type Timestamp = ColumnType<Date | string, string, string>;
+export type Json = string;
 
 export interface GalleriesTable {
   model_id: string;
@@ -112,45 +112,6 @@ export interface ServingRollupsTable {
   correct: number;
 }
 
-export interface QuantizationJobsTable {
-  id: string;
-  model_id: string;
-  parent_variant_id: string;
-  idempotency_key: string | null;
-  /** The mutation's input as normalized, to tell a repeated request from a conflicting one. */
-  request: Json;
-  /** The job message (workers/common/jobs.ts) as published. */
-  spec: Json;
-  status: string;
-  stage: string | null;
-  block: number | null;
-  blocks: number | null;
-  progress: number;
-  eta_seconds: number | null;
-  attempt: number;
-  worker: Json | null;
-  /** JSON array of the last progress messages. */
-  log: Json;
-  reason: string | null;
-  variant_id: string | null;
-  created_by: string;
-  created_at: Timestamp;
-  updated_at: Timestamp;
-  started_at: Timestamp | null;
-  finished_at: Timestamp | null;
-}
-
-export interface JobOutboxTable {
-  id: Generated<number>;
-  job_id: string;
-  /** `dispatch` or `cancel`. */
-  kind: string;
-  attempts: number;
-  available_at: Timestamp;
-  last_error: string | null;
-  created_at: Timestamp;
-}
-
 export interface Database {
   models: ModelsTable;
   variants: VariantsTable;
@@ -161,6 +122,4 @@ export interface Database {
   serving_rollups: ServingRollupsTable;
   galleries: GalleriesTable;
   gallery_items: GalleryItemsTable;
-  quantization_jobs: QuantizationJobsTable;
-  job_outbox: JobOutboxTable;
 }

@@ -1,7 +1,6 @@
 import type { GraphQLSchema } from 'graphql';
 import { buildSchema, type NonEmptyArray, type PubSub } from 'type-graphql';
-import type { PluginContext, ResolverClass } from '../plugins/plugin-api';
-import type { GatewayPlugin } from '../plugins/plugin-api';
+import type { GatewayPlugin, ResolverClass } from '../plugins/plugin-api';
 import { authChecker } from './auth-checker';
 import { InProcessPubSub } from './pubsub';
 import { AccessResolver } from './resolvers/access-resolver';
@@ -10,12 +9,13 @@ import { ServingResolver } from './resolvers/serving-resolver';
 
 export const CORE_RESOLVERS: readonly ResolverClass[] = [ModelResolver, VariantResolver, AccessResolver, ServingResolver];
 
-/** Resolver instances by class, built once with the context of whoever contributed the class. */
+/** Resolver instances by class, built once with the context of whoever contributed the class (the core or a plugin). */
 export class ResolverContainer {
   private readonly instances = new Map<ResolverClass, object>();
 
-  add(classes: readonly ResolverClass[], context: PluginContext): void {
-    for (const cls of classes) this.instances.set(cls, new cls(context));
+  add(classes: readonly ResolverClass[], context: unknown): void {
+    // A plugin's resolvers take what its own `start` returned; the gateway cannot type that link.
+    for (const cls of classes) this.instances.set(cls, new cls(context as never));
   }
 
   get(cls: unknown): object {

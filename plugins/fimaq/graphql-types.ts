@@ -1,6 +1,6 @@
 import { IsIn, IsInt, IsOptional, Length, Max, Min, ValidateNested } from 'class-validator';
 import { Field, Float, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
-import { JOB_STATUSES, QUANTIZATION_METHODS, SUPPORTED_BITS } from '../../workers/common/jobs';
+import { JOB_STATUSES, QUANTIZATION_METHODS, SUPPORTED_BITS } from '../../workers/common/jobs/messages';
 
 const enumOf = <T extends string>(values: readonly T[]) => Object.fromEntries(values.map((v) => [v, v])) as { [K in T]: K };
 

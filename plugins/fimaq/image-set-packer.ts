@@ -1,9 +1,8 @@
 import type { ArtifactStore } from '../../workers/common/artifacts/artifact-store';
-import type { ImageSetArtifact } from '../../workers/common/jobs';
+import type { ImageSetArtifact } from '../../workers/common/jobs/messages';
 import type { Preprocessing } from '../../workers/common/preprocessing';
 import { InputError, openDataset, type DatasetFormat, type DatasetSplit, type ImageDataset } from '../../workers/data';
-import { badInput, notFound } from '../../gateway/errors';
-import type { LocalFiles } from '../../gateway/files/local-files';
+import { badInput, notFound, type LocalFiles } from '../../gateway/plugin-surface';
 import type { ImageSetSource } from './job-record';
 
 const FORMATS: readonly DatasetFormat[] = ['auto', 'idx', 'image-folder', 'npy'];

@@ -5,22 +5,23 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
-import type { GatewayPlugin, PluginContext } from '../../gateway/plugins/plugin-api';
+import type { Logger } from 'pino';
+import type { GatewayPlugin, PluginContext } from '../../gateway/plugin-surface';
 import { FileArtifactStore } from '../../workers/common/artifacts/file-artifact-store';
-import { EmbeddedControlPlaneTransport, type WorkerProcessCommand } from '../../workers/jobs/embedded/embedded-control-plane';
-import { NatsControlPlaneTransport } from '../../workers/jobs/nats/nats-control-plane';
-import type { ControlPlaneTransport } from '../../workers/jobs/transport';
+import { EmbeddedControlPlaneTransport, type WorkerProcessCommand } from './transport/embedded-control-plane';
+import { NatsControlPlaneTransport } from './transport/nats-control-plane';
+import type { ControlPlaneTransport } from '../../workers/common/jobs/transport';
 import { loadFimaqConfig, type FimaqConfig } from './fimaq-config';
 import { ImageSetPacker } from './image-set-packer';
 import { JobEventApplier } from './job-event-applier';
 import type { JobRecord } from './job-record';
 import { JobRepository } from './job-repository';
-import { QuantizationJobResolver } from './job-resolver';
+import { QuantizationJobResolver, type FimaqResolverContext } from './job-resolver';
 import { OutboxDispatcher } from './outbox-dispatcher';
 import { QuantizationService } from './quantization-service';
-import { JOB_UPDATED_TOPIC, setFimaqRuntime } from './runtime';
+import { jobsMigration } from './migrations/0003_jobs';
+import { JOB_UPDATED_TOPIC } from './job-topics';
 import { addShadow } from './shadow';
 
 export interface FimaqPluginOptions {
@@ -36,41 +37,48 @@ function compiledWorker(): Omit<WorkerProcessCommand, 'env'> {
   return { entry, execArgv: [] };
 }
 
-async function openTransport(context: PluginContext, config: FimaqConfig, options: FimaqPluginOptions): Promise<{ transport: ControlPlaneTransport; nc?: NatsConnection }> {
-  const { logger } = context;
+/**
+ * Opens the job transport and registers its teardown as each part opens, so a start that fails
+ * later closes what was opened here.
+ */
+async function openTransport(context: PluginContext, config: FimaqConfig, options: FimaqPluginOptions, logger: Logger): Promise<ControlPlaneTransport> {
+  let transport: ControlPlaneTransport;
   if (context.config.natsUrl) {
     const nc = await connect({ servers: context.config.natsUrl, name: 'vit-gateway fimaq', maxReconnectAttempts: -1 });
-    const transport = await NatsControlPlaneTransport.create(nc, {
+    context.onStop(() => nc.drain());
+    transport = await NatsControlPlaneTransport.create(nc, {
       namespace: config.natsNamespace,
       cacheDir: context.config.dataDir,
       onUndecodable: (error) => logger.error({ err: error }, 'dropped a malformed job event'),
     });
-    return { transport, nc };
+  } else {
+    if (!(context.artifacts instanceof FileArtifactStore)) throw new Error('the embedded job transport needs the file artifact store');
+    const command = options.embeddedWorker ?? compiledWorker();
+    const env = {
+      NATS_URL: '',
+      WORKER_ARTIFACTS_DIR: context.artifacts.root,
+      LOG_LEVEL: context.config.logLevel,
+      WORKER_ID: 'embedded',
+      // The in-memory queue dies with the gateway and its jobs run again on the next start, so
+      // waiting for a running job would only delay the gateway's shutdown.
+      WORKER_SHUTDOWN_GRACE_MS: '0',
+    };
+    transport = new EmbeddedControlPlaneTransport(context.artifacts, { ...command, env }, config.embeddedWorkers, logger);
   }
-  if (!(context.artifacts instanceof FileArtifactStore)) throw new Error('the embedded job transport needs the file artifact store');
-  const command = options.embeddedWorker ?? compiledWorker();
-  const env = {
-    NATS_URL: '',
-    WORKER_ARTIFACTS_DIR: context.artifacts.root,
-    LOG_LEVEL: context.config.logLevel,
-    WORKER_ID: 'embedded',
-    // The in-memory queue dies with the gateway and its jobs run again on the next start, so
-    // waiting for a running job would only delay the gateway's shutdown.
-    WORKER_SHUTDOWN_GRACE_MS: '0',
-  };
-  return { transport: new EmbeddedControlPlaneTransport(context.artifacts, { ...command, env }, config.embeddedWorkers, logger) };
+  // Registered before `start` opens anything (consumers, worker processes); stopping an unstarted transport is a no-op.
+  context.onStop(() => transport.stop());
+  return transport;
 }
 
 export function createFimaqPlugin(options: FimaqPluginOptions = {}): GatewayPlugin {
-  const stops: Array<() => Promise<void>> = [];
   return {
     name: 'fimaq',
+    migrations: { '0003_jobs': jobsMigration },
     resolvers: [QuantizationJobResolver],
     async start(context) {
       const config = { ...loadFimaqConfig(), ...options.config };
       const logger = context.logger.child({ plugin: 'fimaq' });
-      const { transport, nc } = await openTransport({ ...context, logger }, config, options);
-      if (nc) stops.unshift(() => nc.drain());
+      const transport = await openTransport(context, config, options, logger);
       const jobs = new JobRepository(context.database.db);
       const changed = (job: JobRecord) => context.pubSub.publish(JOB_UPDATED_TOPIC, job.id, job);
       const dispatcher = new OutboxDispatcher(jobs, transport, context.artifacts, config.dispatchIntervalMs, logger);
@@ -82,18 +90,15 @@ export function createFimaqPlugin(options: FimaqPluginOptions = {}): GatewayPlug
       }, logger);
 
       await transport.start(applier.apply);
-      stops.unshift(() => transport.stop());
       if (!transport.durable) {
         // The queue died with the previous process; what the database says is unfinished runs again.
         for (const job of await jobs.listUnfinished()) await jobs.redispatch(job.id);
       }
       dispatcher.start();
-      stops.unshift(() => dispatcher.stop());
-      setFimaqRuntime(context, { config, service });
-      logger.info({ transport: nc ? 'nats' : 'embedded', namespace: config.natsNamespace }, 'fimaq jobs ready');
-    },
-    async stop() {
-      for (const stop of stops.splice(0)) await stop();
+      context.onStop(() => dispatcher.stop());
+      logger.info({ transport: transport.durable ? 'nats' : 'embedded', namespace: config.natsNamespace }, 'fimaq jobs ready');
+      const resolverContext: FimaqResolverContext = { config, service, registry: context.registry };
+      return { resolverContext };
     },
   };
 }

@@ -1,9 +1,7 @@
 import type { Logger } from 'pino';
-import { GatewayError } from '../../gateway/errors';
-import type { RegistryService } from '../../gateway/registry/registry-service';
-import type { VariantRecord } from '../../gateway/registry/registry-types';
+import { GatewayError, type RegistryService, type VariantRecord } from '../../gateway/plugin-surface';
 import type { ArtifactStore } from '../../workers/common/artifacts/artifact-store';
-import type { JobEvent, JobProgressEvent, JobResultEvent } from '../../workers/common/jobs';
+import type { JobEvent, JobProgressEvent, JobResultEvent } from '../../workers/common/jobs/messages';
 import type { JobRecord } from './job-record';
 import type { JobRepository } from './job-repository';
 import type { JobChanged } from './quantization-service';

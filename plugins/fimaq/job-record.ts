@@ -1,4 +1,4 @@
-import type { BitsName, JobStatus, QuantizationJobSpec, QuantizationMethod, WorkerCapabilities } from '../../workers/common/jobs';
+import type { BitsName, JobStatus, QuantizationJobSpec, QuantizationMethod, WorkerCapabilities } from '../../workers/common/jobs/messages';
 
 /** Where a packed image set came from, as the user named it. */
 export interface ImageSetSource {

@@ -1,7 +1,7 @@
 import type { Kysely, Selectable } from 'kysely';
-import { fromJson, nowIso, toDate, toJson, toOptionalDate } from '../../gateway/db/codec';
-import type { Database, QuantizationJobsTable } from '../../gateway/db/schema';
-import type { JobStatus, QuantizationJobSpec, WorkerCapabilities } from '../../workers/common/jobs';
+import { fromJson, nowIso, toDate, toJson, toOptionalDate, type Database } from '../../gateway/plugin-surface';
+import type { FimaqDatabase, FimaqTables, QuantizationJobsTable } from './job-tables';
+import type { JobStatus, QuantizationJobSpec, WorkerCapabilities } from '../../workers/common/jobs/messages';
 import type { JobRecord, OutboxEntry, QuantizationRequest } from './job-record';
 
 /** Progress messages kept per job. */
@@ -56,7 +56,12 @@ export interface ProgressUpdate {
 
 /** Job and outbox rows in and out; the only place that knows the tables. */
 export class JobRepository {
-  constructor(private readonly db: Kysely<Database>) {}
+  private readonly db: Kysely<FimaqDatabase>;
+
+  /** Takes the gateway's database; the plugin's tables are its own, added to the type here. */
+  constructor(db: Kysely<Database>) {
+    this.db = db.withTables<FimaqTables>();
+  }
 
   /** The job row and its dispatch entry in one transaction: both exist or neither. */
   async create(job: NewJob): Promise<JobRecord> {

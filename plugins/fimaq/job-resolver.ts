@@ -1,11 +1,12 @@
 import { Arg, Authorized, Ctx, FieldResolver, ID, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
-import { actorOf, type GraphQLContext } from '../../gateway/graphql/graphql-context';
-import type { PluginContext } from '../../gateway/plugins/plugin-api';
+import { actorOf, type GraphQLContext, type RegistryService } from '../../gateway/plugin-surface';
 import { Model, Variant } from '../../schema/registry';
-import type { JobStatus } from '../../workers/common/jobs';
+import type { JobStatus } from '../../workers/common/jobs/messages';
 import { QuantizationJob, QuantizationJobStatusEnum, QuantizeModelInput } from './graphql-types';
 import type { JobRecord } from './job-record';
-import { fimaqRuntimeOf, JOB_UPDATED_TOPIC, type FimaqRuntime } from './runtime';
+import type { FimaqConfig } from './fimaq-config';
+import { JOB_UPDATED_TOPIC } from './job-topics';
+import type { QuantizationService } from './quantization-service';
 
 /** The GraphQL view of a job: the record flattened with the request's parameters. */
 export function toGraphQLJob(job: JobRecord): QuantizationJob {
@@ -22,24 +23,23 @@ export function toGraphQLJob(job: JobRecord): QuantizationJob {
   };
 }
 
+/** What the plugin's start hands its resolvers (its `resolverContext`). */
+export interface FimaqResolverContext {
+  config: FimaqConfig;
+  service: QuantizationService;
+  registry: RegistryService;
+}
+
 @Resolver(() => QuantizationJob)
 export class QuantizationJobResolver {
-  private readonly context: PluginContext;
-
-  constructor(context: PluginContext) {
-    this.context = context;
-  }
-
-  private get runtime(): FimaqRuntime {
-    return fimaqRuntimeOf(this.context);
-  }
+  constructor(private readonly context: FimaqResolverContext) {}
 
   @Authorized('admin')
   @Mutation(() => QuantizationJob, {
     description: 'Queues a quantization job for a model variant. Validates the model, variant and image sets first; returns the queued job.',
   })
   async quantizeModel(@Arg('input') input: QuantizeModelInput, @Ctx() context: GraphQLContext): Promise<QuantizationJob> {
-    const job = await this.runtime.service.quantize(
+    const job = await this.context.service.quantize(
       {
         model: input.model,
         baseVariant: input.baseVariant ?? null,
@@ -52,7 +52,7 @@ export class QuantizationJobResolver {
         rank: input.rank,
         seed: input.seed,
         evaluation: input.evaluation ? { ...input.evaluation } : null,
-        shadow: input.shadow ?? this.runtime.config.shadowByDefault,
+        shadow: input.shadow ?? this.context.config.shadowByDefault,
       },
       input.idempotencyKey ?? null,
       actorOf(context).name,
@@ -63,13 +63,13 @@ export class QuantizationJobResolver {
   @Authorized('admin')
   @Mutation(() => QuantizationJob, { description: 'Cancels a queued or running job; its worker stops at the next progress step.' })
   async cancelQuantizationJob(@Arg('id', () => ID) id: string, @Ctx() context: GraphQLContext): Promise<QuantizationJob> {
-    return toGraphQLJob(await this.runtime.service.cancel(id, actorOf(context).name));
+    return toGraphQLJob(await this.context.service.cancel(id, actorOf(context).name));
   }
 
   @Authorized('viewer')
   @Query(() => QuantizationJob, { nullable: true, description: 'A job by id; null when there is none.' })
   async quantizationJob(@Arg('id', () => ID) id: string): Promise<QuantizationJob | null> {
-    const job = await this.runtime.service.find(id);
+    const job = await this.context.service.find(id);
     return job ? toGraphQLJob(job) : null;
   }
 
@@ -79,7 +79,7 @@ export class QuantizationJobResolver {
     @Arg('model', () => String, { nullable: true }) model: string | undefined,
     @Arg('status', () => QuantizationJobStatusEnum, { nullable: true }) status: JobStatus | undefined,
   ): Promise<QuantizationJob[]> {
-    return (await this.runtime.service.list(model ?? undefined, status ?? undefined)).map(toGraphQLJob);
+    return (await this.context.service.list(model ?? undefined, status ?? undefined)).map(toGraphQLJob);
   }
 
   @Authorized('viewer')

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { ArtifactStore } from '../../workers/common/artifacts/artifact-store';
-import type { QuantizationJobSpec } from '../../workers/common/jobs';
-import type { ControlPlaneTransport } from '../../workers/jobs/transport';
+import type { QuantizationJobSpec } from '../../workers/common/jobs/messages';
+import type { ControlPlaneTransport } from '../../workers/common/jobs/transport';
 import type { OutboxEntry } from './job-record';
 import type { JobRepository } from './job-repository';
 

@@ -1,9 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import { badInput, conflict, GatewayError, notFound } from '../../gateway/errors';
-import type { RegistryService } from '../../gateway/registry/registry-service';
-import type { ModelRecord, VariantRecord } from '../../gateway/registry/registry-types';
-import type { JobStatus, QuantizationJobSpec } from '../../workers/common/jobs';
+import { badInput, conflict, GatewayError, notFound, type ModelRecord, type RegistryService, type VariantRecord } from '../../gateway/plugin-surface';
+import type { JobStatus, QuantizationJobSpec } from '../../workers/common/jobs/messages';
 import type { ImageSetPacker } from './image-set-packer';
 import type { JobRecord, QuantizationRequest } from './job-record';
 import type { JobRepository } from './job-repository';

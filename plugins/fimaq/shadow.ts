@@ -1,5 +1,4 @@
-import type { Serving } from '../../gateway/serving/serving';
-import type { ModelRecord, VariantRecord } from '../../gateway/registry/registry-types';
+import type { ModelRecord, Serving, VariantRecord } from '../../gateway/plugin-surface';
 
 /**
  * Starts the live comparison of a new variant against its parent: adds it to the model's

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { JOB_LOG_LINES, JobRepository, type NewJob } from '../../plugins/fimaq/job-repository';
-import type { WorkerCapabilities } from '../../workers/common/jobs';
+import type { WorkerCapabilities } from '../../workers/common/jobs/messages';
 import { startTestGateway, type Dialect, type TestGateway } from '../support/gateway-harness';
 import { describeWithPostgres } from '../support/services';
 import { registerTinyClassifier } from './support/jobs-harness';

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { FimaqTables } from '../../plugins/fimaq/job-tables';
 import { startTestGateway, type TestGateway } from '../support/gateway-harness';
 import { describeWithNats, NATS_TEST_URL } from '../support/services';
 import { deleteNamespace, fimaqPlugin, npyImages, quantize, queuedJobMessages, registerTinyClassifier, uniqueNamespace } from './support/jobs-harness';
@@ -43,7 +44,7 @@ describeWithNats('quantizeModel refuses invalid input before any job exists', ()
   test('no job row, no outbox entry and nothing published', async () => {
     const jobs = await gateway.graphql<{ quantizationJobs: unknown[] }>(`{ quantizationJobs { id } }`);
     expect(jobs.data!.quantizationJobs).toEqual([]);
-    const outbox = await gateway.services.database.db.selectFrom('job_outbox').selectAll().execute();
+    const outbox = await gateway.services.database.db.withTables<FimaqTables>().selectFrom('job_outbox').selectAll().execute();
     expect(outbox).toEqual([]);
     expect(await queuedJobMessages(NATS_TEST_URL, namespace)).toBe(0);
   });

@@ -4,10 +4,10 @@
  * an `engine` export (an experimental engine, or a stand-in with predictable timing in tests).
  */
 import path from 'node:path';
-import type { EngineProgress } from '../common/jobs';
+import type { EngineProgress } from '../common/jobs/messages';
 import type { Preprocessing } from '../common/preprocessing';
 import { openDataset } from '../data';
-import { quantizeModel } from '../engine/quantize-model';
+import { quantizeModel } from '../quantization';
 
 export type { EngineProgress };
 

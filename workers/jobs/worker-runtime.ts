@@ -6,9 +6,9 @@
 import type { Logger } from 'pino';
 import { openDataset } from '../data';
 import { evaluateModel, OnnxImageModel } from '../eval';
-import type { JobProgressEvent, JobResultEvent, QuantizationJobSpec, WorkerCapabilities } from '../common/jobs';
+import type { JobProgressEvent, JobResultEvent, QuantizationJobSpec, WorkerCapabilities } from '../common/jobs/messages';
 import type { EngineProgress, QuantizationEngine } from './engine';
-import type { JobDelivery, WorkerTransport } from './transport';
+import type { JobDelivery, WorkerTransport } from '../common/jobs/transport';
 
 export interface WorkerRuntimeOptions {
   transport: WorkerTransport;

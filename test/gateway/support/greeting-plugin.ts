@@ -1,5 +1,5 @@
 import { Arg, Authorized, Query, Resolver } from 'type-graphql';
-import type { GatewayPlugin, PluginContext } from '../../../gateway/plugins/plugin-api';
+import type { GatewayPlugin, PluginContext } from '../../../gateway/plugin-surface';
 
 /** Proves the plugin door: a query, a route, and lifecycle hooks that see the gateway's services. */
 export const lifecycle: string[] = [];
@@ -27,9 +27,12 @@ const plugin: GatewayPlugin = {
     context.routes.get('/greeting', (_req, res) => {
       res.json({ greeting: 'hello from a plugin route' });
     });
-  },
-  stop() {
-    lifecycle.push('stop');
+    return {
+      resolverContext: context,
+      stop: () => {
+        lifecycle.push('stop');
+      },
+    };
   },
 };
 

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { createFimaqPlugin, type FimaqPluginOptions } from '../../../plugins/fimaq';
-import { jobStreamNames } from '../../../workers/jobs/nats/job-streams';
+import { jobStreamNames } from '../../../workers/common/jobs/streams';
 import type { TestGateway } from '../../support/gateway-harness';
 
 export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');

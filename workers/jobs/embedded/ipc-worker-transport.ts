@@ -1,7 +1,7 @@
 import type { ArtifactStore } from '../../common/artifacts/artifact-store';
-import type { JobProgressEvent, JobResultEvent } from '../../common/jobs';
-import type { JobDelivery, WorkerTransport } from '../transport';
-import type { HostToWorkerMessage, WorkerToHostMessage } from './ipc-messages';
+import type { JobProgressEvent, JobResultEvent } from '../../common/jobs/messages';
+import type { JobDelivery, WorkerTransport } from '../../common/jobs/transport';
+import type { HostToWorkerMessage, WorkerToHostMessage } from '../../common/jobs/ipc-messages';
 
 /**
  * The embedded worker's end: a child process of the gateway that asks its parent for jobs over

@@ -3,9 +3,9 @@ import { jetstream, type Consumer, type JetStreamClient, type JsMsg } from '@nat
 import type { NatsConnection } from '@nats-io/nats-core';
 import type { ArtifactStore } from '../../common/artifacts/artifact-store';
 import { NatsObjectArtifactStore } from '../../common/artifacts/nats-object-artifact-store';
-import { decodeJobSpec, encodeMessage, type JobProgressEvent, type JobResultEvent, type QuantizationJobSpec } from '../../common/jobs';
-import type { JobDelivery, WorkerTransport } from '../transport';
-import { ensureJobStreams, type JobStreamOptions, type JobStreams } from './job-streams';
+import { decodeJobSpec, encodeMessage, type JobProgressEvent, type JobResultEvent, type QuantizationJobSpec } from '../../common/jobs/messages';
+import type { JobDelivery, WorkerTransport } from '../../common/jobs/transport';
+import { ensureJobStreams, type JobStreamOptions, type JobStreams } from '../../common/jobs/streams';
 
 /** How long one pull waits on the server; also bounds how long a stop waits for the pull. */
 const PULL_EXPIRES_MS = 2000;

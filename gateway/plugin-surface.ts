@@ -1,0 +1,35 @@
+/**
+ * Everything of the gateway a plugin may use, in one module: `plugins/**` import from here and
+ * nowhere else in `gateway/` (an ESLint rule keeps it so). What is not exported here is the
+ * gateway's own business and may change without a plugin noticing.
+ */
+
+// The plugin API: what a plugin is, what `start` receives and hands back.
+export type { GatewayPlugin, PluginContext, ResolverClass, RunningPlugin, StopStep } from './plugins/plugin-api';
+export type { GatewayServices } from './services';
+
+// Errors a user can act on (GraphQL `extensions.code`, HTTP status).
+export { badInput, conflict, GatewayError, invalidModel, notFound, type ErrorCode } from './errors';
+
+// The registry's records.
+export type { Actor, ModelRecord, ModelTask, NewVariant, VariantRecord, VariantStatus } from './registry/registry-types';
+export type { RegistryService } from './registry/registry-service';
+
+// The database: the core's tables (a plugin adds its own with `withTables`), the dialect codec, migrations.
+export type { Database, Json, Timestamp } from './db/schema';
+export type { DatabaseHandle, DialectName } from './db/database';
+export { fromJson, nowIso, toDate, toInteger, toJson, toOptionalDate } from './db/codec';
+export type { MigrationFactory } from '../migrations/migration';
+
+// The actor of a GraphQL request (recorded in the audit log).
+export { actorOf, type GraphQLContext } from './graphql/graphql-context';
+
+// Files admins name by path (confined to LOCAL_PATH_ROOTS).
+export type { LocalFiles } from './files/local-files';
+
+// The traffic-policy API: read a model's serving state; change its policy by compare-and-set
+// (`serving.trafficPolicies.update`).
+export type { Serving } from './serving/serving';
+export type { ModelServingState } from './serving/serving-catalog';
+export type { ShadowRoute, TrafficPolicy, WeightedRoute } from './serving/traffic-policy';
+export { MAX_POLICY_UPDATE_ATTEMPTS, type PolicyChange, type PolicyUpdateOptions, type TrafficPolicies } from './serving/traffic-policies';
