@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { migrateToLatest } from '../../gateway/db/migrate';
+import fimaq from '../../plugins/fimaq';
 import { JOB_LOG_LINES, JobRepository, type NewJob } from '../../plugins/fimaq/job-repository';
 import type { WorkerCapabilities } from '../../workers/common/jobs/messages';
 import { startTestGateway, type Dialect, type TestGateway } from '../support/gateway-harness';
@@ -37,6 +39,8 @@ function repositorySuite(dialect: Dialect): void {
 
   beforeAll(async () => {
     gateway = await startTestGateway({ dialect });
+    // The plugin's tables without the plugin running (its dispatcher would drain the outbox).
+    await migrateToLatest(gateway.services.database, [fimaq]);
     jobs = new JobRepository(gateway.services.database.db);
     ids = await registerTinyClassifier(gateway);
   });
