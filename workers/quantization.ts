@@ -7,15 +7,15 @@ import { ENGINE_METHODS, type MethodTable } from './engine/methods';
 import { quantizeModel as quantizeWith, type QuantizeOptions, type QuantizeProgress, type QuantizeResult } from './engine/quantize-model';
 import { fimaqMethods } from './fimaq/methods';
 
-export const QUANTIZATION_METHODS: MethodTable = {
+export const ALL_METHODS: MethodTable = {
   ...ENGINE_METHODS,
   // calib, mse, fisher_diag, fisher_lr, fisher_brecq, fisher_dplr, fimaq
   ...fimaqMethods,
 };
 
-export const methodNames: readonly string[] = Object.keys(QUANTIZATION_METHODS);
+export const methodNames: readonly string[] = Object.keys(ALL_METHODS);
 
 /** The engine's quantizeModel, choosing `options.method` among all of the methods above. */
 export function quantizeModel(options: QuantizeOptions, onProgress?: (progress: QuantizeProgress) => void): Promise<QuantizeResult> {
-  return quantizeWith({ methods: QUANTIZATION_METHODS, ...options }, onProgress);
+  return quantizeWith({ methods: ALL_METHODS, ...options }, onProgress);
 }
