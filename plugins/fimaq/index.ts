@@ -97,7 +97,7 @@ export function createFimaqPlugin(options: FimaqPluginOptions = {}): GatewayPlug
       dispatcher.start();
       context.onStop(() => dispatcher.stop());
       logger.info({ transport: transport.durable ? 'nats' : 'embedded', namespace: config.natsNamespace }, 'fimaq jobs ready');
-      const resolverContext: FimaqResolverContext = { config, service, registry: context.registry };
+      const resolverContext: FimaqResolverContext = { config, service };
       return { resolverContext };
     },
   };

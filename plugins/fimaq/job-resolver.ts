@@ -1,5 +1,5 @@
 import { Arg, Authorized, Ctx, FieldResolver, ID, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
-import { actorOf, type GraphQLContext, type RegistryService } from '../../gateway/plugin-surface';
+import { actorOf, type GraphQLContext } from '../../gateway/plugin-surface';
 import { Model, Variant } from '../../schema/registry';
 import type { JobStatus } from '../../workers/common/jobs/messages';
 import { QuantizationJob, QuantizationJobStatusEnum, QuantizeModelInput } from './graphql-types';
@@ -27,7 +27,6 @@ export function toGraphQLJob(job: JobRecord): QuantizationJob {
 export interface FimaqResolverContext {
   config: FimaqConfig;
   service: QuantizationService;
-  registry: RegistryService;
 }
 
 @Resolver(() => QuantizationJob)
