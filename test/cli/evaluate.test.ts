@@ -135,13 +135,32 @@ describe('fimaq evaluate on bad input', () => {
     expectOneLineError(await fimaq('evaluate', '--model', cls(), '--data', tmp.dir), /image is 32x32 \(WxH\) but the model expects 28x28/);
   });
 
-  it('asks for the task and the preprocessing when a model has no card', async () => {
+  it('asks for the preprocessing when a model has no card, and infers a classifier\'s task, saying so', async () => {
     const bare = join(tmp.dir, 'bare.onnx');
     writeFileSync(bare, readFileSync(cls()));
     expectOneLineError(await fimaq('evaluate', '--model', bare, '--data', SAMPLE_DIR), /preprocessing unknown: mean, std/);
-    expectOneLineError(await fimaq('evaluate', '--model', bare, '--data', SAMPLE_DIR, '--mean', '0.286', '--std', '0.353'), /pass --task classification\|retrieval/);
-    const run = await fimaq('evaluate', '--model', bare, '--data', SAMPLE_DIR, '--mean', '0.286', '--std', '0.353', '--task', 'classification', '--limit', '64', '--json');
+    const normalized = ['--mean', '0.286', '--std', '0.353', '--limit', '64'];
+    const inferred = await fimaq('evaluate', '--model', bare, '--data', SAMPLE_DIR, ...normalized, '--json');
+    expect(inferred.code).toBe(0);
+    const report = JSON.parse(inferred.stdout) as { task: { task: string; source: string; reason: string }; metrics: { task: string; images: number } };
+    expect(report.task).toEqual({ task: 'classification', source: 'inferred', reason: 'output "logits" is [N, 10], one score per class of the 10 the labels span' });
+    expect(report.metrics).toMatchObject({ task: 'classification', images: 64 });
+    const readable = await fimaq('evaluate', '--model', bare, '--data', SAMPLE_DIR, ...normalized);
+    expect(readable.stdout).toContain('task     classification (inferred: output "logits" is [N, 10], one score per class of the 10 the labels span; no model card)');
+    const chosen = await fimaq('evaluate', '--model', bare, '--data', SAMPLE_DIR, ...normalized, '--task', 'classification', '--json');
+    expect(JSON.parse(chosen.stdout).task).toEqual({ task: 'classification', source: 'option' });
+  });
+
+  it('asks for --task when an output without a card is not one score per class', async () => {
+    const bare = join(tmp.dir, 'encoder.onnx');
+    writeFileSync(bare, readFileSync(model('vit-fmnist-emb-op17')));
+    expectOneLineError(
+      await fimaq('evaluate', '--model', bare, '--data', SAMPLE_DIR, '--mean', '0.286', '--std', '0.353'),
+      /^fimaq: error: no model card next to the model and the task cannot be inferred: output "embedding" is \[N, 64\] but the labels span 10 classes; pass --task classification\|retrieval$/m,
+    );
+    const run = await fimaq('evaluate', '--model', bare, '--data', SAMPLE_DIR, '--mean', '0.286', '--std', '0.353', '--task', 'retrieval', '--limit', '64', '--json');
     expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout).metrics.task).toBe('retrieval');
   });
 
   it('reports unlabeled datasets and bad flag values on one line', async () => {

@@ -54,10 +54,9 @@ describe('bad input is rejected before long work', () => {
   });
 
   it('a retrieval model without a reference set', () => {
-    const card = { name: 'emb', task: 'RETRIEVAL' as const, preprocessing: { inputName: 'input', layout: 'NCHW' as const, height: 28, width: 28, channels: 1, mean: [0], std: [1] } };
-    expect(() => fimaqOptionsFromCli({}, card)).toThrow(/retrieval model .* needs a reference set/);
-    expect(fimaqOptionsFromCli({ reference: 'gallery' }, card)).toMatchObject({ task: 'retrieval', reference: { kind: 'gallery' } });
-    expect(fimaqOptionsFromCli({ reference: 'prototypes' }, card)).toMatchObject({ task: 'retrieval', reference: { kind: 'prototypes' } });
-    expect(() => fimaqOptionsFromCli({ reference: '/nonexistent.npy' }, card)).toThrow(/does not exist/);
+    expect(() => fimaqOptionsFromCli({}, 'retrieval')).toThrow(/retrieval model .* needs a reference set/);
+    expect(fimaqOptionsFromCli({ reference: 'gallery' }, 'retrieval')).toMatchObject({ task: 'retrieval', reference: { kind: 'gallery' } });
+    expect(fimaqOptionsFromCli({ reference: 'prototypes' }, 'retrieval')).toMatchObject({ task: 'retrieval', reference: { kind: 'prototypes' } });
+    expect(() => fimaqOptionsFromCli({ reference: '/nonexistent.npy' }, 'retrieval')).toThrow(/does not exist/);
   });
 });

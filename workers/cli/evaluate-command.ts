@@ -13,7 +13,7 @@ import {
   type DatasetSplit,
   type ImageDataset,
 } from '../data';
-import { evaluateModel, OnnxImageModel, type EvaluationResult, type EvaluationTask } from '../eval';
+import { chooseTask, describeTaskChoice, evaluateModel, OnnxImageModel, type EvaluationResult, type EvaluationTask, type TaskChoice } from '../eval';
 import type { CliIO } from './context';
 import { stageProgress } from './progress';
 
@@ -31,7 +31,9 @@ interface EvaluateOptions extends DatasetCliOptions {
 
 const HELP_AFTER = `${DATASET_FORMATS_HELP}
 
-Task: classification reports top-1/top-5 accuracy (output = logits, one per class);
+Task: --task, else the model card's; without a card an output of shape [N, C] whose C is the
+number of classes the labels span is evaluated as classification (the report says so), anything
+else asks for --task. Classification reports top-1/top-5 accuracy (output = logits, one per class);
 retrieval reports recall@1, recall@5 and mAP of the --data images as queries against the
 --gallery images, ranked by dot product of the model's (L2-normalized) embeddings,
 relevance = same label. Without --gallery each query is ranked against the other queries.
@@ -48,7 +50,7 @@ export function registerEvaluateCommand(program: Command, io: CliIO): void {
     .description('evaluate an ONNX image model on a dataset (accuracy, or retrieval recall@k and mAP)')
     .requiredOption('--model <file>', 'ONNX model; its card <model>.card.json, when present, supplies preprocessing, task and labels');
   addDatasetOptions(cmd)
-    .addOption(new Option('--task <task>', 'what to measure (default: from the model card)').choices(['classification', 'retrieval']))
+    .addOption(new Option('--task <task>', 'what to measure (default: the model card\'s; without a card, classification when the output is [N, C] and the labels span C classes)').choices(['classification', 'retrieval']))
     .option('--output <name>', 'model output to evaluate (default: the card\'s, else the first)')
     .option('--gallery <path>', 'retrieval gallery dataset (same formats as --data)')
     .addOption(new Option('--gallery-split <split>', 'IDX split of the gallery').choices(['train', 'test']).default('train'))
@@ -67,6 +69,7 @@ export interface EvaluationReport {
   model: string;
   data: string;
   gallery?: string;
+  task: TaskChoice;
   seconds: number;
   metrics: EvaluationResult;
 }
@@ -78,14 +81,15 @@ async function runEvaluate(options: EvaluateOptions, io: CliIO): Promise<Evaluat
   try {
     const pre = resolvePreprocessing(options, card?.preprocessing ?? {}, model.preprocessingHints());
     model.checkInput(pre);
-    const task = options.task ?? cardTask(card);
     const data = await openDataset(datasetSpecFromOptions(options, card?.labels), pre);
-    const gallery = options.gallery ? await openGallery(options, pre, card) : undefined;
-    if (gallery && task !== 'retrieval') throw new InputError('--gallery only applies to --task retrieval');
     const outputName = options.output ?? card?.output;
     if (outputName && !model.outputNames.includes(outputName)) {
       throw new InputError(`${options.model}: no output named "${outputName}" (outputs: ${model.outputNames.join(', ')})`);
     }
+    const taskChoice = chooseTask(options.task, card, model.outputSignature(outputName), data);
+    const { task } = taskChoice;
+    const gallery = options.gallery ? await openGallery(options, pre, card) : undefined;
+    if (gallery && task !== 'retrieval') throw new InputError('--gallery only applies to --task retrieval');
     const progress = stageProgress(io.stderr, !options.json);
     const started = Date.now();
     try {
@@ -100,7 +104,7 @@ async function runEvaluate(options: EvaluateOptions, io: CliIO): Promise<Evaluat
         limit: options.limit,
         onProgress: (p) => progress.update(p.stage, p.done, p.total),
       });
-      return { model: options.model, data: data.description, gallery: gallery?.description, seconds: (Date.now() - started) / 1000, metrics };
+      return { model: options.model, data: data.description, gallery: gallery?.description, task: taskChoice, seconds: (Date.now() - started) / 1000, metrics };
     } finally {
       progress.stop();
     }
@@ -117,11 +121,6 @@ function readCard(modelPath: string): ModelCard | undefined {
   }
 }
 
-function cardTask(card: ModelCard | undefined): EvaluationTask {
-  if (!card) throw new InputError('no model card next to the model; pass --task classification|retrieval');
-  return card.task === 'RETRIEVAL' ? 'retrieval' : 'classification';
-}
-
 function openGallery(options: EvaluateOptions, pre: Preprocessing, card: ModelCard | undefined): Promise<ImageDataset> {
   const spec = datasetSpecFromOptions({ ...options, data: options.gallery as string, split: options.gallerySplit, labels: undefined }, card?.labels);
   return openDataset(spec, pre);
@@ -132,6 +131,7 @@ function formatReport(report: EvaluationReport): string {
   const pct = (x: number): string => `${(100 * x).toFixed(2)}%`;
   const lines = [`model    ${report.model}`, `data     ${report.data}`];
   if (report.gallery) lines.push(`gallery  ${report.gallery}`);
+  lines.push(`task     ${describeTaskChoice(report.task)}`);
   if (m.task === 'classification') {
     lines.push(`images   ${m.images}`, `top-1    ${pct(m.top1)}`, `top-5    ${pct(m.top5)}`);
   } else {

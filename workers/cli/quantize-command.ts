@@ -1,6 +1,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { basename } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { modelCardPaths, readModelCard, type ModelCard } from '../common/model-card';
+import { readModelCard, writeModelCard, type ModelCard } from '../common/model-card';
 import type { Preprocessing } from '../common/preprocessing';
 import {
   addDatasetOptions,
@@ -12,14 +13,18 @@ import {
   type DatasetCliOptions,
   type DatasetSplit,
 } from '../data';
+import { chooseTask, describeTaskChoice, type EvaluationTask, type TaskChoice } from '../eval';
 import { fimaqOptionsFromCli, evaluateQuantizedOutput, type QuantizedEvaluation } from '../fimaq/cli-support';
 import { initBackend, parseOnnx, type QuantizeReport } from '../engine';
 import { methodNames, quantizeModel } from '../quantization';
 import type { CliIO } from './context';
 import { stageProgress } from './progress';
 
+type QuantizeCliReport = QuantizeReport & { task: TaskChoice; evaluation?: QuantizedEvaluation };
+
 interface QuantizeCliOptions extends Omit<DatasetCliOptions, 'data'> {
   model: string;
+  task?: EvaluationTask;
   calib?: string;
   data?: string;
   bits: string;
@@ -51,8 +56,10 @@ as a synonym); --split defaults to train. The quantized model is written in QDQ 
 --export-form ort (the default) writes those products as onnxruntime's MatMulIntegerToFloat
 (com.microsoft domain, bias folded in: fewer nodes, faster); --export-form qdq keeps standard
 ONNX operators only (QuantizeLinear/DequantizeLinear around float MatMuls) for other runtimes.
-A card <out>.card.json is written next to it when the model has one, so fimaq evaluate works
-on the result directly.
+A card <out>.card.json is written next to it (task, preprocessing, labels, parent, method), so
+fimaq evaluate works on the result directly. The task is --task, else the model card's; without
+a card an output [N, C] whose C is the number of classes the calibration labels span is taken as
+classification (the report says so), anything else asks for --task.
 
 Examples:
   fimaq quantize --model deploy/demo/models/vit-fmnist-cls-op17.onnx --calib /usr/share/datasets/fashion-mnist \\
@@ -65,7 +72,8 @@ export function registerQuantizeCommand(program: Command, io: CliIO): void {
     .command('quantize')
     .description('post-training quantization of an ONNX vision transformer into a QDQ ONNX model')
     .requiredOption('--model <file>', 'FP32 ONNX model; its card <model>.card.json, when present, supplies preprocessing')
-    .option('--calib <path>', 'calibration dataset: IDX directory or file, image folder, or .npy file');
+    .option('--calib <path>', 'calibration dataset: IDX directory or file, image folder, or .npy file')
+    .addOption(new Option('--task <task>', 'what the model does (default: the model card\'s, else inferred from its output and the labels)').choices(['classification', 'retrieval']));
   addDatasetOptions(cmd, { split: 'train' });
   // --calib names the dataset here; --data stays accepted for symmetry with fimaq evaluate.
   cmd.options.find((o) => o.long === '--data')?.makeOptionMandatory(false);
@@ -106,6 +114,35 @@ function inputHints(model: Uint8Array, path: string): Partial<Preprocessing> {
   return { inputName: input.name, layout: 'NCHW', channels: c, height: h, width: w };
 }
 
+/** The declared shape of the output the quantizer works on: the card's, else the first. */
+function outputSignature(model: Uint8Array, path: string, name: string | undefined): { name: string; shape: (number | string)[] | undefined } {
+  const { outputs } = parseOnnx(model, path);
+  const output = outputs.find((o) => o.name === name) ?? outputs[0];
+  return { name: output.name, shape: output.shape };
+}
+
+/**
+ * The card of a quantized model: the source card's description (not its figures, which were
+ * measured on the source) or, without one, what this run established.
+ */
+function quantizedCard(
+  source: ModelCard | undefined,
+  facts: { model: string; task: EvaluationTask; pre: Preprocessing; labels: readonly string[] | undefined; method: string; bits: string },
+): ModelCard {
+  const { metrics: _sourceMetrics, ...description } = source ?? {};
+  const parent = source?.name ?? basename(facts.model).replace(/\.onnx$/i, '');
+  const labels = source?.labels ?? (facts.labels ? [...facts.labels] : undefined);
+  return {
+    ...description,
+    name: `${parent}-${facts.method}-${facts.bits}`,
+    task: facts.task === 'retrieval' ? 'RETRIEVAL' : 'CLASSIFICATION',
+    preprocessing: facts.pre,
+    ...(labels ? { labels } : {}),
+    parent,
+    quantization: { method: facts.method, bits: facts.bits },
+  };
+}
+
 function readCard(modelPath: string): ModelCard | undefined {
   try {
     return readModelCard(modelPath);
@@ -114,7 +151,7 @@ function readCard(modelPath: string): ModelCard | undefined {
   }
 }
 
-async function runQuantize(options: QuantizeCliOptions, io: CliIO): Promise<QuantizeReport & { evaluation?: QuantizedEvaluation }> {
+async function runQuantize(options: QuantizeCliOptions, io: CliIO): Promise<QuantizeCliReport> {
   const dataPath = options.calib ?? options.data;
   if (!dataPath) throw new InputError('--calib <dataset> is required: the images to calibrate on');
   if (!existsSync(options.model)) throw new InputError(`model not found: ${options.model}`);
@@ -123,6 +160,8 @@ async function runQuantize(options: QuantizeCliOptions, io: CliIO): Promise<Quan
   const flags: DatasetCliOptions = { ...options, data: dataPath };
   const pre = resolvePreprocessing(flags, card?.preprocessing ?? {}, inputHints(model, options.model));
   const calibration = await openDataset(datasetSpecFromOptions(flags, card?.labels), pre);
+  const taskChoice = chooseTask(options.task, card, outputSignature(model, options.model, card?.output), calibration);
+  const methodOptions = fimaqOptionsFromCli(options, taskChoice.task);
   const backend = await initBackend();
   if (!options.json) io.stderr.write(`engine backend: ${backend}\n`);
   const progress = stageProgress(io.stderr, !options.json);
@@ -139,20 +178,17 @@ async function runQuantize(options: QuantizeCliOptions, io: CliIO): Promise<Quan
         linearActivations: options.linearScales,
         attentionActivations: options.attentionScales,
         exportForm: options.exportForm,
-        methodOptions: fimaqOptionsFromCli(options, card),
+        methodOptions,
       },
       (p) => progress.update(p.block ? `${p.stage} ${p.block}` : p.stage, p.done, p.total, p.loss === undefined ? p.detail : `it ${p.iteration}/${p.iterations} loss ${p.loss.toFixed(4)}`),
     );
     writeFileSync(options.out, result.onnx);
     const evaluation = options.eval
-      ? await evaluateQuantizedOutput({ ...flags, model: options.model, eval: options.eval, evalSplit: options.evalSplit, evalLimit: options.evalLimit, batchSize: options.batchSize }, { pre, card, result, onProgress: (done, total) => progress.update('evaluate', done, total) })
+      ? await evaluateQuantizedOutput({ ...flags, model: options.model, eval: options.eval, evalSplit: options.evalSplit, evalLimit: options.evalLimit, batchSize: options.batchSize }, { pre, card, task: taskChoice.task, result, onProgress: (done, total) => progress.update('evaluate', done, total) })
       : undefined;
     result.quantized.dispose();
-    if (card) {
-      const quantizedCard = { ...card, name: `${card.name}-${options.method}-${result.report.bits}`, parent: card.name, quantization: { method: options.method, bits: result.report.bits } };
-      writeFileSync(modelCardPaths(options.out)[0], JSON.stringify(quantizedCard, null, 2) + '\n');
-    }
-    const report = { ...result.report, ...(evaluation ? { evaluation } : {}) };
+    writeModelCard(options.out, quantizedCard(card, { model: options.model, task: taskChoice.task, pre, labels: calibration.classNames, method: options.method, bits: result.report.bits }));
+    const report = { ...result.report, task: taskChoice, ...(evaluation ? { evaluation } : {}) };
     if (options.report) writeFileSync(options.report, JSON.stringify(report, null, 2) + '\n');
     return report;
   } finally {
@@ -160,11 +196,12 @@ async function runQuantize(options: QuantizeCliOptions, io: CliIO): Promise<Quan
   }
 }
 
-function formatReport(report: QuantizeReport & { evaluation?: QuantizedEvaluation }, out: string): string {
+function formatReport(report: QuantizeCliReport, out: string): string {
   const sites = report.blocks.reduce((n, b) => n + b.sites.length, 0);
   const lines = [
     `model     ${report.model}`,
     `method    ${report.method} ${report.bits} (engine backend: ${report.backend})`,
+    `task      ${describeTaskChoice(report.task)}`,
     `calib     ${report.calibrationImages} images of ${report.calibrationSource ?? 'the dataset'}`,
     `sites     ${sites} in ${report.blocks.length} blocks: ${report.blocks.map((b) => `${b.name}(${b.sites.length})`).join(' ')}`,
     `out       ${out} (${(report.onnxBytes / 1024).toFixed(0)} KiB)`,

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { validatePreprocessing, type Preprocessing } from './preprocessing';
 
 /**
@@ -31,6 +31,11 @@ export function readModelCard(modelPath: string): ModelCard | undefined {
   const path = modelCardPaths(modelPath).find((p) => existsSync(p));
   if (!path) return undefined;
   return parseModelCard(readFileSync(path, 'utf8'), path);
+}
+
+/** Writes a model's card next to it, where `readModelCard` looks first (`m.onnx` → `m.card.json`). */
+export function writeModelCard(modelPath: string, card: ModelCard): void {
+  writeFileSync(modelCardPaths(modelPath)[0], JSON.stringify(card, null, 2) + '\n');
 }
 
 export function parseModelCard(text: string, path: string): ModelCard {

@@ -22,6 +22,15 @@ export class PreprocessedDataset implements ImageDataset {
     return this.source.classNames;
   }
 
+  get classCount(): number | undefined {
+    const { labels, classNames } = this.source;
+    if (!labels) return undefined;
+    if (classNames) return classNames.length;
+    let largest = -1;
+    for (const label of labels) largest = Math.max(largest, label);
+    return largest + 1;
+  }
+
   get description(): string {
     return this.source.description;
   }

@@ -50,6 +50,8 @@ export interface ImageDataset {
   readonly hasLabels: boolean;
   /** Class names in label order, when the dataset names its classes (image folders). */
   readonly classNames?: readonly string[];
+  /** Classes the labels span: the class names when named, else the largest label + 1; undefined without labels. */
+  readonly classCount?: number;
   /** Human-readable description, e.g. `IDX test split of /data/fashion-mnist (10000 images)`. */
   readonly description: string;
   batches(options: BatchOptions): AsyncIterableIterator<ImageBatch>;

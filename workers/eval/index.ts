@@ -2,3 +2,4 @@
 export { evaluateModel, type EvaluationResult, type EvaluationTask } from './evaluate';
 export { OnnxImageModel } from './onnx-model';
 export { retrievalMetrics, type EmbeddingSet } from './retrieval';
+export { chooseTask, describeTaskChoice, type TaskChoice } from './task-choice';

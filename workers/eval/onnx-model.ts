@@ -2,6 +2,7 @@ import { InferenceSession, Tensor } from 'onnxruntime-node';
 import type { Preprocessing } from '../common/preprocessing';
 import { InputError } from '../data/errors';
 import type { ImageBatch } from '../data/types';
+import type { OutputSignature } from './task-choice';
 
 /** Model outputs of one batch: `dims[0]` rows of `dims[1]` floats. */
 export interface ModelOutput {
@@ -36,6 +37,12 @@ export class OnnxImageModel {
 
   get outputNames(): readonly string[] {
     return this.session.outputNames;
+  }
+
+  /** The declared shape of an output (default: the first); undefined dims when it is not a tensor. */
+  outputSignature(name = this.outputNames[0]): OutputSignature {
+    const meta = this.session.outputMetadata.find((m) => m.name === name);
+    return { name, shape: meta?.isTensor ? meta.shape : undefined };
   }
 
   /**

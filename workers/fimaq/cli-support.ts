@@ -10,6 +10,7 @@ import type { Preprocessing } from '../common/preprocessing';
 import { datasetSpecFromOptions, InputError, openDataset, type DatasetCliOptions, type DatasetSplit } from '../data';
 import { parseNpy } from '../data/npy';
 import type { QuantizeResult } from '../engine/quantize-model';
+import type { EvaluationTask } from '../eval/evaluate';
 import { OnnxImageModel } from '../eval/onnx-model';
 import { evaluateQuantized, type QuantizedEvaluation } from './evaluate-quantized';
 import type { FimaqOptions, ReferenceSet } from './options';
@@ -38,14 +39,13 @@ function referenceFromFlag(flag: string | undefined): ReferenceSet | undefined {
 }
 
 /**
- * FIMA-Q method options from the flags; the task comes from the model card. A retrieval model
- * needs a reference set for its logits, so one is required before any work starts.
+ * FIMA-Q method options from the flags and the model's task. A retrieval model needs a reference
+ * set for its logits, so one is required before any work starts.
  */
-export function fimaqOptionsFromCli(flags: FimaqCliFlags, card: ModelCard | undefined): Partial<FimaqOptions> {
-  const task = card?.task === 'RETRIEVAL' ? 'retrieval' : 'classification';
+export function fimaqOptionsFromCli(flags: FimaqCliFlags, task: EvaluationTask): Partial<FimaqOptions> {
   const reference = referenceFromFlag(flags.reference);
   if (task === 'retrieval' && !reference) {
-    throw new InputError('this is a retrieval model (its card says RETRIEVAL): FIMA-Q needs a reference set for its logits; pass --reference gallery, --reference prototypes (labeled calibration data) or --reference embeddings.npy');
+    throw new InputError('this is a retrieval model (--task or its card): FIMA-Q needs a reference set for its logits; pass --reference gallery, --reference prototypes (labeled calibration data) or --reference embeddings.npy');
   }
   return { iters: flags.iters, rank: flags.rank, reconSize: flags.reconSize, seed: flags.seed, threads: flags.threads, task, reference };
 }
@@ -61,7 +61,7 @@ export interface EvaluateFlags extends DatasetCliOptions {
 /** Evaluates FP (the input file), simulated and exported (the result's bytes) models on the --eval dataset. */
 export async function evaluateQuantizedOutput(
   flags: EvaluateFlags,
-  context: { pre: Preprocessing; card: ModelCard | undefined; result: QuantizeResult; onProgress?: (done: number, total: number) => void },
+  context: { pre: Preprocessing; card: ModelCard | undefined; task: EvaluationTask; result: QuantizeResult; onProgress?: (done: number, total: number) => void },
 ): Promise<QuantizedEvaluation> {
   const data = await openDataset(datasetSpecFromOptions({ ...flags, data: flags.eval, split: flags.evalSplit, labels: undefined }, context.card?.labels), context.pre);
   const directory = mkdtempSync(join(tmpdir(), 'fimaq-eval-'));
@@ -72,7 +72,7 @@ export async function evaluateQuantizedOutput(
   try {
     context.onProgress?.(0, 1);
     const evaluation = await evaluateQuantized({
-      task: context.card?.task === 'RETRIEVAL' ? 'retrieval' : 'classification',
+      task: context.task,
       data,
       fp,
       exported,
