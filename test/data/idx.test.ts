@@ -28,7 +28,7 @@ describe('IDX reader', () => {
     const test = await openDataset({ path: SAMPLE_DIR, split: 'test' }, FMNIST_PRE);
     const train = await openDataset({ path: SAMPLE_DIR, split: 'train' }, FMNIST_PRE);
     expect([test.size, train.size]).toEqual([1000, 1024]);
-    expect(test.hasLabels).toBe(true);
+    expect([test.hasLabels, test.classCount]).toEqual([true, 10]);
     const [first] = await collect(test.batches({ batchSize: 4, limit: 4 }));
     expect(first.dims).toEqual([4, 1, 28, 28]);
     // Fashion-MNIST's first test image is an ankle boot (label 9) on a black background.

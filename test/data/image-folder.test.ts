@@ -48,10 +48,12 @@ describe('image folder reader and imageToTensor', () => {
     put('named/notes.txt', Buffer.from('ignored'));
     const numbered = await openDataset({ path: join(tmp.dir, 'numbered') }, small);
     expect(Array.from((await allBatches(numbered))[0].labels ?? [])).toEqual([0, 3]);
+    expect(numbered.classCount).toBe(4); // numbered folders name no classes: the largest label + 1
     const classNames = ['T-shirt/top', 'Trouser', 'Ankle boot'];
     const named = await openDataset({ path: join(tmp.dir, 'named'), classNames }, small);
     expect(Array.from((await allBatches(named))[0].labels ?? [])).toEqual([2, 0]);
     expect(named.classNames).toEqual(classNames);
+    expect(named.classCount).toBe(3);
     const sorted = await openDataset({ path: join(tmp.dir, 'named') }, small);
     expect(Array.from((await allBatches(sorted))[0].labels ?? [])).toEqual([0, 1]);
     expect(sorted.classNames).toEqual(['Ankle boot', 'T-shirt_top']);
@@ -60,7 +62,7 @@ describe('image folder reader and imageToTensor', () => {
   it('reads images directly in the folder as an unlabeled dataset', async () => {
     put('flat/a.png', grayPng(2, 2, () => 255));
     const ds = await openDataset({ path: join(tmp.dir, 'flat') }, small);
-    expect([ds.size, ds.hasLabels]).toEqual([1, false]);
+    expect([ds.size, ds.hasLabels, ds.classCount]).toEqual([1, false, undefined]);
     expect(Array.from((await allBatches(ds))[0].data)).toEqual([1, 1, 1, 1]);
   });
 
