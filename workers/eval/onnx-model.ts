@@ -2,12 +2,17 @@ import { InferenceSession, Tensor } from 'onnxruntime-node';
 import type { Preprocessing } from '../common/preprocessing';
 import { InputError } from '../data/errors';
 import type { ImageBatch } from '../data/types';
-import type { OutputSignature } from './task-choice';
 
 /** Model outputs of one batch: `dims[0]` rows of `dims[1]` floats. */
 export interface ModelOutput {
   data: Float32Array;
   dims: number[];
+}
+
+/** A model output: its name and declared shape (symbolic dimensions as strings). */
+export interface OutputSignature {
+  name: string;
+  shape: readonly (number | string)[] | undefined;
 }
 
 /**

@@ -2,6 +2,7 @@ import type { ModelCard } from '../common/model-card';
 import { InputError } from '../data/errors';
 import type { ImageDataset } from '../data/types';
 import type { EvaluationTask } from './evaluate';
+import type { OutputSignature } from './onnx-model';
 
 /** The task a command works with, and where it came from (reported, so an inference is never silent). */
 export interface TaskChoice {
@@ -9,12 +10,6 @@ export interface TaskChoice {
   source: 'option' | 'card' | 'inferred';
   /** Why an inferred task was chosen. */
   reason?: string;
-}
-
-/** The model output the task is read from: its name and declared shape (symbolic dimensions as strings). */
-export interface OutputSignature {
-  name: string;
-  shape: readonly (number | string)[] | undefined;
 }
 
 /**
