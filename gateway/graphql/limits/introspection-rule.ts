@@ -1,4 +1,4 @@
-import { GraphQLError, getNamedType, type ASTVisitor, type ValidationContext } from 'graphql';
+import { BREAK, GraphQLError, getNamedType, visit, type ASTVisitor, type DocumentNode, type ValidationContext } from 'graphql';
 
 const INTROSPECTION_ROOTS = new Set(['__schema', '__type']);
 
@@ -22,4 +22,19 @@ export function introspectionBreadthRule(context: ValidationContext): ASTVisitor
       }
     },
   };
+}
+
+/** Whether the document asks for the schema (`__schema` or `__type`; `__typename` is not introspection here). */
+export function asksForSchema(document: DocumentNode): boolean {
+  let found = false;
+  visit(document, {
+    Field(node) {
+      if (INTROSPECTION_ROOTS.has(node.name.value)) {
+        found = true;
+        return BREAK;
+      }
+      return undefined;
+    },
+  });
+  return found;
 }

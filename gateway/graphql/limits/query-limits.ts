@@ -6,7 +6,7 @@ import { MaxTokensParserWLexer } from '@escape.tech/graphql-armor-max-tokens';
 import { GraphQLError, validate, type DocumentNode, type GraphQLSchema } from 'graphql';
 import type { Principal } from '../../auth/roles';
 import type { GraphQLCaller, GraphQLQueryLimits } from '../../config/config';
-import { introspectionBreadthRule } from './introspection-rule';
+import { asksForSchema, introspectionBreadthRule } from './introspection-rule';
 
 /** The error code of a document refused for its size or shape, before anything runs. */
 export const QUERY_TOO_COMPLEX = 'QUERY_TOO_COMPLEX';
@@ -54,6 +54,11 @@ export function checkRequestTokens(request: { method: string; body?: unknown; qu
  * rules, and the breadth of its introspection, which those rules leave out.
  */
 export function checkShape(schema: GraphQLSchema, document: DocumentNode, caller: GraphQLCaller, limits: GraphQLQueryLimits): GraphQLError | undefined {
+  // A full introspection costs tens of milliseconds of the event loop that inference shares; a
+  // caller without a token gets nothing else from GraphQL, so it does not get that either.
+  if (caller === 'anonymous' && asksForSchema(document)) {
+    return new GraphQLError('introspection needs a bearer token (Authorization: Bearer <token>)', { extensions: { code: 'UNAUTHENTICATED', http: { status: 401 } } });
+  }
   const reasons: string[] = [];
   // Collect every exceeded limit instead of stopping at the first, so one answer names them all.
   const common = { exposeLimits: true, propagateOnRejection: false, onReject: [(_: unknown, error: GraphQLError) => void reasons.push(error.message)] };
