@@ -83,7 +83,7 @@ export class Model {
 
 @InputType()
 export class PreprocessingInput {
-  @Field({ nullable: true, description: "Defaults to the model's only input." })
+  @Field({ nullable: true, description: "Defaults to the model card's, else the model's only input." })
   @IsOptional()
   @IsString()
   inputName?: string;
