@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseModelCard } from '../../workers/common/model-card';
-import { ADMIN_TOKEN, FIXTURES, startTestGateway, uploadArtifact, type Dialect, type TestGateway } from '../support/gateway-harness';
+import { ADMIN_TOKEN, FIXTURES, startTestGateway, type Dialect, type TestGateway } from '../support/gateway-harness';
 import { describeWithPostgres } from '../support/services';
 
 /** A variant's ONNX file (admins) and its model card (viewers) come back out over HTTP. */
