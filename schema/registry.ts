@@ -92,9 +92,24 @@ export class PreprocessingInput {
   @IsOptional()
   layout?: TensorLayoutEnum;
 
-  @Field(() => Int) @IsInt() @Min(1) @Max(4096) height!: number;
-  @Field(() => Int) @IsInt() @Min(1) @Max(4096) width!: number;
-  @Field(() => Int) @IsIn([1, 3]) channels!: number;
+  @Field(() => Int, { nullable: true, description: "Defaults to the model card's; required without a card." })
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(4096)
+  height?: number;
+
+  @Field(() => Int, { nullable: true, description: "Defaults to the model card's; required without a card." })
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(4096)
+  width?: number;
+
+  @Field(() => Int, { nullable: true, description: "1 or 3. Defaults to the model card's; required without a card." })
+  @IsOptional()
+  @IsIn([1, 3])
+  channels?: number;
 
   @Field(() => [Number], { nullable: true, description: "Defaults to the model card's, else 0 per channel." })
   @IsOptional()
@@ -129,7 +144,7 @@ export class RegisterModelInput {
   @ArrayMaxSize(100000)
   labels?: string[];
 
-  @Field(() => PreprocessingInput, { nullable: true, description: "Its fields win over the model card's; required without a card." })
+  @Field(() => PreprocessingInput, { nullable: true, description: "Each field given wins over the model card's; height, width and channels are required without a card." })
   @IsOptional()
   @ValidateNested()
   preprocessing?: PreprocessingInput;

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { validatePreprocessing, type Preprocessing, type TensorLayout } from '../../workers/common/preprocessing';
+import { validatePreprocessing, type Preprocessing } from '../../workers/common/preprocessing';
 import { isSha256, type ArtifactStore } from '../../workers/common/artifacts/artifact-store';
 import type { AuditLog } from '../audit/audit-log';
 import { badInput, conflict, GatewayError, invalidModel, notFound } from '../errors';
@@ -14,15 +14,8 @@ import type { Actor, ModelRecord, ModelTask, NewVariant, VariantRecord, VariantS
 const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const VARIANT_TAG = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
-export interface PreprocessingRequest {
-  inputName?: string;
-  layout?: TensorLayout;
-  height: number;
-  width: number;
-  channels: number;
-  mean?: number[];
-  std?: number[];
-}
+/** Preprocessing as a registration gives it: each field may come from the model card instead. */
+export type PreprocessingRequest = Partial<Preprocessing>;
 
 /**
  * A registration. Task, description, labels and preprocessing may come from a model card (one
@@ -319,7 +312,10 @@ export class RegistryService {
     const merged: Partial<Preprocessing> = { ...card?.preprocessing, ...given };
     const { channels, height, width } = merged;
     if (channels === undefined || height === undefined || width === undefined) {
-      throw badInput('give preprocessing (height, width, channels, mean, std), or a model card: upload it as cardArtifactSha256, or place <model>.card.json beside localPath');
+      const missing = Object.entries({ height, width, channels }).filter(([, value]) => value === undefined).map(([key]) => key);
+      throw badInput(
+        `give preprocessing ${missing.join(', ')} (and mean, std), or a model card: upload it as cardArtifactSha256, or place <model>.card.json beside localPath`,
+      );
     }
     try {
       return validatePreprocessing({

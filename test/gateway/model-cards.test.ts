@@ -65,7 +65,7 @@ function cardSuite(dialect: Dialect) {
       localPath: DEMO_MODEL,
       description: 'mine',
       labels,
-      preprocessing: { height: 28, width: 28, channels: 1, mean: [0.5] },
+      preprocessing: { mean: [0.5] },
     });
     expect(result.errors).toBeUndefined();
     const model = result.data!.registerModel.model;
@@ -94,7 +94,9 @@ function cardSuite(dialect: Dialect) {
     expect(noTask.errors?.[0]).toMatchObject({ extensions: { code: 'BAD_USER_INPUT' } });
     expect(noTask.errors?.[0].message).toMatch(/give the task/);
     const noPreprocessing = await register({ name: 'bare', task: 'CLASSIFICATION', localPath: bare });
-    expect(noPreprocessing.errors?.[0].message).toMatch(/give preprocessing .* or a model card/);
+    expect(noPreprocessing.errors?.[0].message).toMatch(/give preprocessing height, width, channels \(and mean, std\), or a model card/);
+    const partial = await register({ name: 'bare', task: 'CLASSIFICATION', localPath: bare, preprocessing: { height: 28 } });
+    expect(partial.errors?.[0].message).toMatch(/give preprocessing width, channels /);
 
     const badCards: Array<[string, string, RegExp]> = [
       ['{ not json', 'BAD_USER_INPUT', /model card is not valid JSON/],
