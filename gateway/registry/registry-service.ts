@@ -1,14 +1,14 @@
 import type { Logger } from 'pino';
 import { validatePreprocessing, type Preprocessing } from '../../workers/common/preprocessing';
 import { isSha256, type ArtifactStore } from '../../workers/common/artifacts/artifact-store';
+import type { ModelCard } from '../../workers/common/model-card';
 import type { AuditLog } from '../audit/audit-log';
 import { badInput, conflict, GatewayError, invalidModel, notFound } from '../errors';
 import type { EventBus } from '../events/event-bus';
 import type { LocalFiles } from '../files/local-files';
 import { checkSignatureFitsTask, readSignature } from './model-signature';
-import type { RegistryRepository } from './registry-repository';
-import type { ModelCard } from '../../workers/common/model-card';
 import { findRegistrationCard } from './registration-card';
+import type { RegistryRepository } from './registry-repository';
 import type { Actor, ModelRecord, ModelTask, NewVariant, VariantRecord, VariantStatus } from './registry-types';
 
 const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
