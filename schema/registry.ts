@@ -83,41 +83,71 @@ export class Model {
 
 @InputType()
 export class PreprocessingInput {
-  @Field({ nullable: true, description: "Defaults to the model's only input." })
+  @Field({ nullable: true, description: "Defaults to the model card's, else the model's only input." })
   @IsOptional()
   @IsString()
   inputName?: string;
 
-  @Field(() => TensorLayoutEnum, { nullable: true, defaultValue: TensorLayoutEnum.NCHW })
+  @Field(() => TensorLayoutEnum, { nullable: true, description: "Defaults to the model card's, else NCHW." })
+  @IsOptional()
   layout?: TensorLayoutEnum;
 
-  @Field(() => Int) @IsInt() @Min(1) @Max(4096) height!: number;
-  @Field(() => Int) @IsInt() @Min(1) @Max(4096) width!: number;
-  @Field(() => Int) @IsIn([1, 3]) channels!: number;
+  @Field(() => Int, { nullable: true, description: "Defaults to the model card's; required without a card." })
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(4096)
+  height?: number;
 
-  @Field(() => [Number], { nullable: true, description: 'Defaults to 0 per channel.' })
+  @Field(() => Int, { nullable: true, description: "Defaults to the model card's; required without a card." })
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(4096)
+  width?: number;
+
+  @Field(() => Int, { nullable: true, description: "1 or 3. Defaults to the model card's; required without a card." })
+  @IsOptional()
+  @IsIn([1, 3])
+  channels?: number;
+
+  @Field(() => [Number], { nullable: true, description: "Defaults to the model card's, else 0 per channel." })
   @IsOptional()
   @ArrayMaxSize(3)
   mean?: number[];
 
-  @Field(() => [Number], { nullable: true, description: 'Defaults to 1 per channel.' })
+  @Field(() => [Number], { nullable: true, description: "Defaults to the model card's, else 1 per channel." })
   @IsOptional()
   @ArrayMaxSize(3)
   std?: number[];
 }
 
-@InputType()
+@InputType({
+  description:
+    'Task, description, labels and preprocessing default to those of the model card: the one uploaded as cardArtifactSha256, ' +
+    'else <model>.card.json (or <model>.onnx.card.json) beside localPath. Fields given here win over the card.',
+})
 export class RegisterModelInput {
   @Field() @Length(1, 64) name!: string;
-  @Field(() => ModelTaskEnum) task!: ModelTaskEnum;
+
+  @Field(() => ModelTaskEnum, { nullable: true, description: "Defaults to the model card's; required without a card." })
+  @IsOptional()
+  task?: ModelTaskEnum;
+
   @Field({ nullable: true }) @IsOptional() @Length(0, 2000) description?: string;
 
-  @Field(() => [String], { nullable: true, description: 'Class names in output order (classifiers). Defaults to class_0..class_{K-1}.' })
+  @Field(() => [String], {
+    nullable: true,
+    description: "Class names in output order (classifiers). Defaults to the model card's, else class_0..class_{K-1}.",
+  })
   @IsOptional()
   @ArrayMaxSize(100000)
   labels?: string[];
 
-  @Field(() => PreprocessingInput) @ValidateNested() preprocessing!: PreprocessingInput;
+  @Field(() => PreprocessingInput, { nullable: true, description: "Each field given wins over the model card's; height, width and channels are required without a card." })
+  @IsOptional()
+  @ValidateNested()
+  preprocessing?: PreprocessingInput;
 
   @Field({ nullable: true, description: 'SHA-256 returned by POST /v1/artifacts.' })
   @IsOptional()
@@ -126,6 +156,10 @@ export class RegisterModelInput {
   @Field({ nullable: true, description: "A file on the gateway's disk (admins only)." })
   @IsOptional()
   localPath?: string;
+
+  @Field({ nullable: true, description: 'SHA-256 of a model card (JSON, as in deploy/demo/models/*.card.json) uploaded to POST /v1/artifacts.' })
+  @IsOptional()
+  cardArtifactSha256?: string;
 }
 
 @ObjectType()

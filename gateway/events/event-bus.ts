@@ -8,6 +8,8 @@ import type { ModelRecord, VariantRecord } from '../registry/registry-types';
  */
 export interface GatewayEvents {
   'model.registered': { model: ModelRecord; variant: VariantRecord };
+  /** A model's own fields changed (its labels); its variants did not. */
+  'model.updated': { model: ModelRecord };
   'variant.added': { model: ModelRecord; variant: VariantRecord };
   'variant.status': { variant: VariantRecord; previous: VariantRecord['status'] };
 }

@@ -45,16 +45,30 @@ export class LocalFiles {
     return { path: real, stats };
   }
 
-  /** The bytes of a regular file inside the roots, refused past `maxBytes` before reading. */
-  async read(raw: string, what: string): Promise<Buffer> {
+  /** The bytes of a regular file inside the roots, refused past `maxBytes` (default: the size limit) before reading. */
+  async read(raw: string, what: string, maxBytes = this.maxBytes): Promise<Buffer> {
     const { path: real, stats } = await this.resolve(raw, what, { directories: false });
-    if (stats.size > this.maxBytes) throw new GatewayError('PAYLOAD_TOO_LARGE', `${what} ${raw} is ${stats.size} bytes, over the limit of ${this.maxBytes}`);
+    if (stats.size > maxBytes) throw new GatewayError('PAYLOAD_TOO_LARGE', `${what} ${raw} is ${stats.size} bytes, over the limit of ${maxBytes}`);
     try {
-      return await readInputFile(real, what, this.maxBytes);
+      return await readInputFile(real, what, maxBytes);
     } catch (error) {
       if (error instanceof InputError) throw badInput(error.message);
       throw error;
     }
+  }
+
+  /**
+   * A small companion file the caller did not name (a model card beside a model): undefined when
+   * nothing is there; anything that is there is held to the same rules as `read`, so a FIFO or a
+   * device under the expected name is refused instead of read without end.
+   */
+  async readIfPresent(raw: string, what: string, maxBytes: number): Promise<Buffer | undefined> {
+    try {
+      await fsp.lstat(path.resolve(raw));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    }
+    return this.read(raw, what, Math.min(maxBytes, this.maxBytes));
   }
 
   private resolvedRoots(): Promise<string[]> {

@@ -10,6 +10,7 @@ import type { GraphQLConfig } from '../config/config';
 import type { RequestAuthenticator } from '../http/http-auth';
 import type { RegistryService } from '../registry/registry-service';
 import { createGraphQLContext, type GraphQLContext } from './graphql-context';
+import { offlineLandingPage } from './landing-page';
 import { operationBudgetPlugin } from './limits/operation-budget-plugin';
 import { callerOf, checkRequestTokens } from './limits/query-limits';
 import { queryLimitsPlugin } from './limits/query-limits-plugin';
@@ -72,6 +73,7 @@ export async function startGraphQL(options: {
     stopOnTerminationSignals: false,
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer: options.httpServer }),
+      offlineLandingPage(),
       queryLimitsPlugin(config),
       operationBudgetPlugin(config),
     ],

@@ -1,12 +1,17 @@
+import fs from 'node:fs';
+import { pipeline } from 'node:stream/promises';
 import { Router } from 'express';
-import type { ArtifactStore } from '../../workers/common/artifacts/artifact-store';
-import { GatewayError } from '../errors';
+import { isSha256, type ArtifactStore } from '../../workers/common/artifacts/artifact-store';
+import { badInput, GatewayError, notFound } from '../errors';
 import type { RegistryRepository } from '../registry/registry-repository';
+import { ONNX_MEDIA_TYPE } from '../registry/registry-types';
 import type { RequestAuthenticator } from './http-auth';
 
 /**
  * `POST /v1/artifacts`: the raw request body becomes a content-addressed artifact, streamed to
  * disk while hashed, refused past the size limit. Answers `{ sha256, size }` for registerModel.
+ * `GET /v1/artifacts/{sha256}`: an uploaded or registered file (a variant's ONNX model), streamed.
+ * Both need the admin role: a model's weights are what a leaked read-only token must not carry away.
  */
 export function artifactRoutes(options: {
   artifacts: ArtifactStore;
@@ -36,6 +41,29 @@ export function artifactRoutes(options: {
         res.setHeader('Connection', 'close');
         req.resume();
       }
+      next(error);
+    }
+  });
+
+  router.get('/v1/artifacts/:sha256', options.auth.require('admin'), async (req, res, next) => {
+    try {
+      const sha256 = String(req.params.sha256);
+      if (!isSha256(sha256)) throw badInput(`an artifact is named by its sha256: 64 lowercase hex digits, got "${sha256}"`);
+      // Only files the registry recorded are served; the store also holds gallery images and
+      // packed calibration sets, which are the gateway's own working data.
+      const recorded = await options.repository.findArtifact(sha256);
+      if (!recorded || !(await options.artifacts.has(sha256))) throw notFound(`no artifact with sha256 ${sha256}`);
+      const file = await options.artifacts.localPath(sha256);
+      const stream = fs.createReadStream(file);
+      await new Promise<void>((resolve, reject) => stream.once('open', () => resolve()).once('error', reject));
+      const extension = recorded.mediaType === ONNX_MEDIA_TYPE ? '.onnx' : '';
+      res.status(200);
+      res.setHeader('content-type', recorded.mediaType);
+      res.setHeader('content-length', String(recorded.size));
+      res.setHeader('content-disposition', `attachment; filename="${sha256}${extension}"`);
+      res.setHeader('x-content-type-options', 'nosniff');
+      await pipeline(stream, res);
+    } catch (error) {
       next(error);
     }
   });

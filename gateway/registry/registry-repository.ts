@@ -3,7 +3,8 @@ import type { Kysely, Selectable, Transaction } from 'kysely';
 import { fromJson, nowIso, toDate, toInteger, toJson } from '../db/codec';
 import type { Database, ModelsTable, VariantsTable } from '../db/schema';
 import type { Preprocessing } from '../../workers/common/preprocessing';
-import type { ModelRecord, ModelSignature, ModelTask, NewVariant, VariantRecord, VariantStatus } from './registry-types';
+import type { ArtifactRecord, ModelRecord, ModelSignature, ModelTask, NewVariant, VariantRecord, VariantStatus } from './registry-types';
+import { ONNX_MEDIA_TYPE } from './registry-types';
 
 type Executor = Kysely<Database> | Transaction<Database>;
 
@@ -58,6 +59,23 @@ export class RegistryRepository {
       .values({ sha256, size, media_type: mediaType, created_at: nowIso() })
       .onConflict((oc) => oc.column('sha256').doNothing())
       .execute();
+  }
+
+  /**
+   * Records an artifact that onnxruntime loaded as a model: its media type becomes application/onnx
+   * whatever the upload's Content-Type said (curl sends form-urlencoded by default).
+   */
+  async recordModelArtifact(sha256: string, size: number): Promise<void> {
+    await this.db
+      .insertInto('artifacts')
+      .values({ sha256, size, media_type: ONNX_MEDIA_TYPE, created_at: nowIso() })
+      .onConflict((oc) => oc.column('sha256').doUpdateSet({ media_type: ONNX_MEDIA_TYPE }))
+      .execute();
+  }
+
+  async findArtifact(sha256: string): Promise<ArtifactRecord | undefined> {
+    const row = await this.db.selectFrom('artifacts').selectAll().where('sha256', '=', sha256).executeTakeFirst();
+    return row && { sha256: row.sha256, size: toInteger(row.size), mediaType: row.media_type };
   }
 
   async insertModel(model: Omit<ModelRecord, 'id' | 'createdAt' | 'updatedAt'>): Promise<ModelRecord> {
@@ -168,6 +186,10 @@ export class RegistryRepository {
       .where('tag', '=', tag)
       .executeTakeFirst();
     return row && toVariant(row);
+  }
+
+  async updateModelLabels(id: string, labels: readonly string[]): Promise<void> {
+    await this.db.updateTable('models').set({ labels: toJson(labels), updated_at: nowIso() }).where('id', '=', id).execute();
   }
 
   async updateVariantStatus(id: string, status: VariantStatus, reason: string | null): Promise<void> {

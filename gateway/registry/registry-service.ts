@@ -1,38 +1,39 @@
 import type { Logger } from 'pino';
-import { validatePreprocessing, type Preprocessing, type TensorLayout } from '../../workers/common/preprocessing';
+import { validatePreprocessing, type Preprocessing } from '../../workers/common/preprocessing';
 import { isSha256, type ArtifactStore } from '../../workers/common/artifacts/artifact-store';
+import type { ModelCard } from '../../workers/common/model-card';
 import type { AuditLog } from '../audit/audit-log';
-import { badInput, conflict, GatewayError, notFound } from '../errors';
+import { badInput, conflict, GatewayError, invalidModel, notFound } from '../errors';
 import type { EventBus } from '../events/event-bus';
 import type { LocalFiles } from '../files/local-files';
 import { checkSignatureFitsTask, readSignature } from './model-signature';
+import { findRegistrationCard } from './registration-card';
 import type { RegistryRepository } from './registry-repository';
 import type { Actor, ModelRecord, ModelTask, NewVariant, VariantRecord, VariantStatus } from './registry-types';
 
-export const ONNX_MEDIA_TYPE = 'application/onnx';
 const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const VARIANT_TAG = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
-export interface PreprocessingRequest {
-  inputName?: string;
-  layout?: TensorLayout;
-  height: number;
-  width: number;
-  channels: number;
-  mean?: number[];
-  std?: number[];
-}
+/** Preprocessing as a registration gives it: each field may come from the model card instead. */
+export type PreprocessingRequest = Partial<Preprocessing>;
 
+/**
+ * A registration. Task, description, labels and preprocessing may come from a model card (one
+ * uploaded as `cardArtifactSha256`, or `<model>.card.json` beside `localPath`); what the request
+ * gives wins over the card, field by field.
+ */
 export interface RegisterModelRequest {
   name: string;
-  task: ModelTask;
+  task?: ModelTask;
   description?: string;
   labels?: string[];
-  preprocessing: PreprocessingRequest;
+  preprocessing?: PreprocessingRequest;
   /** An artifact uploaded earlier through the artifact endpoint. */
   artifactSha256?: string;
   /** A file on the gateway's own disk (admins only; convenient for demos and scripts). */
   localPath?: string;
+  /** A model card uploaded through the artifact endpoint. */
+  cardArtifactSha256?: string;
 }
 
 /** A new variant from an uploaded artifact; its signature and size are read from the file. */
@@ -56,36 +57,45 @@ export class RegistryService {
     if (!MODEL_NAME.test(request.name)) {
       throw badInput(`model name "${request.name}" must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit`);
     }
-    const labels = request.labels ?? [];
-    if (labels.some((l) => l.trim() === '')) throw badInput('labels must not be empty strings');
-    if (new Set(labels).size !== labels.length) throw badInput('labels must be distinct');
     if ((request.artifactSha256 === undefined) === (request.localPath === undefined)) {
       throw badInput('give exactly one of artifactSha256 (after uploading to /v1/artifacts) or localPath');
     }
+    if (request.labels) checkLabels(request.labels);
     if (await this.repository.findModelByName(request.name)) {
       throw conflict(`a model named "${request.name}" already exists`);
     }
+    const found = await findRegistrationCard(request, {
+      localFiles: this.localFiles,
+      readArtifact: (sha256, what, maxBytes) => this.readUploadedArtifact(sha256, what, maxBytes),
+    });
+    const card = found?.card;
+    const task = request.task ?? card?.task;
+    if (!task) throw badInput('give the task (CLASSIFICATION or RETRIEVAL) or a model card that names it');
+    const labels = request.labels ?? card?.labels ?? [];
+    if (request.labels === undefined) checkLabels(labels, found?.source);
 
     const bytes = request.localPath !== undefined
       ? await this.localFiles.read(request.localPath, 'localPath')
-      : await this.readUploadedArtifact(request.artifactSha256 as string);
+      : await this.readUploadedArtifact(request.artifactSha256 as string, 'artifactSha256');
     const signature = await readSignature(bytes);
-    const input = signature.inputs[0];
-    const preprocessing = this.completePreprocessing(request.preprocessing, input?.name);
-    checkSignatureFitsTask(signature, request.task, preprocessing, labels.length);
+    const preprocessing = this.completePreprocessing(request.preprocessing, card, signature.inputs[0]?.name);
+    if (card?.output !== undefined && signature.outputs.length === 1 && card.output !== signature.outputs[0].name) {
+      throw invalidModel(`the model card (${found?.source}) describes output "${card.output}", but the model's output is "${signature.outputs[0].name}"; is it the card of another model?`);
+    }
+    checkSignatureFitsTask(signature, task, preprocessing, labels.length);
     const classCount = signature.outputs[0].shape[1];
-    const finalLabels = request.task === 'CLASSIFICATION' && labels.length === 0
+    const finalLabels = task === 'CLASSIFICATION' && labels.length === 0
       ? Array.from({ length: classCount }, (_, i) => `class_${i}`)
       : labels;
 
     const stored = await this.artifacts.put(bytes);
     const created = await this.repository
       .transaction(async (tx) => {
-        await tx.recordArtifact(stored.sha256, stored.size, ONNX_MEDIA_TYPE);
+        await tx.recordModelArtifact(stored.sha256, stored.size);
         const model = await tx.insertModel({
           name: request.name,
-          task: request.task,
-          description: request.description ?? '',
+          task,
+          description: request.description ?? (typeof card?.description === 'string' ? card.description : ''),
           labels: finalLabels,
           preprocessing,
         });
@@ -108,7 +118,7 @@ export class RegistryService {
             action: 'model.register',
             subjectType: 'model',
             subjectId: model.id,
-            details: { name: model.name, task: model.task, variantId: variant.id, sha256: stored.sha256 },
+            details: { name: model.name, task: model.task, variantId: variant.id, sha256: stored.sha256, card: found?.source ?? null },
           },
           tx.executor,
         );
@@ -126,6 +136,42 @@ export class RegistryService {
     return created;
   }
 
+  /**
+   * Replaces a model's labels (class names in output order). A classifier's list must have one
+   * name per class of every variant whose class count is fixed. The change is audited (the
+   * entries that changed) and announced, so serving answers with the new names at once.
+   */
+  async setModelLabels(modelName: string, labels: readonly string[], actor: Actor): Promise<ModelRecord> {
+    const model = await this.getModel(modelName);
+    checkLabels(labels);
+    if (model.task === 'CLASSIFICATION') {
+      const variants = (await this.repository.listVariants(model.id)).filter((v) => v.status !== 'retired');
+      for (const variant of variants) {
+        const classes = variant.signature.outputs[0]?.shape[1];
+        if (classes !== undefined && classes !== -1 && classes !== labels.length) {
+          throw badInput(`model ${model.name} has ${classes} classes (output "${variant.signature.outputs[0].name}" of variant ${variant.tag}); give ${classes} labels, got ${labels.length}`);
+        }
+      }
+    }
+    if (labels.length === model.labels.length && labels.every((l, i) => l === model.labels[i])) return model;
+    const changed = Array.from({ length: Math.max(labels.length, model.labels.length) }, (_, index) => ({
+      index,
+      from: model.labels[index] ?? null,
+      to: labels[index] ?? null,
+    })).filter((entry) => entry.from !== entry.to);
+    await this.repository.transaction(async (tx) => {
+      await tx.updateModelLabels(model.id, labels);
+      await this.audit.record(
+        { actor: actor.name, action: 'model.labels', subjectType: 'model', subjectId: model.id, details: { name: model.name, count: labels.length, changed } },
+        tx.executor,
+      );
+    });
+    const updated = await this.getModel(modelName);
+    this.logger.info({ model: model.name, changed: changed.length, actor: actor.name }, 'model labels changed');
+    this.events.emit('model.updated', { model: updated });
+    return updated;
+  }
+
   /** Adds a variant (for example a quantized one) beside a model's existing variants. */
   async addVariant(request: AddVariantRequest, actor: Actor): Promise<VariantRecord> {
     if (!VARIANT_TAG.test(request.tag)) throw badInput(`variant tag "${request.tag}" must be 1-64 letters, digits, '.', '_' or '-'`);
@@ -138,7 +184,7 @@ export class RegistryService {
     if (await this.repository.findVariantByTag(model.id, request.tag)) {
       throw conflict(`model ${model.name} already has a variant tagged "${request.tag}"`);
     }
-    const bytes = await this.readUploadedArtifact(request.artifactSha256);
+    const bytes = await this.readUploadedArtifact(request.artifactSha256, 'artifactSha256');
     const signature = await readSignature(bytes);
     checkSignatureFitsTask(signature, model.task, model.preprocessing, model.labels.length);
     const newVariant: NewVariant = {
@@ -155,7 +201,7 @@ export class RegistryService {
       status: request.status ?? 'ready',
     };
     const variant = await this.repository.transaction(async (tx) => {
-      await tx.recordArtifact(request.artifactSha256, bytes.length, ONNX_MEDIA_TYPE);
+      await tx.recordModelArtifact(request.artifactSha256, bytes.length);
       const inserted = await tx.insertVariant(newVariant);
       await this.audit.record(
         {
@@ -260,28 +306,53 @@ export class RegistryService {
     return updated;
   }
 
-  private completePreprocessing(request: PreprocessingRequest, modelInputName: string | undefined): Preprocessing {
-    const channels = request.channels;
+  /** The request's preprocessing fields over the card's, then the defaults (the model's input, NCHW, mean 0, std 1). */
+  private completePreprocessing(request: PreprocessingRequest | undefined, card: ModelCard | undefined, modelInputName: string | undefined): Preprocessing {
+    const given = Object.fromEntries(Object.entries(request ?? {}).filter(([, value]) => value !== undefined && value !== null));
+    const merged: Partial<Preprocessing> = { ...card?.preprocessing, ...given };
+    const { channels, height, width } = merged;
+    if (channels === undefined || height === undefined || width === undefined) {
+      const missing = Object.entries({ height, width, channels }).filter(([, value]) => value === undefined).map(([key]) => key);
+      throw badInput(
+        `give preprocessing ${missing.join(', ')} (and mean, std), or a model card: upload it as cardArtifactSha256, or place <model>.card.json beside localPath`,
+      );
+    }
     try {
       return validatePreprocessing({
-        inputName: request.inputName ?? modelInputName ?? '',
-        layout: request.layout ?? 'NCHW',
-        height: request.height,
-        width: request.width,
+        inputName: merged.inputName ?? modelInputName ?? '',
+        layout: merged.layout ?? 'NCHW',
+        height,
+        width,
         channels,
-        mean: request.mean ?? new Array(channels).fill(0),
-        std: request.std ?? new Array(channels).fill(1),
+        mean: merged.mean ?? new Array(channels).fill(0),
+        std: merged.std ?? new Array(channels).fill(1),
       });
     } catch (error) {
       throw badInput((error as Error).message);
     }
   }
 
-  private async readUploadedArtifact(sha256: string): Promise<Buffer> {
-    if (!isSha256(sha256)) throw badInput(`artifactSha256 must be 64 lowercase hex digits, got "${sha256}"`);
+  /** An uploaded artifact's bytes, refused past `maxBytes` (recorded size) before reading. */
+  private async readUploadedArtifact(sha256: string, what: string, maxBytes?: number): Promise<Buffer> {
+    if (!isSha256(sha256)) throw badInput(`${what} must be 64 lowercase hex digits, got "${sha256}"`);
     if (!(await this.artifacts.has(sha256))) {
       throw notFound(`no artifact with sha256 ${sha256}; upload the file to POST /v1/artifacts first`);
     }
+    if (maxBytes !== undefined) {
+      const recorded = await this.repository.findArtifact(sha256);
+      if (recorded && recorded.size > maxBytes) throw badInput(`${what} ${sha256} is ${recorded.size} bytes, over the limit of ${maxBytes}`);
+    }
     return this.artifacts.read(sha256);
   }
+}
+
+/** As many as RegisterModelInput accepts. */
+const MAX_LABELS = 100_000;
+
+/** Labels must name distinct classes; `source` names the card they came from. */
+function checkLabels(labels: readonly string[], source?: string): void {
+  const where = source ? ` (from ${source})` : '';
+  if (labels.length > MAX_LABELS) throw badInput(`at most ${MAX_LABELS} labels, got ${labels.length}${where}`);
+  if (labels.some((l) => l.trim() === '')) throw badInput(`labels must not be empty strings${where}`);
+  if (new Set(labels).size !== labels.length) throw badInput(`labels must be distinct${where}`);
 }

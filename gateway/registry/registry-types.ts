@@ -2,6 +2,16 @@ import type { Preprocessing } from '../../workers/common/preprocessing';
 
 export type ModelTask = 'CLASSIFICATION' | 'RETRIEVAL';
 
+/** The media type of every artifact the registry loaded as a model. */
+export const ONNX_MEDIA_TYPE = 'application/onnx';
+
+/** An uploaded or registered file as the registry recorded it. */
+export interface ArtifactRecord {
+  sha256: string;
+  size: number;
+  mediaType: string;
+}
+
 export type VariantStatus = 'registered' | 'ready' | 'failed' | 'retired';
 
 /** A tensor as the Open Inference Protocol describes it: -1 marks a dimension of any size. */

@@ -65,6 +65,7 @@ export class ServingCatalog {
   ) {
     this.unsubscribe = [
       events.on('model.registered', ({ model }) => this.invalidate(model.id)),
+      events.on('model.updated', ({ model }) => this.invalidate(model.id)),
       events.on('variant.added', ({ model }) => this.invalidate(model.id)),
       events.on('variant.status', ({ variant }) => this.invalidate(variant.modelId)),
     ];

@@ -15,8 +15,8 @@ export interface ModelCard {
   labels?: string[];
   /** Name of the output to evaluate: logits for classification, the embedding for retrieval. */
   output?: string;
-  /** Figures measured when the model was made, e.g. `top1`, `recallAt1`. */
-  metrics?: Record<string, number | string>;
+  /** Figures measured when the model was made, e.g. `top1`, `recallAt1`, or a variant's evaluation. */
+  metrics?: Record<string, unknown>;
   /** Free-form: architecture, training, how to regenerate. */
   [extra: string]: unknown;
 }

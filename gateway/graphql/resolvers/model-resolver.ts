@@ -39,6 +39,19 @@ export class ModelResolver {
     return { model: asModel(model), variant: asVariant(variant) };
   }
 
+  @Authorized('admin')
+  @Mutation(() => Model, {
+    description:
+      "Replaces a model's labels (class names in output order); a classifier needs one per class. Audited; serving answers with the new names at once.",
+  })
+  async setModelLabels(
+    @Arg('model') model: string,
+    @Arg('labels', () => [String]) labels: string[],
+    @Ctx() context: GraphQLContext,
+  ): Promise<Model> {
+    return asModel(await this.registry.setModelLabels(model, labels, actorOf(context)));
+  }
+
   @FieldResolver(() => [Variant], { description: 'Variants in creation order; retired ones included.' })
   async variants(@Root() model: Model, @Ctx() context: GraphQLContext): Promise<Variant[]> {
     return (await context.loaders.variantsByModelId.load(model.id)).map(asVariant);
