@@ -1,6 +1,7 @@
 import type { MigrationFactory } from './migration';
 import { registryMigration } from './0001_registry';
 import { servingMigration } from './0002_serving';
+import { pairedOutcomesMigration } from './0004_paired_outcomes';
 import { galleriesMigration } from './0006_galleries';
 
 /**
@@ -11,5 +12,6 @@ import { galleriesMigration } from './0006_galleries';
 export const migrations: Record<string, MigrationFactory> = {
   '0001_registry': registryMigration,
   '0002_serving': servingMigration,
+  '0004_paired_outcomes': pairedOutcomesMigration,
   '0006_galleries': galleriesMigration,
 };

@@ -110,6 +110,14 @@ export interface ServingRollupsTable {
   overlap_compared: number;
   feedback: number;
   correct: number;
+  /** Feedback rows this shadow and the request's answering variant both predicted: both right. */
+  paired_both: number;
+  /** ... only the answering (primary) variant right. */
+  paired_primary_only: number;
+  /** ... only this shadow right. */
+  paired_shadow_only: number;
+  /** ... both wrong. */
+  paired_neither: number;
 }
 
 export interface Database {

@@ -186,7 +186,7 @@ export class DataPlane {
     const outputs = await this.executor.run(state, variant, call.inputs, outputNames, 'primary');
     this.metrics.succeeded(refOf(state.model, variant), 'primary', performance.now() - started);
     const answer = { model: state.model, variant, outputs };
-    this.ledger.recordAnswer(call.requestId, state.model, variant, outputs);
+    this.ledger.recordAnswer(call.requestId, state.model, variant, 'primary', outputs);
     if (shadowInputs) setImmediate(() => void this.mirror.mirror(state, answer, shadowIds, shadowInputs, call.requestId));
     return answer;
   }

@@ -22,6 +22,11 @@ export interface RollupCounts {
   overlapCompared: number;
   feedback: number;
   correct: number;
+  /** On a shadow's row: feedback rows it and the request's answering variant both predicted, by who was right. */
+  pairedBoth: number;
+  pairedPrimaryOnly: number;
+  pairedShadowOnly: number;
+  pairedNeither: number;
 }
 
 export interface RollupRow extends RollupCounts {
@@ -35,6 +40,7 @@ export function emptyCounts(): RollupCounts {
     requests: 0, errors: 0, shadowRequests: 0, shadowErrors: 0, latencyMsSum: 0,
     latencyBuckets: new Array(ROLLUP_LATENCY_BUCKETS_MS.length + 1).fill(0),
     computeMsSum: 0, compared: 0, agreed: 0, klSum: 0, top1DeltaSum: 0, cosineSum: 0, overlapSum: 0, overlapCompared: 0, feedback: 0, correct: 0,
+    pairedBoth: 0, pairedPrimaryOnly: 0, pairedShadowOnly: 0, pairedNeither: 0,
   };
 }
 
@@ -103,6 +109,7 @@ export class MetricRollups {
           latency_ms_sum: c.latencyMsSum, latency_buckets: toJson(c.latencyBuckets), compute_ms_sum: c.computeMsSum,
           compared: c.compared, agreed: c.agreed, kl_sum: c.klSum, top1_delta_sum: c.top1DeltaSum,
           cosine_sum: c.cosineSum, overlap_sum: c.overlapSum, overlap_compared: c.overlapCompared, feedback: c.feedback, correct: c.correct,
+          paired_both: c.pairedBoth, paired_primary_only: c.pairedPrimaryOnly, paired_shadow_only: c.pairedShadowOnly, paired_neither: c.pairedNeither,
         };
         await this.db
           .insertInto('serving_rollups')
@@ -144,6 +151,8 @@ export class MetricRollups {
         top1DeltaSum: Number(row.top1_delta_sum), cosineSum: Number(row.cosine_sum), overlapSum: Number(row.overlap_sum),
         overlapCompared: Number(row.overlap_compared),
         feedback: Number(row.feedback), correct: Number(row.correct),
+        pairedBoth: Number(row.paired_both), pairedPrimaryOnly: Number(row.paired_primary_only),
+        pairedShadowOnly: Number(row.paired_shadow_only), pairedNeither: Number(row.paired_neither),
       });
     }
     return [...merged.values()];

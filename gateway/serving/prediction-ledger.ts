@@ -2,12 +2,21 @@ import { conflict, notFound } from '../errors';
 import type { ModelRecord, VariantRecord } from '../registry/registry-types';
 import { toFloat64, type Tensor } from '../tensors/tensor';
 import { argmax, rowOf } from './comparison';
-import { refOf, type VariantRef } from './serving-metrics';
+import { refOf, type RequestRole, type VariantRef } from './serving-metrics';
 
-/** What a variant predicted for a request's rows (top-1 class index per row). */
+/** What a variant predicted for a request's rows (top-1 class index per row), as its answer or as a shadow. */
 export interface Prediction {
   variant: VariantRef;
+  role: RequestRole;
   top1: number[];
+}
+
+/** Rows of one request with feedback, split by which of the answering variant and a shadow got them right. */
+export interface PairedOutcome {
+  both: number;
+  primaryOnly: number;
+  shadowOnly: number;
+  neither: number;
 }
 
 interface Entry {
@@ -18,10 +27,13 @@ interface Entry {
 }
 
 export type Scorer = (variant: VariantRef, correct: number, total: number) => void;
+/** Told, per shadow of a request with feedback, how it fared against the variant that answered. */
+export type PairScorer = (primary: VariantRef, shadow: VariantRef, outcome: PairedOutcome) => void;
 
 /**
  * Recent predictions by request id, so feedback (the true label, sent later) can score every
- * variant that answered or shadowed the request. Bounded: the oldest requests are forgotten
+ * variant that answered or shadowed the request, and each shadow against the answering variant
+ * on the same rows (paired outcomes, for McNemar's test). Bounded: the oldest requests are forgotten
  * first, and feedback for them is refused as unknown. Held in memory per gateway replica.
  */
 export class PredictionLedger {
@@ -30,17 +42,18 @@ export class PredictionLedger {
   constructor(
     private readonly capacity: number,
     private readonly score: Scorer,
+    private readonly scorePair: PairScorer,
   ) {}
 
   /** Remembers a classification answer's top-1 class per row; other tasks have nothing to score. */
-  recordAnswer(requestId: string, model: ModelRecord, variant: VariantRecord, outputs: readonly Tensor[]): void {
+  recordAnswer(requestId: string, model: ModelRecord, variant: VariantRecord, role: RequestRole, outputs: readonly Tensor[]): void {
     if (model.task !== 'CLASSIFICATION') return;
     const logits = outputs.find((t) => t.name === variant.signature.outputs[0].name);
     if (!logits) return;
     const rows = logits.shape[0];
     const values = toFloat64(logits.data);
     const top1 = Array.from({ length: rows }, (_, r) => argmax(rowOf(values, rows, r)));
-    this.record(requestId, model.id, { variant: refOf(model, variant), top1 });
+    this.record(requestId, model.id, { variant: refOf(model, variant), role, top1 });
   }
 
   private record(requestId: string, modelId: string, prediction: Prediction): void {
@@ -62,7 +75,7 @@ export class PredictionLedger {
       throw notFound(`no recent prediction with request id ${requestId} for this model (the gateway remembers the last ${this.capacity} requests)`);
     }
     if (entry.truth) throw conflict(`request ${requestId} already has feedback`);
-    const rows = entry.predictions[0]?.top1.length ?? 0;
+    const rows = entry.predictions.find((p) => p.role === 'primary')?.top1.length ?? entry.predictions[0]?.top1.length ?? 0;
     entry.truth = truth(rows);
     for (const prediction of entry.predictions) this.scorePrediction(entry, prediction);
     return { rows, variants: entry.predictions.map((p) => p.variant.variantTag) };
@@ -72,5 +85,21 @@ export class PredictionLedger {
     const truth = entry.truth as number[];
     const correct = prediction.top1.filter((label, i) => label === truth[i]).length;
     this.score(prediction.variant, correct, truth.length);
+    // The primary is always recorded first (shadows run after it answered), so a shadow finds it here.
+    const primary = prediction.role === 'shadow' ? entry.predictions.find((p) => p.role === 'primary') : undefined;
+    if (primary) this.scorePair(primary.variant, prediction.variant, pairedOutcome(primary.top1, prediction.top1, truth));
   }
+}
+
+function pairedOutcome(primary: readonly number[], shadow: readonly number[], truth: readonly number[]): PairedOutcome {
+  const outcome = { both: 0, primaryOnly: 0, shadowOnly: 0, neither: 0 };
+  truth.forEach((label, i) => {
+    const p = primary[i] === label;
+    const s = shadow[i] === label;
+    if (p && s) outcome.both++;
+    else if (p) outcome.primaryOnly++;
+    else if (s) outcome.shadowOnly++;
+    else outcome.neither++;
+  });
+  return outcome;
 }

@@ -2,6 +2,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { bucketOf, type MetricRollups } from './metric-rollups';
 import type { ModelRecord, VariantRecord } from '../registry/registry-types';
 import type { ClassificationComparison } from './comparison';
+import type { PairedOutcome } from './prediction-ledger';
 
 export type RequestRole = 'primary' | 'shadow';
 
@@ -45,6 +46,7 @@ export class ServingMetrics {
   private readonly cosine: Histogram<'model' | 'primary' | 'shadow'>;
   private readonly overlap: Histogram<'model' | 'primary' | 'shadow'>;
   private readonly feedback: Counter<'model' | 'variant' | 'outcome'>;
+  private readonly pairedRows: Counter<'model' | 'primary' | 'shadow' | 'outcome'>;
   /** Errors already counted where they arose, so the HTTP layer counts only the rest. */
   private readonly countedErrors = new WeakSet<object>();
 
@@ -65,6 +67,7 @@ export class ServingMetrics {
     this.cosine = new Histogram({ name: 'gateway_shadow_embedding_cosine', help: 'Cosine similarity of primary and shadow embeddings per row.', labelNames: pair, buckets: [0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 1], registers });
     this.overlap = new Histogram({ name: 'gateway_shadow_neighbour_overlap', help: 'overlap@k of the gallery neighbours found with primary and shadow embeddings.', labelNames: pair, buckets: [0, 0.2, 0.4, 0.6, 0.8, 0.9, 1], registers });
     this.feedback = new Counter({ name: 'gateway_feedback_total', help: 'Rows with ground truth from /feedback, by whether the variant predicted it.', labelNames: ['model', 'variant', 'outcome'], registers });
+    this.pairedRows = new Counter({ name: 'gateway_shadow_paired_feedback_total', help: 'Rows with ground truth predicted by both the answering variant and a shadow, by who was right (both, primaryOnly, shadowOnly, neither).', labelNames: [...pair, 'outcome'], registers });
   }
 
   succeeded(ref: VariantRef, role: RequestRole, latencyMs: number): void {
@@ -163,5 +166,16 @@ export class ServingMetrics {
     const counts = this.rollups.counts(ref.modelId, ref.variantId);
     counts.feedback += total;
     counts.correct += correct;
+  }
+
+  /** Paired correctness of a shadow against the variant that answered the same rows, kept on the shadow's rollup row. */
+  paired(primary: VariantRef, shadow: VariantRef, outcome: PairedOutcome): void {
+    const labels = { model: primary.modelName, primary: primary.variantTag, shadow: shadow.variantTag };
+    for (const [name, rows] of Object.entries(outcome)) this.pairedRows.inc({ ...labels, outcome: name }, rows);
+    const counts = this.rollups.counts(shadow.modelId, shadow.variantId);
+    counts.pairedBoth += outcome.both;
+    counts.pairedPrimaryOnly += outcome.primaryOnly;
+    counts.pairedShadowOnly += outcome.shadowOnly;
+    counts.pairedNeither += outcome.neither;
   }
 }

@@ -64,7 +64,11 @@ export function startServing({ settings, logger, db, registry, events, artifacts
     onRun: (model, variant, rows, requests, computeMs) => metrics.ran(refOf(model, variant), rows, computeMs, requests),
   });
   metrics.watchQueues(() => sessions.queueDepths());
-  const ledger = new PredictionLedger(settings.feedbackWindow, (variant, correct, total) => metrics.scored(variant, correct, total));
+  const ledger = new PredictionLedger(
+    settings.feedbackWindow,
+    (variant, correct, total) => metrics.scored(variant, correct, total),
+    (primary, shadow, outcome) => metrics.paired(primary, shadow, outcome),
+  );
   const executor = new VariantExecutor(sessions, defaultBatching);
   const galleryRepository = new GalleryRepository(db, audit);
   const galleries = new Galleries(executor, galleryRepository, artifacts, {

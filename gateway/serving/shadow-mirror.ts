@@ -55,7 +55,7 @@ export class ShadowMirror {
           return;
         }
         this.metrics.succeeded(ref, 'shadow', performance.now() - started);
-        this.ledger.recordAnswer(requestId, state.model, shadow, outputs);
+        this.ledger.recordAnswer(requestId, state.model, shadow, 'shadow', outputs);
         await this.compare(state, answer, shadow, outputs).catch((error: unknown) =>
           this.logger.warn({ err: error, model: state.model.name, shadow: shadow.tag, requestId }, 'shadow comparison failed'),
         );
