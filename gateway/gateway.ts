@@ -30,6 +30,7 @@ import { requestId } from './http/request-id';
 import { variantRoutes } from './http/variant-routes';
 import type { GatewayPlugin, PluginContext } from './plugins/plugin-api';
 import { checkPluginOrder, loadPlugins } from './plugins/plugin-loader';
+import { PluginServices } from './plugins/plugin-services';
 import { RegistryRepository } from './registry/registry-repository';
 import { RegistryService } from './registry/registry-service';
 import { startServing } from './serving/serving';
@@ -83,7 +84,7 @@ export async function startGateway({ config, logger, plugins: givenPlugins }: Ga
     const pubSub = new InProcessPubSub();
     const serving = startServing({ settings: config.serving, logger, db: database.db, artifacts, audit, registry, events });
     cleanups.push(serving.stop);
-    const services: GatewayServices = { config, logger, database, artifacts, localFiles, audit, tokens, registry, events, serving, pubSub };
+    const services: GatewayServices = { config, logger, database, artifacts, localFiles, audit, tokens, registry, events, serving, pubSub, pluginServices: new PluginServices() };
 
     const initialAdminToken = await tokens.bootstrapAdmin(config.adminToken);
     if (!config.authEnabled) logger.warn('authentication is DISABLED (GATEWAY_AUTH_DISABLED): every caller is admin');

@@ -33,3 +33,18 @@ export type { Serving } from './serving/serving';
 export type { ModelServingState } from './serving/serving-catalog';
 export type { ShadowRoute, TrafficPolicy, WeightedRoute } from './serving/traffic-policy';
 export { MAX_POLICY_UPDATE_ATTEMPTS, type PolicyChange, type PolicyUpdateOptions, type TrafficPolicies } from './serving/traffic-policies';
+
+// Plugins offering each other services by name (fimaq starts rollouts through the rollouts plugin's).
+export type { PluginServices } from './plugins/plugin-services';
+
+// The audit log (a plugin records its changes in the transaction that makes them).
+export type { AuditLog, NewAuditEntry } from './audit/audit-log';
+
+// Serving figures as stored per minute, and the variant a policy routes to by default.
+export { emptyCounts, ROLLUP_LATENCY_BUCKETS_MS, type RollupCounts, type RollupRow } from './serving/metric-rollups';
+export { defaultVariant } from './serving/serving-catalog';
+
+// The statistics every comparison of variants shares.
+export { pairedDifference, wilsonInterval, type Interval, type PairedCounts } from './statistics/proportions';
+export { mcnemarExact } from './statistics/mcnemar';
+export { quantileRatio, type Histogram } from './statistics/histogram-quantiles';

@@ -7,6 +7,7 @@ import type { GatewayConfig } from './config/config';
 import type { DatabaseHandle } from './db/database';
 import type { EventBus } from './events/event-bus';
 import type { LocalFiles } from './files/local-files';
+import type { PluginServices } from './plugins/plugin-services';
 import type { RegistryService } from './registry/registry-service';
 import type { Serving } from './serving/serving';
 
@@ -26,4 +27,6 @@ export interface GatewayServices {
   pubSub: PubSub;
   /** The inference data plane: policies, sessions, metrics (read by resolvers and plugins). */
   serving: Serving;
+  /** What plugins offer each other by name (see plugin-services.ts). */
+  pluginServices: PluginServices;
 }

@@ -149,7 +149,7 @@ function graphqlLimits(env: Env): Record<GraphQLCaller, GraphQLQueryLimits> {
 }
 
 /** Plugins shipped with the gateway and loaded when GATEWAY_PLUGINS is unset. */
-export const DEFAULT_PLUGINS: string[] = ['./plugins/fimaq'];
+export const DEFAULT_PLUGINS: string[] = ['./plugins/fimaq', './plugins/rollouts'];
 
 /** The repository root, whether the gateway runs from its sources or from dist/. */
 const PROJECT_ROOT = ((codeRoot: string) => (path.basename(codeRoot) === 'dist' ? path.dirname(codeRoot) : codeRoot))(path.resolve(__dirname, '..', '..'));

@@ -1,4 +1,5 @@
 import { IsIn, IsInt, IsOptional, Length, Max, Min, ValidateNested } from 'class-validator';
+import { RolloutPlanInput } from '../../schema/rollouts';
 import { Field, Float, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
 import { JOB_STATUSES, QUANTIZATION_METHODS, SUPPORTED_BITS } from '../../workers/common/jobs/messages';
 
@@ -81,6 +82,10 @@ export class QuantizeModelInput {
   @Field({ nullable: true, description: 'Serve the new variant as a shadow of its parent (default: FIMAQ_SHADOW_BY_DEFAULT).' })
   @IsOptional()
   shadow?: boolean;
+
+  @Field(() => RolloutPlanInput, { nullable: true, description: 'Start a canary rollout of the new variant against its parent when the job succeeds (needs the rollouts plugin); the plan is checked now.' })
+  @IsOptional()
+  rollout?: RolloutPlanInput;
 }
 
 @ObjectType({ description: 'The worker that runs (or ran) a job.' })

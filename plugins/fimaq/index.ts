@@ -23,6 +23,7 @@ import { QuantizationService } from './quantization-service';
 import { jobsMigration } from './migrations/0003_jobs';
 import { JOB_UPDATED_TOPIC } from './job-topics';
 import { addShadow } from './shadow';
+import { ROLLOUT_STARTER, type RolloutStarter, type StartRolloutInput } from '../../schema/rollouts';
 
 export interface FimaqPluginOptions {
   /** How to start the embedded worker; defaults to the compiled `workers/main.js` beside this plugin. */
@@ -70,6 +71,23 @@ async function openTransport(context: PluginContext, config: FimaqConfig, option
   return transport;
 }
 
+/**
+ * Starts the rollout a job asked for. The variant is recorded whatever happens here: a rollout
+ * refused now (another one live on the model, the plugin gone since) is logged, not retried.
+ */
+async function startRollout(rollouts: RolloutStarter | undefined, input: StartRolloutInput, actor: string, logger: Logger): Promise<void> {
+  if (!rollouts) {
+    logger.error({ actor }, 'the job asked for a rollout but the rollouts plugin is not configured');
+    return;
+  }
+  try {
+    const id = await rollouts.startRollout(input, actor);
+    logger.info({ actor, rollout: id }, 'rollout of the new variant started');
+  } catch (error) {
+    logger.error({ err: error, actor }, 'the rollout the job asked for could not start');
+  }
+}
+
 export function createFimaqPlugin(options: FimaqPluginOptions = {}): GatewayPlugin {
   return {
     name: 'fimaq',
@@ -82,11 +100,14 @@ export function createFimaqPlugin(options: FimaqPluginOptions = {}): GatewayPlug
       const jobs = new JobRepository(context.database.db);
       const changed = (job: JobRecord) => context.pubSub.publish(JOB_UPDATED_TOPIC, job.id, job);
       const dispatcher = new OutboxDispatcher(jobs, transport, context.artifacts, config.dispatchIntervalMs, logger);
-      const service = new QuantizationService(context.registry, jobs, new ImageSetPacker(context.artifacts, context.localFiles), () => dispatcher.kick(), changed, logger);
+      // Found when used, so the rollouts plugin may be configured before or after this one, or not at all.
+      const rollouts = () => context.pluginServices.find<RolloutStarter>(ROLLOUT_STARTER);
+      const service = new QuantizationService(context.registry, jobs, new ImageSetPacker(context.artifacts, context.localFiles), () => dispatcher.kick(), changed, logger, rollouts);
       const applier = new JobEventApplier(jobs, context.registry, context.artifacts, transport.artifacts, changed, async (job, variant) => {
-        if (!job.request.shadow) return;
         const model = await context.registry.getModelById(job.modelId);
-        await addShadow(context.serving, model, variant, config.shadowMirrorPercent, `fimaq-job:${job.id}`);
+        const actor = `fimaq-job:${job.id}`;
+        if (job.request.shadow) await addShadow(context.serving, model, variant, config.shadowMirrorPercent, actor);
+        if (job.request.rollout) await startRollout(rollouts(), { ...job.request.rollout, model: model.name, candidate: variant.id, baseline: job.parentVariantId }, actor, logger);
       }, logger);
 
       await transport.start(applier.apply);

@@ -1,3 +1,4 @@
+import type { RolloutPlanInput } from '../../schema/rollouts';
 import type { BitsName, JobStatus, QuantizationJobSpec, QuantizationMethod, WorkerCapabilities } from '../../workers/common/jobs/messages';
 
 /** Where a packed image set came from, as the user named it. */
@@ -22,6 +23,8 @@ export interface QuantizationRequest {
   seed: number;
   evaluation: ImageSetSource | null;
   shadow: boolean;
+  /** A rollout plan to start when the job's variant is ready (the rollouts plugin runs it); absent: none. */
+  rollout?: RolloutPlanInput;
 }
 
 export interface JobRecord {

@@ -1,6 +1,7 @@
 import { Arg, Authorized, Ctx, FieldResolver, ID, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
 import { actorOf, type GraphQLContext } from '../../gateway/plugin-surface';
 import { Model, Variant } from '../../schema/registry';
+import type { RolloutPlanInput } from '../../schema/rollouts';
 import type { JobStatus } from '../../workers/common/jobs/messages';
 import { QuantizationJob, QuantizationJobStatusEnum, QuantizeModelInput } from './graphql-types';
 import type { JobRecord } from './job-record';
@@ -52,6 +53,8 @@ export class QuantizationJobResolver {
         seed: input.seed,
         evaluation: input.evaluation ? { ...input.evaluation } : null,
         shadow: input.shadow ?? this.context.config.shadowByDefault,
+        // A plain copy: the plan is stored with the job as JSON.
+        ...(input.rollout ? { rollout: JSON.parse(JSON.stringify(input.rollout)) as RolloutPlanInput } : {}),
       },
       input.idempotencyKey ?? null,
       actorOf(context).name,

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { badInput, conflict, GatewayError, notFound, type ModelRecord, type RegistryService, type VariantRecord } from '../../gateway/plugin-surface';
 import type { JobStatus, QuantizationJobSpec } from '../../workers/common/jobs/messages';
+import type { RolloutStarter } from '../../schema/rollouts';
 import type { ImageSetPacker } from './image-set-packer';
 import type { JobRecord, QuantizationRequest } from './job-record';
 import type { JobRepository } from './job-repository';
@@ -27,6 +28,8 @@ export class QuantizationService {
     private readonly onQueued: () => void,
     private readonly onChanged: JobChanged,
     private readonly logger: Logger,
+    /** The rollouts plugin's starter, when it is configured. */
+    private readonly rollouts: () => RolloutStarter | undefined,
   ) {}
 
   async quantize(request: QuantizationRequest, idempotencyKey: string | null, actor: string): Promise<JobRecord> {
@@ -39,6 +42,11 @@ export class QuantizationService {
       if (!Number.isInteger(value) || value < min || value > max) throw badInput(`${field} must be an integer in ${min}..${max}; got ${value}`);
     }
     if (!Number.isInteger(request.seed)) throw badInput(`seed must be an integer; got ${request.seed}`);
+    if (request.rollout) {
+      const rollouts = this.rollouts();
+      if (!rollouts) throw badInput('rollout needs the rollouts plugin; add ./plugins/rollouts to GATEWAY_PLUGINS or leave rollout out');
+      rollouts.checkPlan(request.rollout);
+    }
     const model = await this.registry.getModel(request.model);
     const parent = await this.baseVariant(model, request.baseVariant);
     const pre = model.preprocessing;

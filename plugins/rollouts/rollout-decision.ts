@@ -1,0 +1,57 @@
+import { judgeGuardrails, type GuardrailFigure } from './guardrails';
+import type { StepEvidence } from './rollout-evidence';
+import type { RolloutPlan } from './rollout-plan';
+
+export type Decision = 'advance' | 'promote' | 'hold' | 'rollback';
+
+/** Where the sequence of looks stands: how many were taken and on how many candidate calls the last one was. */
+export interface LookState {
+  looks: number;
+  lastLookSamples: number;
+}
+
+export interface StepJudgement {
+  decision: Decision;
+  reason: string;
+  figures: GuardrailFigure[];
+  lookState: LookState;
+}
+
+/**
+ * A look is taken when the candidate's calls in the step have grown by half since the last
+ * look (or the step is new): the false-rollback budget is spent per look, so looking on a
+ * geometric grid keeps the budget of later looks from shrinking to nothing on a busy model.
+ */
+export const LOOK_GROWTH = 1.5;
+
+function describe(f: GuardrailFigure): string {
+  const digits = (x: number | null) => (x === null ? '∞' : Number(x.toPrecision(4)).toString());
+  return `${f.guardrail} ${digits(f.estimate)} [${digits(f.lower)}, ${digits(f.upper)}] vs ${digits(f.threshold)} on ${f.samples}`;
+}
+
+/**
+ * The controller's rule for one step: roll back when a guardrail is shown violated; advance
+ * (promote after the last step) when every guardrail this step can measure is shown to hold and
+ * the step's minimum requests and duration are met; otherwise hold.
+ */
+export function judgeStep(plan: RolloutPlan, stepIndex: number, evidence: StepEvidence, elapsedSeconds: number, lookState: LookState, classification: boolean): StepJudgement {
+  const step = plan.steps[stepIndex];
+  const isLook = evidence.candidateCalls > 0 && evidence.candidateCalls >= Math.max(1, lookState.lastLookSamples * LOOK_GROWTH);
+  const next = isLook ? { looks: lookState.looks + 1, lastLookSamples: evidence.candidateCalls } : lookState;
+  const figures = judgeGuardrails(plan.guardrails, evidence, classification, isLook ? next.looks : undefined);
+  const violated = figures.filter((f) => f.verdict === 'violated');
+  if (violated.length > 0) {
+    return { decision: 'rollback', reason: `guardrail violated at step ${stepIndex + 1} (${step.trafficPercent} %): ${violated.map(describe).join('; ')}`, figures, lookState: next };
+  }
+  const pending = figures.filter((f) => f.verdict === 'unknown');
+  const waiting: string[] = [];
+  if (evidence.requests < step.minRequests) waiting.push(`${evidence.requests}/${step.minRequests} requests`);
+  if (elapsedSeconds < step.minDurationSeconds) waiting.push(`${Math.floor(elapsedSeconds)}/${step.minDurationSeconds} s`);
+  if (pending.length > 0 || waiting.length > 0) {
+    const reasons = [...pending.map((f) => `${describe(f)} not conclusive`), ...waiting];
+    return { decision: 'hold', reason: `holding at step ${stepIndex + 1} (${step.trafficPercent} %): ${reasons.join('; ')}`, figures, lookState: next };
+  }
+  const shown = figures.filter((f) => f.verdict === 'holds').map(describe).join('; ') || 'no guardrail measurable';
+  const last = stepIndex === plan.steps.length - 1;
+  return { decision: last ? 'promote' : 'advance', reason: `step ${stepIndex + 1} (${step.trafficPercent} %) passed: ${shown}`, figures, lookState: next };
+}

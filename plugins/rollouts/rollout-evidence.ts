@@ -1,0 +1,80 @@
+import { emptyCounts, ROLLUP_LATENCY_BUCKETS_MS, type RollupCounts, type RollupRow, type Histogram, type PairedCounts } from '../../gateway/plugin-surface';
+
+/** Running totals of the two variants of a rollout, summed over minutes and gateway replicas. */
+export interface PairTotals {
+  candidate: RollupCounts;
+  baseline: RollupCounts;
+}
+
+/** What a step has seen: the figures every guardrail is judged on. */
+export interface StepEvidence {
+  /** Requests the model served (answered by either variant). */
+  requests: number;
+  /** Of those, answered by the candidate. */
+  candidateAnswered: number;
+  /** Requests the candidate ran, answered or shadowed; its failures among them. */
+  candidateCalls: number;
+  candidateErrors: number;
+  /** Rows compared between the two (either one shadowing the other) and how many agreed on the top-1 class. */
+  compared: number;
+  agreed: number;
+  /** Feedback rows both predicted: `onlyFirst` is the candidate right alone, `onlySecond` the baseline. */
+  paired: PairedCounts;
+  /** End-to-end latencies of the requests each variant answered. */
+  candidateLatency: Histogram;
+  baselineLatency: Histogram;
+}
+
+function add(into: RollupCounts, from: RollupCounts, sign: 1 | -1): void {
+  for (const key of Object.keys(from) as Array<keyof RollupCounts>) {
+    if (key === 'latencyBuckets') from.latencyBuckets.forEach((n, i) => (into.latencyBuckets[i] += sign * n));
+    else into[key] += sign * from[key];
+  }
+}
+
+/** The two variants' totals over the given rollup rows. */
+export function totalsOf(rows: readonly RollupRow[], candidateId: string, baselineId: string): PairTotals {
+  const totals = { candidate: emptyCounts(), baseline: emptyCounts() };
+  for (const row of rows) {
+    if (row.variantId === candidateId) add(totals.candidate, row, 1);
+    else if (row.variantId === baselineId) add(totals.baseline, row, 1);
+  }
+  return totals;
+}
+
+/**
+ * What happened between two readings of the running totals. Rollup rows only ever grow, so
+ * `now − then` is exactly the traffic since `then` was read, whatever minutes it spans.
+ */
+export function since(now: PairTotals, then: PairTotals): PairTotals {
+  const delta = { candidate: emptyCounts(), baseline: emptyCounts() };
+  add(delta.candidate, now.candidate, 1);
+  add(delta.candidate, then.candidate, -1);
+  add(delta.baseline, now.baseline, 1);
+  add(delta.baseline, then.baseline, -1);
+  return delta;
+}
+
+/**
+ * The step's evidence from its totals. Candidate and baseline each shadow the requests the other
+ * answers, so comparisons and paired feedback land on both rows (a row is the shadow's): the
+ * candidate's row holds (primary baseline, shadow candidate) and the baseline's row the reverse.
+ */
+export function evidenceOf({ candidate: c, baseline: b }: PairTotals): StepEvidence {
+  return {
+    requests: c.requests + b.requests,
+    candidateAnswered: c.requests,
+    candidateCalls: c.requests + c.shadowRequests,
+    candidateErrors: c.errors + c.shadowErrors,
+    compared: c.compared + b.compared,
+    agreed: c.agreed + b.agreed,
+    paired: {
+      both: c.pairedBoth + b.pairedBoth,
+      onlyFirst: c.pairedShadowOnly + b.pairedPrimaryOnly,
+      onlySecond: c.pairedPrimaryOnly + b.pairedShadowOnly,
+      neither: c.pairedNeither + b.pairedNeither,
+    },
+    candidateLatency: { bounds: ROLLUP_LATENCY_BUCKETS_MS, counts: [...c.latencyBuckets] },
+    baselineLatency: { bounds: ROLLUP_LATENCY_BUCKETS_MS, counts: [...b.latencyBuckets] },
+  };
+}
