@@ -35,6 +35,8 @@ export class RolloutPlanInput {
   @Field(() => RolloutGuardrailsInput, { nullable: true }) guardrails?: RolloutGuardrailsInput | null;
   @Field(() => Boolean, { nullable: true, description: 'Start with a 0 % step in which the candidate only shadows.' })
   shadowFirst?: boolean | null;
+  @Field(() => Float, { nullable: true, description: "Share (0..100) of each variant's answered requests the other shadows, for agreement and paired feedback. Default 100: every request is compared, at the cost of a second run in idle CPU." })
+  shadowPercent?: number | null;
 }
 
 @InputType({ description: 'A canary rollout of a candidate variant against a baseline.' })

@@ -62,6 +62,7 @@ export class Rollout {
   @Field(() => Float, { description: "The candidate's share of primary traffic now." }) trafficPercent!: number;
   @Field(() => [RolloutStep]) steps!: RolloutStep[];
   @Field(() => RolloutGuardrails) guardrails!: RolloutGuardrails;
+  @Field(() => Float, { description: "Share of each variant's answered requests the other shadows." }) shadowPercent!: number;
   @Field(() => String, { nullable: true, description: 'Why it is where it is (the last decision or action).' }) reason!: string | null;
   @Field() stepStartedAt!: Date;
   @Field() createdBy!: string;

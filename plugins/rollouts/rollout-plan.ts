@@ -30,6 +30,8 @@ export interface Guardrails {
 export interface RolloutPlan {
   steps: RolloutStep[];
   guardrails: Guardrails;
+  /** Share (0..100) of each variant's answered requests the other one shadows, for comparisons and paired feedback. */
+  shadowPercent: number;
 }
 
 /** What a caller may leave out; `completePlan` fills in the defaults. */
@@ -38,9 +40,13 @@ export interface PlanRequest {
   guardrails?: Partial<Guardrails> | null;
   /** Prepend a 0 % step (the candidate only shadows) with the first step's minimums. */
   shadowFirst?: boolean | null;
+  shadowPercent?: number | null;
 }
 
 export const DEFAULT_STEPS: readonly RolloutStep[] = [5, 25, 50, 100].map((trafficPercent) => ({ trafficPercent, minRequests: 1000, minDurationSeconds: 300 }));
+
+/** Every request is compared: the evidence comes fastest, at the cost of running each request twice (the shadow in idle CPU). */
+export const DEFAULT_SHADOW_PERCENT = 100;
 
 export const DEFAULT_GUARDRAILS: Guardrails = {
   maxAccuracyDrop: 0.01,
@@ -97,5 +103,7 @@ export function completePlan(request: PlanRequest): RolloutPlan {
   if (guardrails.maxLatencyRatio !== null && !(Number.isFinite(guardrails.maxLatencyRatio) && guardrails.maxLatencyRatio >= 1)) {
     throw badInput(`guardrails.maxLatencyRatio must be a finite number of at least 1; got ${guardrails.maxLatencyRatio}`);
   }
-  return { steps, guardrails };
+  const shadowPercent = request.shadowPercent ?? DEFAULT_SHADOW_PERCENT;
+  if (!(Number.isFinite(shadowPercent) && shadowPercent >= 0 && shadowPercent <= 100)) throw badInput(`shadowPercent must be in 0..100; got ${shadowPercent}`);
+  return { steps, guardrails, shadowPercent };
 }

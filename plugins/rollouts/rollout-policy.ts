@@ -3,8 +3,8 @@ import type { RolloutRecord } from './rollout-record';
 
 /**
  * The traffic policy a rollout wants, from the model's current one. During a step the baseline
- * answers (100 − p) % and the candidate p %, and each shadows the other's answers, so every
- * request yields a comparison and, with feedback, a paired outcome (agreement and McNemar need
+ * answers (100 − p) % and the candidate p %, and each shadows the other's answers (all of them by
+ * default, `shadowPercent`), so every request yields a comparison and, with feedback, a paired outcome (agreement and McNemar need
  * both variants on the same rows; the shadows run in the niced shadow lane and are dropped, never
  * queued, when it is full). After the rollout only the winner is routed and neither is a shadow.
  * Routes of other variants give way to the rollout; other shadows, stickiness and batching stay.
@@ -22,7 +22,7 @@ export function rolloutPolicy(rollout: RolloutRecord, current: TrafficPolicy): T
           { variantId: baseline, weight: 100 - percent },
           { variantId: candidate, weight: percent },
         ],
-        shadows: [...shadows, { variantId: candidate, mirrorPercent: 100 }, { variantId: baseline, mirrorPercent: 100 }],
+        shadows: [...shadows, { variantId: candidate, mirrorPercent: rollout.plan.shadowPercent }, { variantId: baseline, mirrorPercent: rollout.plan.shadowPercent }],
       };
     }
     case 'promoted':

@@ -210,9 +210,9 @@ export class RolloutRepository {
     });
   }
 
-  /** Look bookkeeping that is not a change of state (no event, no version bump). */
-  async recordLook(id: string, version: number, looks: number, lastLookSamples: number): Promise<void> {
-    await this.db.updateTable('rollouts').set({ looks, last_look_samples: lastLookSamples }).where('id', '=', id).where('version', '=', version).execute();
+  /** A hold: the look bookkeeping and why it holds, which is not a change of state (no event, no version bump). */
+  async recordHold(id: string, version: number, looks: number, lastLookSamples: number, reason: string): Promise<void> {
+    await this.db.updateTable('rollouts').set({ looks, last_look_samples: lastLookSamples, reason }).where('id', '=', id).where('version', '=', version).execute();
   }
 
   /** Notes that the traffic policy of `version` is written (a later version keeps its own mark). */

@@ -33,6 +33,7 @@ export class RolloutResolver {
       trafficPercent: record.plan.steps[record.stepIndex].trafficPercent,
       steps: record.plan.steps.map((s) => ({ trafficPercent: s.trafficPercent, minRequests: s.minRequests, minDuration: s.minDurationSeconds })),
       guardrails: record.plan.guardrails,
+      shadowPercent: record.plan.shadowPercent,
     };
   }
 

@@ -23,6 +23,7 @@ export function planRequestOf(input: RolloutPlanInput): PlanRequest {
       ? Object.fromEntries(Object.entries({ ...g }).filter(([, v]) => v !== undefined))
       : null,
     shadowFirst: input.shadowFirst ?? null,
+    shadowPercent: input.shadowPercent ?? null,
   };
 }
 
@@ -146,7 +147,8 @@ export class RolloutService implements RolloutStarter {
     const candidate = await this.registry.getVariant(current.candidateVariantId);
     this.metrics.decided(model.name, candidate.tag, judgement.decision);
     if (judgement.decision === 'hold') {
-      if (judgement.lookState.looks !== current.looks) await this.repository.recordLook(current.id, current.version, judgement.lookState.looks, judgement.lookState.lastLookSamples);
+      const { looks, lastLookSamples } = judgement.lookState;
+      await this.repository.recordHold(current.id, current.version, looks, lastLookSamples, judgement.reason);
       return;
     }
     await this.decide(current, model, judgement, totals);

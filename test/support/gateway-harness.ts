@@ -15,8 +15,17 @@ const REPO_ROOT = path.resolve(__dirname, '..', '..');
 /** Tests register fixtures and write datasets to temporary directories; the demo assets stay readable. */
 const TEST_LOCAL_PATH_ROOTS = [path.join(REPO_ROOT, 'test', 'fixtures'), os.tmpdir(), path.join(REPO_ROOT, 'deploy', 'demo'), '/usr/share/datasets'].join(path.delimiter);
 
+/** Where a test gateway keeps its state; a second gateway started on it sees the first one's. */
+export interface TestStorage {
+  dataDir: string;
+  database?: { url: string; drop: () => Promise<void> };
+}
+
 export interface TestGateway extends RunningGateway {
   dataDir: string;
+  storage: TestStorage;
+  /** Stops the gateway and keeps its storage, for a restart with `startTestGateway({ storage })`. */
+  halt(): Promise<void>;
   /** POSTs a GraphQL operation; returns the parsed body and the HTTP status. */
   graphql<T = Record<string, unknown>>(
     query: string,
@@ -30,10 +39,10 @@ export interface TestGateway extends RunningGateway {
  * database, so suites never see each other's rows.
  */
 export async function startTestGateway(
-  options: { dialect?: Dialect; plugins?: GatewayPlugin[]; env?: Record<string, string> } = {},
+  options: { dialect?: Dialect; plugins?: GatewayPlugin[]; env?: Record<string, string>; storage?: TestStorage } = {},
 ): Promise<TestGateway> {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gw-test-'));
-  const database = options.dialect === 'postgres' ? await createTestDatabase() : undefined;
+  const dataDir = options.storage?.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'gw-test-'));
+  const database = options.storage ? options.storage.database : options.dialect === 'postgres' ? await createTestDatabase() : undefined;
   const config = loadConfig({
     PORT: '0',
     HOST: '127.0.0.1',
@@ -49,6 +58,8 @@ export async function startTestGateway(
   return {
     ...gateway,
     dataDir,
+    storage: { dataDir, database },
+    halt: () => gateway.stop(),
     stop: async () => {
       await gateway.stop();
       await database?.drop();

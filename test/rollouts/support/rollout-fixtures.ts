@@ -1,0 +1,159 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { decodeModel, encodeModel, onnx } from '../../../workers/engine/onnx/proto';
+import { tensorToProto } from '../../../workers/engine/onnx/tensor';
+import { FIXTURES, uploadArtifact, type TestGateway } from '../../support/gateway-harness';
+import { imagePixels, inferenceBody, post, tensorValues } from '../../serving/support/serving-fixtures';
+
+const FLOAT = onnx.TensorProto.DataType.FLOAT;
+
+/** A seeded uniform generator, so corrupted weights are the same on every run. */
+function seeded(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    return state / 2 ** 32;
+  };
+}
+
+function tinyClassifier(): { model: onnx.ModelProto; graph: onnx.GraphProto } {
+  const model = decodeModel(fs.readFileSync(path.join(FIXTURES, 'tiny-classifier.onnx')));
+  return { model, graph: model.graph as onnx.GraphProto };
+}
+
+/** tiny-classifier.onnx with its weights replaced by noise: a variant whose answers are garbage. */
+export function corruptedClassifier(): Buffer {
+  const { model, graph } = tinyClassifier();
+  const random = seeded(11);
+  graph.initializer = graph.initializer.map((t) => {
+    const dims = (t.dims ?? []).map(Number);
+    const size = dims.reduce((a, b) => a * b, 1);
+    return tensorToProto(t.name as string, FLOAT, dims, Array.from({ length: size }, () => (random() - 0.5) * 0.2)) as onnx.TensorProto;
+  });
+  return Buffer.from(encodeModel(model));
+}
+
+/**
+ * tiny-classifier.onnx answering exactly the same logits, after a heavy matrix product that
+ * depends on the input (so onnxruntime cannot fold it away) and is added times zero: a variant
+ * that is only slower. `size` sets the cost, about 2·size³ flops per row.
+ */
+export function slowClassifier(size: number): Buffer {
+  const { model, graph } = tinyClassifier();
+  const gemm = graph.node.find((n) => n.opType === 'Gemm') as onnx.NodeProto;
+  gemm.output = ['fast_logits'];
+  const random = seeded(5);
+  graph.initializer.push(
+    tensorToProto('slow_a', FLOAT, [size, size], Array.from({ length: size * size }, () => random() * 0.001)) as onnx.TensorProto,
+    tensorToProto('slow_zero', FLOAT, [1], [0]) as onnx.TensorProto,
+    tensorToProto('slow_axes', onnx.TensorProto.DataType.INT64, [2], [1, 2]) as onnx.TensorProto,
+    tensorToProto('slow_shape', onnx.TensorProto.DataType.INT64, [3], [-1, 1, 1]) as onnx.TensorProto,
+  );
+  const node = (opType: string, input: string[], output: string[], attribute: onnx.IAttributeProto[] = []) => onnx.NodeProto.create({ opType, input, output, attribute, name: `slow_${output[0]}` });
+  graph.node.push(
+    node('ReduceSum', ['flat', 'slow_axes_flat'], ['slow_sum'], [{ name: 'keepdims', type: onnx.AttributeProto.AttributeType.INT, i: 1 }]),
+    node('Reshape', ['slow_sum', 'slow_shape'], ['slow_sum3']),
+    node('Mul', ['slow_sum3', 'slow_a'], ['slow_scaled']),
+    node('MatMul', ['slow_scaled', 'slow_a'], ['slow_product']),
+    node('ReduceSum', ['slow_product', 'slow_axes'], ['slow_total'], [{ name: 'keepdims', type: onnx.AttributeProto.AttributeType.INT, i: 0 }]),
+    node('Mul', ['slow_total', 'slow_zero'], ['slow_nothing']),
+    node('Unsqueeze', ['slow_nothing', 'slow_axis1'], ['slow_column']),
+    node('Add', ['fast_logits', 'slow_column'], [graph.output[0].name as string]),
+  );
+  graph.initializer.push(
+    tensorToProto('slow_axes_flat', onnx.TensorProto.DataType.INT64, [1], [1]) as onnx.TensorProto,
+    tensorToProto('slow_axis1', onnx.TensorProto.DataType.INT64, [1], [1]) as onnx.TensorProto,
+  );
+  return Buffer.from(encodeModel(model));
+}
+
+/** Uploads ONNX bytes and adds them as a variant of the model; returns its id. */
+export async function addVariantBytes(gateway: TestGateway, model: string, tag: string, bytes: Buffer): Promise<string> {
+  const upload = await uploadArtifact(gateway, bytes);
+  const { sha256 } = (await upload.json()) as { sha256: string };
+  const result = await gateway.graphql<{ addVariant: { id: string } }>(
+    `mutation($input: AddVariantInput!) { addVariant(input: $input) { id } }`,
+    { input: { model, tag, artifactSha256: sha256, precision: 'W4A4', method: 'hand-made' } },
+  );
+  if (result.errors) throw new Error(result.errors[0].message);
+  return result.data!.addVariant.id;
+}
+
+/** Who answered how many of the requests sent. */
+export type Answered = Map<string, number>;
+
+/**
+ * Sends `count` inference requests (a few at a time) to the model's policy route; returns who
+ * answered each. `seedBase` varies the images between calls.
+ */
+export async function sendTraffic(gateway: TestGateway, model: string, count: number, seedBase = 0, concurrency = 4): Promise<Answered> {
+  const answered: Answered = new Map();
+  let next = 0;
+  const worker = async () => {
+    while (next < count) {
+      const i = next++;
+      const reply = await post(gateway, `/v2/models/${model}/infer`, inferenceBody([tensorValues(imagePixels(seedBase + i))]));
+      if (reply.status !== 200) throw new Error(`inference answered ${reply.status}: ${reply.raw.toString()}`);
+      const variant = reply.headers.get('x-variant') ?? '?';
+      answered.set(variant, (answered.get(variant) ?? 0) + 1);
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return answered;
+}
+
+export interface RolloutView {
+  id: string;
+  status: string;
+  step: number;
+  trafficPercent: number;
+  candidate: string;
+  baseline: string;
+  reason: string | null;
+  events: Array<{ seq: number; kind: string; step: number; trafficPercent: number; actor: string; reason: string; figures: Array<{ guardrail: string; verdict: string; estimate: number | null; lower: number | null; upper: number | null; samples: number }> }>;
+}
+
+export const ROLLOUT_FIELDS = 'id status step trafficPercent candidate baseline reason events { seq kind step trafficPercent actor reason figures { guardrail verdict estimate lower upper samples } }';
+
+type GraphQLReply<T> = Awaited<ReturnType<TestGateway['graphql']>> & { data?: T };
+
+export function startRollout(gateway: TestGateway, input: Record<string, unknown>): Promise<GraphQLReply<{ startRollout: RolloutView }>> {
+  return gateway.graphql(`mutation($input: StartRolloutInput!) { startRollout(input: $input) { ${ROLLOUT_FIELDS} } }`, { input });
+}
+
+export async function readRollout(gateway: TestGateway, id: string): Promise<RolloutView> {
+  const result = await gateway.graphql<{ rollout: RolloutView }>(`query($id: ID!) { rollout(id: $id) { ${ROLLOUT_FIELDS} } }`, { id });
+  if (result.errors) throw new Error(result.errors[0].message);
+  return result.data!.rollout;
+}
+
+export function rolloutAction(gateway: TestGateway, action: 'pauseRollout' | 'resumeRollout' | 'abortRollout' | 'promoteRollout', id: string): Promise<GraphQLReply<Record<string, RolloutView>>> {
+  return gateway.graphql(`mutation($id: ID!) { ${action}(id: $id) { ${ROLLOUT_FIELDS} } }`, { id });
+}
+
+/** The model's routes as weights by variant tag, and its shadows. */
+export async function readPolicy(gateway: TestGateway, model: string): Promise<{ version: number; routes: Record<string, number>; shadows: string[] }> {
+  const result = await gateway.graphql<{ trafficPolicy: { version: number; routes: Array<{ variantTag: string; weight: number }>; shadows: Array<{ variantTag: string }> } }>(
+    `query($model: String!) { trafficPolicy(model: $model) { version routes { variantTag weight } shadows { variantTag } } }`,
+    { model },
+  );
+  if (result.errors) throw new Error(result.errors[0].message);
+  const policy = result.data!.trafficPolicy;
+  return { version: policy.version, routes: Object.fromEntries(policy.routes.map((r) => [r.variantTag, r.weight])), shadows: policy.shadows.map((s) => s.variantTag) };
+}
+
+/**
+ * Sends traffic in rounds until the rollout reaches a status in `until` (or `maxRequests` are
+ * sent); returns who answered and the rollout as last read.
+ */
+export async function driveRollout(gateway: TestGateway, model: string, id: string, until: string[], options: { round: number; maxRequests: number; stopAtStep?: number }): Promise<{ answered: Answered; sent: number; rollout: RolloutView }> {
+  const answered: Answered = new Map();
+  let sent = 0;
+  let rollout = await readRollout(gateway, id);
+  while (!until.includes(rollout.status) && !(options.stopAtStep !== undefined && rollout.step >= options.stopAtStep) && sent < options.maxRequests) {
+    for (const [variant, n] of await sendTraffic(gateway, model, options.round, sent)) answered.set(variant, (answered.get(variant) ?? 0) + n);
+    sent += options.round;
+    rollout = await readRollout(gateway, id);
+  }
+  return { answered, sent, rollout };
+}
