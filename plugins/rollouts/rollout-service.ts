@@ -172,6 +172,9 @@ export class RolloutService implements RolloutStarter {
       kind = 'advanced';
     }
     const nextPercent = change.stepIndex !== undefined ? rollout.plan.steps[change.stepIndex].trafficPercent : step.trafficPercent;
+    // Traffic first (a rollback reaches the baseline at once, and whoever reads the new state
+    // finds its traffic in place), then the state, compare-and-set on the version judged.
+    await this.writePolicy({ ...rollout, ...change });
     const changed = await this.repository.transition(
       rollout.id,
       rollout.version,
@@ -179,17 +182,28 @@ export class RolloutService implements RolloutStarter {
       { kind, stepIndex: change.stepIndex ?? rollout.stepIndex, trafficPercent: nextPercent, actor, reason: judgement.reason, figures: judgement.figures },
       { actor, action: `rollout.${kind}`, subjectType: 'model', subjectId: model.id, details: { rollout: rollout.id, step: rollout.stepIndex + 1, trafficPercent: step.trafficPercent, reason: judgement.reason, figures: judgement.figures } },
     );
-    // Someone paused or aborted it meanwhile: their change stands, this judgement is void.
-    if (!changed) return;
+    if (!changed) {
+      // Someone paused or aborted it meanwhile: their change stands, and so must its traffic.
+      await this.applyPolicy(await this.get(rollout.id));
+      return;
+    }
     const log = judgement.decision === 'rollback' ? this.logger.warn.bind(this.logger) : this.logger.info.bind(this.logger);
     log({ rollout: rollout.id, model: model.name, decision: judgement.decision }, judgement.reason);
-    await this.applyPolicy(changed);
+    await this.applied(changed);
   }
 
   /** Writes the traffic policy the rollout's state wants, marks it written and tells subscribers. */
   async applyPolicy(rollout: RolloutRecord): Promise<RolloutRecord> {
+    await this.writePolicy(rollout);
+    return this.applied(rollout);
+  }
+
+  private async writePolicy(rollout: RolloutRecord): Promise<void> {
     const model = await this.registry.getModelById(rollout.modelId);
     await this.serving.trafficPolicies.update(model.name, ({ policy }) => rolloutPolicy(rollout, policy), { actor: `rollout:${rollout.id}` });
+  }
+
+  private async applied(rollout: RolloutRecord): Promise<RolloutRecord> {
     await this.repository.markApplied(rollout.id, rollout.version);
     const applied = { ...rollout, appliedVersion: rollout.version };
     await this.pubSub.publish(ROLLOUT_UPDATED_TOPIC, rollout.id, applied);
