@@ -146,12 +146,12 @@ export async function readPolicy(gateway: TestGateway, model: string): Promise<{
  * Sends traffic in rounds until the rollout reaches a status in `until` (or `maxRequests` are
  * sent); returns who answered and the rollout as last read.
  */
-export async function driveRollout(gateway: TestGateway, model: string, id: string, until: string[], options: { round: number; maxRequests: number; stopAtStep?: number }): Promise<{ answered: Answered; sent: number; rollout: RolloutView }> {
+export async function driveRollout(gateway: TestGateway, model: string, id: string, until: string[], options: { round: number; maxRequests: number; stopAtStep?: number; concurrency?: number }): Promise<{ answered: Answered; sent: number; rollout: RolloutView }> {
   const answered: Answered = new Map();
   let sent = 0;
   let rollout = await readRollout(gateway, id);
   while (!until.includes(rollout.status) && !(options.stopAtStep !== undefined && rollout.step >= options.stopAtStep) && sent < options.maxRequests) {
-    for (const [variant, n] of await sendTraffic(gateway, model, options.round, sent)) answered.set(variant, (answered.get(variant) ?? 0) + n);
+    for (const [variant, n] of await sendTraffic(gateway, model, options.round, sent, options.concurrency)) answered.set(variant, (answered.get(variant) ?? 0) + n);
     sent += options.round;
     rollout = await readRollout(gateway, id);
   }
