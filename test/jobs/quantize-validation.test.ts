@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { FimaqTables } from '../../plugins/fimaq/job-tables';
+import { createRolloutsPlugin } from '../../plugins/rollouts';
 import { startTestGateway, type TestGateway } from '../support/gateway-harness';
 import { describeWithNats, NATS_TEST_URL } from '../support/services';
 import { deleteNamespace, fimaqPlugin, npyImages, quantize, queuedJobMessages, registerTinyClassifier, uniqueNamespace } from './support/jobs-harness';
@@ -14,7 +15,7 @@ describeWithNats('quantizeModel refuses invalid input before any job exists', ()
 
   beforeAll(async () => {
     fs.writeFileSync(wrongSize, npyImages([16, 32, 32]));
-    gateway = await startTestGateway({ plugins: [fimaqPlugin({ config: { natsNamespace: namespace } })], env: { NATS_URL: NATS_TEST_URL } });
+    gateway = await startTestGateway({ plugins: [fimaqPlugin({ config: { natsNamespace: namespace } }), createRolloutsPlugin()], env: { NATS_URL: NATS_TEST_URL } });
     await registerTinyClassifier(gateway);
   });
 
@@ -34,6 +35,8 @@ describeWithNats('quantizeModel refuses invalid input before any job exists', ()
     ['a missing calibration set', { calibration: { path: path.join(tmp, 'missing') } }, 'BAD_USER_INPUT', /not found/],
     ['both a path and an artifact', { calibration: { path: wrongSize, artifactSha256: 'a'.repeat(64) } }, 'BAD_USER_INPUT', /exactly one of path/],
     ['an unknown uploaded calibration file', { calibration: { artifactSha256: 'a'.repeat(64), format: 'npy' } }, 'NOT_FOUND', /no artifact/],
+    ['a rollout whose steps do not increase', { rollout: { steps: [{ trafficPercent: 50 }, { trafficPercent: 10 }, { trafficPercent: 100 }] } }, 'BAD_USER_INPUT', /increase/],
+    ['a rollout with a confidence of 1', { rollout: { guardrails: { confidence: 1 } } }, 'BAD_USER_INPUT', /confidence/],
   ])('%s', async (_name, input, code, message) => {
     const result = await quantize(gateway, input);
     expect(result.data?.quantizeModel).toBeUndefined();
