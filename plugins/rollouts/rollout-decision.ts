@@ -18,11 +18,13 @@ export interface StepJudgement {
 }
 
 /**
- * A look is taken when the candidate's calls in the step have grown by half since the last
- * look (or the step is new): the false-rollback budget is spent per look, so looking on a
- * geometric grid keeps the budget of later looks from shrinking to nothing on a busy model.
+ * A look is taken when the candidate's calls in the step reach FIRST_LOOK_SAMPLES, and then each
+ * time they have grown by a quarter since the last look: the false-rollback budget is spent per
+ * look, so looking on a geometric grid keeps the budget of later looks from shrinking to nothing
+ * on a busy model, and no look is spent on a handful of requests.
  */
-export const LOOK_GROWTH = 1.5;
+export const FIRST_LOOK_SAMPLES = 30;
+export const LOOK_GROWTH = 1.25;
 
 function describe(f: GuardrailFigure): string {
   const digits = (x: number | null) => (x === null ? '∞' : Number(x.toPrecision(4)).toString());
@@ -36,7 +38,7 @@ function describe(f: GuardrailFigure): string {
  */
 export function judgeStep(plan: RolloutPlan, stepIndex: number, evidence: StepEvidence, elapsedSeconds: number, lookState: LookState, classification: boolean): StepJudgement {
   const step = plan.steps[stepIndex];
-  const isLook = evidence.candidateCalls > 0 && evidence.candidateCalls >= Math.max(1, lookState.lastLookSamples * LOOK_GROWTH);
+  const isLook = evidence.candidateCalls >= Math.max(FIRST_LOOK_SAMPLES, lookState.lastLookSamples * LOOK_GROWTH);
   const next = isLook ? { looks: lookState.looks + 1, lastLookSamples: evidence.candidateCalls } : lookState;
   const figures = judgeGuardrails(plan.guardrails, evidence, classification, isLook ? next.looks : undefined);
   const violated = figures.filter((f) => f.verdict === 'violated');
