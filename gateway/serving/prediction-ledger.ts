@@ -2,21 +2,13 @@ import { conflict, notFound } from '../errors';
 import type { ModelRecord, VariantRecord } from '../registry/registry-types';
 import { toFloat64, type Tensor } from '../tensors/tensor';
 import { argmax, rowOf } from './comparison';
-import { refOf, type RequestRole, type VariantRef } from './serving-metrics';
+import { refOf, type PairedOutcome, type RequestRole, type VariantRef } from './serving-metrics';
 
 /** What a variant predicted for a request's rows (top-1 class index per row), as its answer or as a shadow. */
 export interface Prediction {
   variant: VariantRef;
   role: RequestRole;
   top1: number[];
-}
-
-/** Rows of one request with feedback, split by which of the answering variant and a shadow got them right. */
-export interface PairedOutcome {
-  both: number;
-  primaryOnly: number;
-  shadowOnly: number;
-  neither: number;
 }
 
 interface Entry {

@@ -2,7 +2,6 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { bucketOf, type MetricRollups } from './metric-rollups';
 import type { ModelRecord, VariantRecord } from '../registry/registry-types';
 import type { ClassificationComparison } from './comparison';
-import type { PairedOutcome } from './prediction-ledger';
 
 export type RequestRole = 'primary' | 'shadow';
 
@@ -21,6 +20,14 @@ export const refOf = (model: ModelRecord, variant: VariantRecord): VariantRef =>
   variantId: variant.id,
   variantTag: variant.tag,
 });
+
+/** Rows of one request with feedback, split by which of the answering variant and a shadow got them right. */
+export interface PairedOutcome {
+  both: number;
+  primaryOnly: number;
+  shadowOnly: number;
+  neither: number;
+}
 
 /** Label value for requests refused before a model or variant was known. */
 export const UNKNOWN = '-';
