@@ -48,7 +48,7 @@ function suite(dialect: Dialect) {
     expect(await readPolicy(gateway, 'good')).toMatchObject({ routes: { fp32: 90, w4a4: 10 } });
 
     const { rollout } = await driveRollout(gateway, 'good', id, ['promoted', 'rolled_back'], { round: 50, maxRequests: 4000 });
-    expect(rollout.status).toBe('promoted');
+    expect([rollout.status, rollout.reason]).toEqual(['promoted', expect.any(String)]);
     expect(rollout.events.map((e) => `${e.kind}@${e.trafficPercent}`)).toEqual(['started@10', 'advanced@50', 'advanced@100', 'promoted@100']);
     const promoted = rollout.events[3];
     expect(promoted.actor).toBe(`rollout-controller:${id}`);
@@ -98,8 +98,9 @@ function suite(dialect: Dialect) {
     expect(started.errors).toBeUndefined();
     const { id } = started.data!.startRollout;
 
-    // The baseline's p99 is bounded above only after ~1000 of its answers; slow answers hold up a client, so more clients.
-    const { rollout } = await driveRollout(gateway, 'slow', id, ['rolled_back', 'promoted'], { round: 200, maxRequests: 12000, concurrency: 8 });
+    // The baseline's p99 is bounded above only after ~1000 of its answers. Two clients: more would
+    // queue the baseline's answers behind each other and time the queue instead of the variant.
+    const { rollout } = await driveRollout(gateway, 'slow', id, ['rolled_back', 'promoted'], { round: 200, maxRequests: 12000, concurrency: 2 });
     if (rollout.status !== 'rolled_back') throw new Error(`still ${rollout.status}: ${rollout.reason}`);
     const figures = rollout.events.at(-1)!.figures;
     expect(figures.filter((f) => f.verdict === 'violated').map((f) => f.guardrail)).toEqual(['latency']);
