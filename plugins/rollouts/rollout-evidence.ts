@@ -25,8 +25,11 @@ export interface StepEvidence {
   baselineLatency: Histogram;
 }
 
+/** The counters of a rollup (a row also carries its minute and ids, which are not added). */
+const COUNTERS = Object.keys(emptyCounts()) as Array<keyof RollupCounts>;
+
 function add(into: RollupCounts, from: RollupCounts, sign: 1 | -1): void {
-  for (const key of Object.keys(from) as Array<keyof RollupCounts>) {
+  for (const key of COUNTERS) {
     if (key === 'latencyBuckets') from.latencyBuckets.forEach((n, i) => (into.latencyBuckets[i] += sign * n));
     else into[key] += sign * from[key];
   }

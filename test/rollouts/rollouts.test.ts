@@ -127,7 +127,7 @@ function suite(dialect: Dialect) {
 
     expect((await rolloutAction(gateway, 'resumeRollout', id)).data!.resumeRollout.status).toBe('running');
     const resumed = await driveRollout(gateway, 'ops', id, ['promoted', 'rolled_back'], { round: 50, maxRequests: 3000, stopAtStep: 2 });
-    expect(resumed.rollout).toMatchObject({ status: 'running', step: 2 });
+    expect([resumed.rollout.status, resumed.rollout.step, resumed.rollout.reason]).toEqual(['running', 2, expect.any(String)]);
 
     const aborted = await rolloutAction(gateway, 'abortRollout', id);
     expect(aborted.data!.abortRollout).toMatchObject({ status: 'aborted' });
@@ -176,7 +176,7 @@ function suite(dialect: Dialect) {
     const started = await startRollout(gateway, { model: 'restart', candidate: 'w4a4', steps: quickSteps(10, 50, 100), guardrails: QUICK_GUARDRAILS });
     const { id } = started.data!.startRollout;
     const before = await driveRollout(gateway, 'restart', id, ['promoted', 'rolled_back'], { round: 50, maxRequests: 3000, stopAtStep: 2 });
-    expect(before.rollout).toMatchObject({ status: 'running', step: 2 });
+    expect([before.rollout.status, before.rollout.step, before.rollout.reason]).toEqual(['running', 2, expect.any(String)]);
 
     await gateway.halt();
     gateway = await startTestGateway({ dialect, plugins: [plugin()], storage: gateway.storage });

@@ -1,11 +1,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import { decodeModel, encodeModel, onnx } from '../../../workers/engine/onnx/proto';
 import { tensorToProto } from '../../../workers/engine/onnx/tensor';
 import { FIXTURES, uploadArtifact, type TestGateway } from '../../support/gateway-harness';
-import { imagePixels, inferenceBody, post, tensorValues } from '../../serving/support/serving-fixtures';
+import { inferenceBody, post, tensorValues } from '../../serving/support/serving-fixtures';
 
 const FLOAT = onnx.TensorProto.DataType.FLOAT;
+const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
 
 /** A seeded uniform generator, so corrupted weights are the same on every run. */
 function seeded(seed: number): () => number {
@@ -79,12 +81,27 @@ export async function addVariantBytes(gateway: TestGateway, model: string, tag: 
   return result.data!.addVariant.id;
 }
 
+/**
+ * The committed Fashion-MNIST test sample (1000 images, IDX), as the gateway's tensors: real,
+ * independent images, so agreement measured on any stretch of traffic is the same on average
+ * (the seeded noise images of the serving tests are correlated from one seed to the next).
+ */
+let fashionMnist: number[][] | undefined;
+function fashionMnistImage(i: number): number[] {
+  if (!fashionMnist) {
+    const raw = zlib.gunzipSync(fs.readFileSync(path.join(REPO_ROOT, 'deploy', 'demo', 'data', 'fashion-mnist', 't10k-images-idx3-ubyte.gz')));
+    const count = raw.readUInt32BE(4);
+    fashionMnist = Array.from({ length: count }, (_, k) => tensorValues(raw.subarray(16 + k * 784, 16 + (k + 1) * 784)));
+  }
+  return fashionMnist[i % fashionMnist.length];
+}
+
 /** Who answered how many of the requests sent. */
 export type Answered = Map<string, number>;
 
 /**
  * Sends `count` inference requests (a few at a time) to the model's policy route; returns who
- * answered each. `seedBase` varies the images between calls.
+ * answered each. Image i of a call is the sample's image `seedBase + i`.
  */
 export async function sendTraffic(gateway: TestGateway, model: string, count: number, seedBase = 0, concurrency = 4): Promise<Answered> {
   const answered: Answered = new Map();
@@ -92,7 +109,7 @@ export async function sendTraffic(gateway: TestGateway, model: string, count: nu
   const worker = async () => {
     while (next < count) {
       const i = next++;
-      const reply = await post(gateway, `/v2/models/${model}/infer`, inferenceBody([tensorValues(imagePixels(seedBase + i))]));
+      const reply = await post(gateway, `/v2/models/${model}/infer`, inferenceBody([fashionMnistImage(seedBase + i)]));
       if (reply.status !== 200) throw new Error(`inference answered ${reply.status}: ${reply.raw.toString()}`);
       const variant = reply.headers.get('x-variant') ?? '?';
       answered.set(variant, (answered.get(variant) ?? 0) + 1);
