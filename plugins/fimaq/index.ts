@@ -21,6 +21,7 @@ import { QuantizationJobResolver, type FimaqResolverContext } from './job-resolv
 import { OutboxDispatcher } from './outbox-dispatcher';
 import { QuantizationService } from './quantization-service';
 import { jobsMigration } from './migrations/0003_jobs';
+import { jobIterationsMigration } from './migrations/0021_job_iterations';
 import { JOB_UPDATED_TOPIC } from './job-topics';
 import { addShadow } from './shadow';
 
@@ -73,7 +74,7 @@ async function openTransport(context: PluginContext, config: FimaqConfig, option
 export function createFimaqPlugin(options: FimaqPluginOptions = {}): GatewayPlugin {
   return {
     name: 'fimaq',
-    migrations: { '0003_jobs': jobsMigration },
+    migrations: { '0003_jobs': jobsMigration, '0021_job_iterations': jobIterationsMigration },
     resolvers: [QuantizationJobResolver],
     async start(context) {
       const config = { ...loadFimaqConfig(), ...options.config };

@@ -2,7 +2,7 @@ import { Arg, Authorized, Ctx, FieldResolver, ID, Mutation, Query, Resolver, Roo
 import { actorOf, type GraphQLContext } from '../../gateway/plugin-surface';
 import { Model, Variant } from '../../schema/registry';
 import type { JobStatus } from '../../workers/common/jobs/messages';
-import { QuantizationJob, QuantizationJobStatusEnum, QuantizeModelInput } from './graphql-types';
+import { QuantizationJob, QuantizationJobStatusEnum, QuantizeModelInput, RETRIEVAL_REFERENCE_OF } from './graphql-types';
 import type { JobRecord } from './job-record';
 import type { FimaqConfig } from './fimaq-config';
 import { JOB_UPDATED_TOPIC } from './job-topics';
@@ -52,6 +52,7 @@ export class QuantizationJobResolver {
         seed: input.seed,
         evaluation: input.evaluation ? { ...input.evaluation } : null,
         shadow: input.shadow ?? this.context.config.shadowByDefault,
+        ...(input.reference ? { reference: RETRIEVAL_REFERENCE_OF[input.reference] } : {}),
       },
       input.idempotencyKey ?? null,
       actorOf(context).name,

@@ -33,6 +33,7 @@ describeWithNats('quantizeModel refuses invalid input before any job exists', ()
     ['calibration images of the wrong size', { calibration: { path: wrongSize } }, 'BAD_USER_INPUT', /28x28/],
     ['a missing calibration set', { calibration: { path: path.join(tmp, 'missing') } }, 'BAD_USER_INPUT', /not found/],
     ['both a path and an artifact', { calibration: { path: wrongSize, artifactSha256: 'a'.repeat(64) } }, 'BAD_USER_INPUT', /exactly one of path/],
+    ['a retrieval reference for a classification model', { reference: 'GALLERY' }, 'BAD_USER_INPUT', /reference applies to retrieval models/],
     ['an unknown uploaded calibration file', { calibration: { artifactSha256: 'a'.repeat(64), format: 'npy' } }, 'NOT_FOUND', /no artifact/],
   ])('%s', async (_name, input, code, message) => {
     const result = await quantize(gateway, input);
