@@ -98,7 +98,7 @@ describe('quantizeModel with the embedded transport (child-process worker, SQLit
     expect(log.some((line) => /iteration 10\/10: task loss [\d.e+-]+ \+ rounding regularizer/.test(line))).toBe(true);
     expect(log.some((line) => /done: (output MSE|reconstruction raised output MSE)/.test(line))).toBe(true);
     expect(job.variant).toMatchObject({ tag: 'w3a3-fimaq', precision: 'W3A3', method: 'fimaq', parentVariantId: parentId, status: 'ready' });
-    expect(job.variant!.config).toMatchObject({ iters: 2, rank: 1, reconSize: 8, seed: 3, methodReport: expect.any(Object) });
+    expect(job.variant!.config).toMatchObject({ iters: 10, rank: 1, reconSize: 8, seed: 3, methodReport: expect.any(Object) });
   });
 
   test('a retrieval encoder is quantized with FIMA-Q against its own reconstruction embeddings', async () => {

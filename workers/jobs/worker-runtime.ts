@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import { openDataset } from '../data';
 import { evaluateModel, OnnxImageModel } from '../eval';
-import type { JobProgressEvent, JobResultEvent, QuantizationJobSpec, WorkerCapabilities } from '../common/jobs/messages';
+import type { JobResultEvent, QuantizationJobSpec, WorkerCapabilities } from '../common/jobs/messages';
 import type { EngineProgress, QuantizationEngine } from './engine';
 import type { JobDelivery, WorkerTransport } from '../common/jobs/transport';
 import { ProgressReporter, StagePlan } from './job-progress';

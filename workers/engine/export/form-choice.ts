@@ -38,7 +38,7 @@ export interface FormChoice {
 export interface FormChoiceOptions {
   /** The full-precision parent, timed beside the candidates so the reason can say what the variant gains. */
   parent?: Uint8Array;
-  /** Timed rounds (median taken); default 7. */
+  /** Timed rounds (median taken); default 15. */
   rounds?: number;
 }
 
@@ -88,7 +88,7 @@ export async function chooseExportForm(
     const outputs: Float32Array[] = [];
     for (const session of sessions) outputs.push((await runOnce(session, probe)).output);
     const samples: number[][] = timed.map(() => []);
-    for (let r = 0; r < (options.rounds ?? 7); r++) {
+    for (let r = 0; r < (options.rounds ?? 15); r++) {
       for (const [i, session] of sessions.entries()) samples[i].push((await runOnce(session, probe)).ms);
     }
     const msPerBatch = Object.fromEntries(timed.map((t, i) => [t.name, round(median(samples[i]), 3)]));
@@ -102,7 +102,7 @@ export async function chooseExportForm(
       ? `; the FP32 parent ${msPerBatch.fp32} ms, so this variant runs at ${round(msPerBatch[best.form] / msPerBatch.fp32, 2)}x of it`
       : '';
     const reason = `'${best.form}' is the fastest form whose outputs match: ${msPerBatch[best.form]} ms per batch of ${rows} `
-      + `(median of ${options.rounds ?? 7} interleaved runs, one onnxruntime thread) against ${others.join(', ')}${parent}`;
+      + `(median of ${options.rounds ?? 15} interleaved runs, one onnxruntime thread) against ${others.join(', ')}${parent}`;
     return { form: best.form, onnx: best.onnx, reason, batch: rows, msPerBatch, outputCosine };
   } finally {
     await Promise.all(sessions.map((s) => s.release()));
