@@ -197,7 +197,9 @@ export class BlockCheckpoint {
         const weight = operand.role === 'weight' ? model.program.constantValue(operand.tensor) : undefined;
         if (weight) this.weights.set(operand.tensor, tf.keep(weight.clone()));
         const quantizer = model.quantizerOf(site, operand);
-        this.quantizers.push({ site, operand, quantizer: new UniformQuantizer(quantizer.bits, quantizer.scale, quantizer.zeroPoint) });
+        const [scale, zeroPoint] = [quantizer.scale.clone(), quantizer.zeroPoint.clone()];
+        this.quantizers.push({ site, operand, quantizer: new UniformQuantizer(quantizer.bits, scale, zeroPoint) });
+        [scale, zeroPoint].forEach((t) => t.dispose());
       }
     }
   }
