@@ -192,6 +192,10 @@ export class RegistryRepository {
     await this.db.updateTable('models').set({ labels: toJson(labels), updated_at: nowIso() }).where('id', '=', id).execute();
   }
 
+  async updateVariantMetrics(id: string, metrics: Record<string, unknown>): Promise<void> {
+    await this.db.updateTable('variants').set({ metrics: toJson(metrics), updated_at: nowIso() }).where('id', '=', id).execute();
+  }
+
   async updateVariantStatus(id: string, status: VariantStatus, reason: string | null): Promise<void> {
     await this.db
       .updateTable('variants')

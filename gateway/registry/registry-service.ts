@@ -306,6 +306,22 @@ export class RegistryService {
     return updated;
   }
 
+  /**
+   * Replaces a variant's evaluation figures (a quantization job measuring the parent on its own
+   * evaluation set, say); the audit entry keeps the figures replaced.
+   */
+  async recordVariantMetrics(id: string, metrics: Record<string, unknown>, actor: Actor): Promise<VariantRecord> {
+    const variant = await this.getVariant(id);
+    await this.repository.transaction(async (tx) => {
+      await tx.updateVariantMetrics(id, metrics);
+      await this.audit.record(
+        { actor: actor.name, action: 'variant.metrics', subjectType: 'variant', subjectId: id, details: { from: variant.metrics, to: metrics } },
+        tx.executor,
+      );
+    });
+    return this.getVariant(id);
+  }
+
   /** The request's preprocessing fields over the card's, then the defaults (the model's input, NCHW, mean 0, std 1). */
   private completePreprocessing(request: PreprocessingRequest | undefined, card: ModelCard | undefined, modelInputName: string | undefined): Preprocessing {
     const given = Object.fromEntries(Object.entries(request ?? {}).filter(([, value]) => value !== undefined && value !== null));

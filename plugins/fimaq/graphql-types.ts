@@ -1,18 +1,29 @@
 import { IsIn, IsInt, IsOptional, Length, Max, Min, ValidateNested } from 'class-validator';
 import { RolloutPlanInput } from '../../schema/rollouts';
 import { Field, Float, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
-import { JOB_STATUSES, QUANTIZATION_METHODS, SUPPORTED_BITS } from '../../workers/common/jobs/messages';
+import { JOB_STATUSES, QUANTIZATION_METHODS, SUPPORTED_BITS, type RetrievalReference } from '../../workers/common/jobs/messages';
 
 const enumOf = <T extends string>(values: readonly T[]) => Object.fromEntries(values.map((v) => [v, v])) as { [K in T]: K };
 
 export const QuantizationMethodEnum = enumOf(QUANTIZATION_METHODS);
 registerEnumType(QuantizationMethodEnum, {
   name: 'QuantizationMethod',
-  description: 'FIMAQ: FIMA-Q post-training quantization. RTN: round-to-nearest with min/max calibration (fast baseline).',
+  description: 'FIMAQ: FIMA-Q post-training quantization (= FISHER_DPLR). RTN: round-to-nearest with min/max calibration (fast baseline). '
+    + 'CALIB: FIMA-Q stage 1 only. MSE, FISHER_DIAG, FISHER_LR, FISHER_BRECQ: stage 1 and block reconstruction with that loss (docs/fimaq.md).',
 });
 
 export const QuantizationBitsEnum = enumOf(Object.keys(SUPPORTED_BITS) as (keyof typeof SUPPORTED_BITS)[]);
 registerEnumType(QuantizationBitsEnum, { name: 'QuantizationBits', description: 'Weight and activation bit widths.' });
+
+export const RetrievalReferenceEnum = { GALLERY: 'GALLERY', PROTOTYPES: 'PROTOTYPES' } as const;
+registerEnumType(RetrievalReferenceEnum, {
+  name: 'RetrievalReference',
+  description: 'What a retrieval model\'s reconstruction compares embeddings with (fimaq quantize --reference). '
+    + 'GALLERY: the full-precision embeddings of the reconstruction images. PROTOTYPES: the mean full-precision embedding of each class (needs a labeled calibration set).',
+});
+
+/** The job contract's name of each GraphQL value. */
+export const RETRIEVAL_REFERENCE_OF: Record<keyof typeof RetrievalReferenceEnum, RetrievalReference> = { GALLERY: 'gallery', PROTOTYPES: 'prototypes' };
 
 export const QuantizationJobStatusEnum = enumOf(JOB_STATUSES);
 registerEnumType(QuantizationJobStatusEnum, {
@@ -86,6 +97,9 @@ export class QuantizeModelInput {
   @Field(() => RolloutPlanInput, { nullable: true, description: 'Start a canary rollout of the new variant against its parent when the job succeeds (needs the rollouts plugin); the plan is checked now.' })
   @IsOptional()
   rollout?: RolloutPlanInput;
+  @Field(() => RetrievalReferenceEnum, { nullable: true, description: 'Retrieval models only: the reference of the reconstruction\'s logits (default GALLERY).' })
+  @IsOptional()
+  reference?: keyof typeof RetrievalReferenceEnum;
 }
 
 @ObjectType({ description: 'The worker that runs (or ran) a job.' })
@@ -110,12 +124,15 @@ export class QuantizationJob {
   @Field(() => Int) iters!: number;
   @Field(() => Int) rank!: number;
   @Field(() => Int) seed!: number;
-  @Field(() => String, { nullable: true, description: 'What the worker is doing: fetch, calibrate, reconstruct, export, evaluate...' })
+  @Field(() => String, { nullable: true, description: 'What the worker is doing (fetch, calibrate, reconstruct, export, choose-form, store, evaluate, evaluate-parent), then how the job ended: finished, failed or cancelled.' })
   stage!: string | null;
-  @Field(() => Int, { nullable: true }) block!: number | null;
-  @Field(() => Int, { nullable: true }) blocks!: number | null;
-  @Field(() => Float, { description: 'Percent done, 0..100.' }) progress!: number;
-  @Field(() => Float, { nullable: true, description: 'Estimated seconds left.' }) etaSeconds!: number | null;
+  @Field(() => Int, { nullable: true, description: 'The model block being worked on (1-based), in every stage that goes block by block.' })
+  block!: number | null;
+  @Field(() => Int, { nullable: true, description: 'Blocks in the model.' }) blocks!: number | null;
+  @Field(() => Int, { nullable: true, description: 'Iteration within the current block (reconstruction).' }) iteration!: number | null;
+  @Field(() => Int, { nullable: true, description: 'Iterations per block (reconstruction).' }) iterations!: number | null;
+  @Field(() => Float, { description: 'Percent done, 0..100, one decimal; never goes back within an attempt.' }) progress!: number;
+  @Field(() => Float, { nullable: true, description: 'Estimated seconds left, whole seconds.' }) etaSeconds!: number | null;
   @Field(() => Int, { description: 'Delivery attempt that last reported (more than 1 after a worker was lost).' }) attempt!: number;
   @Field(() => QuantizationWorker, { nullable: true }) worker!: QuantizationWorker | null;
   @Field(() => [String], { description: 'The last progress messages, oldest first.' }) log!: string[];

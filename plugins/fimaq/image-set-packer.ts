@@ -19,6 +19,13 @@ function npyHeader(descr: string, shape: readonly number[]): Buffer {
   return Buffer.concat([prefix, Buffer.from(padded, 'latin1')]);
 }
 
+/** The set as the user named it, e.g. `deploy/demo/data/fashion-mnist (test split)`. */
+function describe(source: ImageSetSource): string {
+  const where = source.path ?? `uploaded artifact ${source.artifactSha256}`;
+  const details = [source.format && source.format !== 'auto' ? source.format : undefined, source.split ? `${source.split} split` : undefined].filter(Boolean);
+  return details.length ? `${where} (${details.join(', ')})` : where;
+}
+
 /**
  * Turns a user's calibration or evaluation set into what a worker can read anywhere: a float32
  * NPY of pixel values in [0, 1] (NHWC) plus, when the set has labels, an int32 NPY of labels.
@@ -31,14 +38,17 @@ export class ImageSetPacker {
     private readonly localFiles: LocalFiles,
   ) {}
 
-  /** Packs the first `wanted` images, or all of them when `wanted` is undefined. */
-  async pack(source: ImageSetSource, pre: Preprocessing, wanted: number | undefined, what: string, needLabels: boolean): Promise<ImageSetArtifact> {
+  /**
+   * Packs the first `wanted` images, or all of them when `wanted` is undefined. `labelsNeededFor`
+   * says why the set must have labels, when it must.
+   */
+  async pack(source: ImageSetSource, pre: Preprocessing, wanted: number | undefined, what: string, labelsNeededFor?: string): Promise<ImageSetArtifact> {
     const dataset = await this.open(source, pre, what);
     const count = wanted ?? dataset.size;
     if (count === 0 || dataset.size < count) {
       throw badInput(`the ${what} set has ${dataset.size} images, fewer than the ${count} this job needs; use a larger set or lower the size`);
     }
-    if (needLabels && !dataset.hasLabels) throw badInput(`the ${what} set has no labels; evaluation needs labeled images`);
+    if (labelsNeededFor && !dataset.hasLabels) throw badInput(`the ${what} set has no labels; ${labelsNeededFor} needs labeled images`);
     const { height, width, channels, layout, mean, std } = pre;
     const pixelsPerImage = height * width * channels;
     const images = new Float32Array(count * pixelsPerImage);
@@ -66,7 +76,7 @@ export class ImageSetPacker {
     }
     const imagesArtifact = await this.artifacts.put(Buffer.concat([npyHeader('<f4', [count, height, width, channels]), Buffer.from(images.buffer)]));
     const labelsArtifact = labels ? await this.artifacts.put(Buffer.concat([npyHeader('<i4', [count]), Buffer.from(labels.buffer)])) : undefined;
-    return { imagesSha256: imagesArtifact.sha256, ...(labelsArtifact ? { labelsSha256: labelsArtifact.sha256 } : {}), count };
+    return { imagesSha256: imagesArtifact.sha256, ...(labelsArtifact ? { labelsSha256: labelsArtifact.sha256 } : {}), count, description: describe(source) };
   }
 
   private async open(source: ImageSetSource, pre: Preprocessing, what: string): Promise<ImageDataset> {

@@ -21,6 +21,7 @@ import { QuantizationJobResolver, type FimaqResolverContext } from './job-resolv
 import { OutboxDispatcher } from './outbox-dispatcher';
 import { QuantizationService } from './quantization-service';
 import { jobsMigration } from './migrations/0003_jobs';
+import { jobIterationsMigration } from './migrations/0021_job_iterations';
 import { JOB_UPDATED_TOPIC } from './job-topics';
 import { addShadow } from './shadow';
 import { ROLLOUT_STARTER, type RolloutStarter, type StartRolloutInput } from '../../schema/rollouts';
@@ -91,7 +92,7 @@ async function startRollout(rollouts: RolloutStarter | undefined, input: StartRo
 export function createFimaqPlugin(options: FimaqPluginOptions = {}): GatewayPlugin {
   return {
     name: 'fimaq',
-    migrations: { '0003_jobs': jobsMigration },
+    migrations: { '0003_jobs': jobsMigration, '0021_job_iterations': jobIterationsMigration },
     resolvers: [QuantizationJobResolver],
     async start(context) {
       const config = { ...loadFimaqConfig(), ...options.config };

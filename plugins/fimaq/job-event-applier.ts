@@ -30,7 +30,9 @@ export class JobEventApplier {
   apply = async (event: JobEvent): Promise<void> => {
     if (event.kind === 'progress') return this.progress(event);
     if (event.outcome === 'succeeded') return this.succeeded(event);
-    const ended = await this.jobs.finish(event.jobId, { status: event.outcome, reason: event.reason, worker: event.worker, attempt: event.attempt });
+    const ended = await this.jobs.finish(event.jobId, {
+      status: event.outcome, reason: event.reason, worker: event.worker, attempt: event.attempt, logLine: `job ${event.outcome}: ${event.reason}`,
+    });
     if (ended) {
       this.logger.info({ job: ended.id, outcome: event.outcome, reason: event.reason }, 'quantization job ended');
       this.onChanged(ended);
@@ -42,6 +44,8 @@ export class JobEventApplier {
       stage: event.stage,
       block: event.block ?? null,
       blocks: event.blocks ?? null,
+      iteration: event.iteration ?? null,
+      iterations: event.iterations ?? null,
       progress: event.progress,
       etaSeconds: event.etaSeconds ?? null,
       attempt: event.attempt,
@@ -60,18 +64,32 @@ export class JobEventApplier {
     } catch (error) {
       if (!(error instanceof GatewayError)) throw error;
       // The registry refused the worker's model (wrong signature, say): retrying cannot help.
-      const failed = await this.jobs.finish(job.id, { status: 'failed', reason: `the quantized model was rejected: ${error.message}`, worker: event.worker });
+      const reason = `the quantized model was rejected: ${error.message}`;
+      const failed = await this.jobs.finish(job.id, { status: 'failed', reason, worker: event.worker, logLine: `job failed: ${reason}` });
       if (failed) this.onChanged(failed);
       return;
     }
-    const ended = await this.jobs.finish(job.id, { status: 'succeeded', reason: null, variantId: variant.id, worker: event.worker, attempt: event.attempt });
+    const ended = await this.jobs.finish(job.id, {
+      status: 'succeeded', reason: null, variantId: variant.id, worker: event.worker, attempt: event.attempt,
+      logLine: `job finished: variant ${variant.tag} (${variant.id}) registered`,
+    });
     if (!ended) return;
     this.logger.info({ job: job.id, variant: variant.id, tag: variant.tag }, 'quantization job succeeded');
     this.onChanged(ended);
+    if (event.parentMetrics) await this.recordParentMetrics(job, event.parentMetrics);
     try {
       await this.onVariantRecorded(ended, variant);
     } catch (error) {
       this.logger.warn({ err: error, job: job.id, variant: variant.id }, 'variant recorded but not put in shadow');
+    }
+  }
+
+  /** The parent's figures on the job's evaluation set, so the registry holds both side by side. */
+  private async recordParentMetrics(job: JobRecord, metrics: Record<string, unknown>): Promise<void> {
+    try {
+      await this.registry.recordVariantMetrics(job.parentVariantId, metrics, { name: `fimaq-job:${job.id}` });
+    } catch (error) {
+      this.logger.warn({ err: error, job: job.id, parent: job.parentVariantId }, 'the parent\'s evaluation figures were not recorded');
     }
   }
 

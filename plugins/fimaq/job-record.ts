@@ -1,5 +1,5 @@
 import type { RolloutPlanInput } from '../../schema/rollouts';
-import type { BitsName, JobStatus, QuantizationJobSpec, QuantizationMethod, WorkerCapabilities } from '../../workers/common/jobs/messages';
+import type { BitsName, RetrievalReference, JobStatus, QuantizationJobSpec, QuantizationMethod, WorkerCapabilities } from '../../workers/common/jobs/messages';
 
 /** Where a packed image set came from, as the user named it. */
 export interface ImageSetSource {
@@ -25,6 +25,8 @@ export interface QuantizationRequest {
   shadow: boolean;
   /** A rollout plan to start when the job's variant is ready (the rollouts plugin runs it); absent: none. */
   rollout?: RolloutPlanInput;
+  /** Retrieval models only; absent means the default (gallery), so earlier requests compare equal. */
+  reference?: RetrievalReference;
 }
 
 export interface JobRecord {
@@ -36,9 +38,13 @@ export interface JobRecord {
   spec: QuantizationJobSpec;
   status: JobStatus;
   stage: string | null;
+  /** The model block being worked on (1-based) and how many the model has, in every stage that goes block by block. */
   block: number | null;
   blocks: number | null;
-  /** 0..100. */
+  /** The iteration within the current block (reconstruction) and how many it runs. */
+  iteration: number | null;
+  iterations: number | null;
+  /** 0..100, never lower than an earlier figure of the same attempt. */
   progress: number;
   etaSeconds: number | null;
   /** Delivery attempt that last reported. */

@@ -21,6 +21,8 @@ function toJob(row: Selectable<QuantizationJobsTable>): JobRecord {
     stage: row.stage,
     block: row.block,
     blocks: row.blocks,
+    iteration: row.iteration ?? null,
+    iterations: row.iterations ?? null,
     progress: Number(row.progress),
     etaSeconds: row.eta_seconds === null ? null : Number(row.eta_seconds),
     attempt: row.attempt,
@@ -47,6 +49,8 @@ export interface ProgressUpdate {
   stage: string;
   block: number | null;
   blocks: number | null;
+  iteration: number | null;
+  iterations: number | null;
   progress: number;
   etaSeconds: number | null;
   attempt: number;
@@ -80,6 +84,8 @@ export class JobRepository {
           stage: null,
           block: null,
           blocks: null,
+          iteration: null,
+          iterations: null,
           progress: 0,
           eta_seconds: null,
           attempt: 0,
@@ -135,7 +141,10 @@ export class JobRepository {
         stage: update.stage,
         block: update.block,
         blocks: update.blocks,
-        progress: update.progress,
+        iteration: update.iteration,
+        iterations: update.iterations,
+        // Within one attempt progress only goes forward, whatever order late events arrive in.
+        progress: update.attempt === job.attempt ? Math.max(job.progress, update.progress) : update.progress,
         eta_seconds: update.etaSeconds,
         attempt: update.attempt,
         worker: toJson(update.worker),
@@ -155,9 +164,18 @@ export class JobRepository {
    */
   async finish(
     id: string,
-    outcome: { status: 'succeeded' | 'failed' | 'cancelled'; reason: string | null; variantId?: string; worker?: WorkerCapabilities; attempt?: number },
+    outcome: {
+      status: 'succeeded' | 'failed' | 'cancelled';
+      reason: string | null;
+      variantId?: string;
+      worker?: WorkerCapabilities;
+      attempt?: number;
+      /** The line the job's log ends with (what became of it). */
+      logLine?: string;
+    },
   ): Promise<JobRecord | undefined> {
     const now = nowIso();
+    const job = outcome.logLine ? await this.find(id) : undefined;
     const result = await this.db.transaction().execute(async (tx) => {
       const updated = await tx
         .updateTable('quantization_jobs')
@@ -165,6 +183,9 @@ export class JobRepository {
           status: outcome.status,
           reason: outcome.reason,
           variant_id: outcome.variantId ?? null,
+          // The last stage says how the job ended, not what it was doing before.
+          stage: outcome.status === 'succeeded' ? 'finished' : outcome.status,
+          ...(job && outcome.logLine ? { log: toJson([...job.log, outcome.logLine].slice(-JOB_LOG_LINES)) } : {}),
           ...(outcome.status === 'succeeded' ? { progress: 100, eta_seconds: 0 } : { eta_seconds: null }),
           ...(outcome.worker ? { worker: toJson(outcome.worker) } : {}),
           ...(outcome.attempt ? { attempt: outcome.attempt } : {}),

@@ -3,7 +3,7 @@ import { actorOf, type GraphQLContext } from '../../gateway/plugin-surface';
 import { Model, Variant } from '../../schema/registry';
 import type { RolloutPlanInput } from '../../schema/rollouts';
 import type { JobStatus } from '../../workers/common/jobs/messages';
-import { QuantizationJob, QuantizationJobStatusEnum, QuantizeModelInput } from './graphql-types';
+import { QuantizationJob, QuantizationJobStatusEnum, QuantizeModelInput, RETRIEVAL_REFERENCE_OF } from './graphql-types';
 import type { JobRecord } from './job-record';
 import type { FimaqConfig } from './fimaq-config';
 import { JOB_UPDATED_TOPIC } from './job-topics';
@@ -55,6 +55,7 @@ export class QuantizationJobResolver {
         shadow: input.shadow ?? this.context.config.shadowByDefault,
         // A plain copy: the plan is stored with the job as JSON.
         ...(input.rollout ? { rollout: JSON.parse(JSON.stringify(input.rollout)) as RolloutPlanInput } : {}),
+        ...(input.reference ? { reference: RETRIEVAL_REFERENCE_OF[input.reference] } : {}),
       },
       input.idempotencyKey ?? null,
       actorOf(context).name,

@@ -15,6 +15,9 @@ export interface QuantizationJobsTable {
   stage: string | null;
   block: number | null;
   blocks: number | null;
+  /** Added by `0021_job_iterations`. */
+  iteration: number | null;
+  iterations: number | null;
   progress: number;
   eta_seconds: number | null;
   attempt: number;

@@ -50,10 +50,16 @@ export class QuantizationService {
     const model = await this.registry.getModel(request.model);
     const parent = await this.baseVariant(model, request.baseVariant);
     const pre = model.preprocessing;
-    const calibration = await this.packer.pack(request.calibration, pre, Math.max(request.calibSize, request.reconSize), 'calibration', false);
+    if (request.reference !== undefined && model.task !== 'RETRIEVAL') {
+      throw badInput(`reference applies to retrieval models; ${model.name} is a ${model.task.toLowerCase()} model`);
+    }
+    const calibration = await this.packer.pack(request.calibration, pre, Math.max(request.calibSize, request.reconSize), 'calibration',
+      request.reference === 'prototypes' ? 'reference PROTOTYPES (the mean embedding of each class)' : undefined);
     const evaluation = request.evaluation
-      ? await this.packer.pack(request.evaluation, pre, undefined, 'evaluation', model.task === 'CLASSIFICATION')
+      ? await this.packer.pack(request.evaluation, pre, undefined, 'evaluation', model.task === 'CLASSIFICATION' ? 'evaluation' : undefined)
       : undefined;
+    // The registry should hold the parent's figures on the same images as the variant's.
+    const parentEvaluated = (parent.metrics.evaluation as { imagesSha256?: unknown } | undefined)?.imagesSha256;
     const spec: QuantizationJobSpec = {
       jobId: randomUUID(),
       model: { id: model.id, name: model.name, task: model.task, preprocessing: pre },
@@ -66,7 +72,8 @@ export class QuantizationService {
       iters: request.iters,
       rank: request.rank,
       seed: request.seed,
-      ...(evaluation ? { evaluation } : {}),
+      ...(evaluation ? { evaluation, evaluateParent: parentEvaluated !== evaluation.imagesSha256 } : {}),
+      ...(request.reference ? { reference: request.reference } : {}),
     };
     let job: JobRecord;
     try {

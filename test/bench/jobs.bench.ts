@@ -6,7 +6,12 @@
  *      completes exactly once (one start, one success, one variant); throughput ratio 2 vs 1
  *      from the first worker start to the last success;
  *   3. the embedded default: inference p99 over HTTP with and without a quantization job
- *      running in the embedded worker process.
+ *      running in the embedded worker process;
+ *   4. how true a job's ETA is: a W4A4 FIMA-Q job on the demo classifier (BENCH_ETA_ITERS,
+ *      default 1000, and BENCH_ETA_CALIB, default 128: quantizeModel's defaults), polled every
+ *      second; once it is 10 % done, each etaSeconds against the time the job really took to
+ *      finish from then (target: within 30 %); and that progress never went back.
+ * BENCH_PARTS (e.g. `4`, default `1,2,3,4`) runs some of the parts.
  * Jobs are RTN on the small test ViT with 8 calibration images (BENCH_ENGINE=copy swaps in the
  * test stand-in engine to measure the transport alone). Needs NATS (NATS_URL, default the test
  * server). Figures are ratios measured minutes apart on one machine; the run prints the load.
@@ -26,6 +31,12 @@ const NATS_URL = process.env.NATS_URL ?? NATS_TEST_URL;
 const JOBS = Number(process.env.BENCH_JOBS ?? 50);
 const LATENCY_JOBS = Number(process.env.BENCH_LATENCY_JOBS ?? 20);
 const INFERENCE_SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const PARTS = new Set((process.env.BENCH_PARTS ?? '1,2,3,4').split(',').map((p) => Number(p.trim())));
+const ETA_ITERS = Number(process.env.BENCH_ETA_ITERS ?? 1000);
+const ETA_CALIB = Number(process.env.BENCH_ETA_CALIB ?? 128);
+const DEMO_CLASSIFIER = path.join(__dirname, '..', '..', 'deploy', 'demo', 'models', 'vit-fmnist-cls-op17.onnx');
+/** The issue's bound on the ETA's error once a job is 10 % done. */
+const ETA_TOLERANCE = 0.3;
 const ENGINE_ENV: Record<string, string> = process.env.BENCH_ENGINE === 'copy'
   ? { WORKER_ENGINE_MODULE: COPY_ENGINE, COPY_ENGINE_STEPS: '5', COPY_ENGINE_STEP_MS: '20' }
   : { WORKER_ENGINE_MODULE: '' };
@@ -191,7 +202,59 @@ async function embeddedInference(): Promise<{ idle: Latency; busy: Latency; jobS
   }
 }
 
+interface EtaResult {
+  seconds: number;
+  samples: number;
+  /** |eta - truth| / truth of every sample taken at 10 % or later, sorted. */
+  errors: number[];
+  monotonic: boolean;
+}
+
+async function etaTruth(): Promise<EtaResult> {
+  const gateway = await startTestGateway({ plugins: [fimaqPlugin({ config: { shadowByDefault: false } })] });
+  try {
+    const registered = await gateway.graphql(
+      'mutation($input: RegisterModelInput!) { registerModel(input: $input) { model { id } } }',
+      { input: { name: 'demo', task: 'CLASSIFICATION', localPath: DEMO_CLASSIFIER, preprocessing: { height: 28, width: 28, channels: 1, mean: [0.286], std: [0.353] } } },
+    );
+    if (registered.errors) throw new Error(registered.errors[0].message);
+    const queued = await quantize(gateway, { model: 'demo', method: 'FIMAQ', bits: 'W4A4', calibSize: ETA_CALIB, iters: ETA_ITERS, calibration: { path: FASHION_MNIST } });
+    if (!queued.data) throw new Error(JSON.stringify(queued.errors));
+    const id = queued.data.quantizeModel.id;
+    const started = performance.now();
+    const samples: { at: number; progress: number; eta: number | null }[] = [];
+    let job = await jobOf(gateway, id);
+    while (job.status === 'queued' || job.status === 'running') {
+      if (job.status === 'running') samples.push({ at: performance.now(), progress: job.progress, eta: job.etaSeconds });
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      job = await jobOf(gateway, id);
+    }
+    if (job.status !== 'succeeded') throw new Error(`the FIMA-Q job ${job.status}: ${job.reason}`);
+    const ended = performance.now();
+    const errors = samples
+      .filter((s) => s.progress >= 10 && s.progress < 100 && s.eta !== null && ended - s.at > 2000)
+      .map((s) => Math.abs((s.eta as number) - (ended - s.at) / 1000) / ((ended - s.at) / 1000))
+      .sort((a, b) => a - b);
+    const monotonic = samples.every((s, i) => i === 0 || s.progress >= samples[i - 1].progress);
+    return { seconds: (ended - started) / 1000, samples: samples.length, errors, monotonic };
+  } finally {
+    await gateway.stop();
+  }
+}
+
 async function main(): Promise<void> {
+  if (PARTS.has(1) || PARTS.has(2) || PARTS.has(3)) await transportParts();
+  if (PARTS.has(4)) {
+    const eta = await etaTruth();
+    const within = eta.errors.filter((e) => e <= ETA_TOLERANCE).length;
+    out(`ETA truth (W4A4 FIMA-Q on the demo classifier, iters ${ETA_ITERS}, calibration ${ETA_CALIB}): job ${fmt(eta.seconds)} s, ${eta.samples} polls; `
+      + `after 10 %: ${within}/${eta.errors.length} ETAs within ${ETA_TOLERANCE * 100} % of the truth, error median ${fmt(100 * percentile(eta.errors, 0.5))} %, `
+      + `max ${fmt(100 * (eta.errors.at(-1) ?? 0))} %; progress never went back: ${eta.monotonic}`);
+    if (!eta.monotonic) process.exitCode = 1;
+  }
+}
+
+async function transportParts(): Promise<void> {
   out(`bench:jobs  ${JOBS} jobs, engine ${process.env.BENCH_ENGINE === 'copy' ? 'copy stand-in' : 'rtn (8 calibration images)'}, ${os.cpus().length} CPUs, load ${os.loadavg().map((l) => fmt(l, 2)).join(' ')}`);
   const latencies = await dispatchLatency();
   out(`dispatch latency (idle workers, ${latencies.length} jobs): p50 ${fmt(percentile(latencies, 0.5))} ms, p99 ${fmt(percentile(latencies, 0.99))} ms`);

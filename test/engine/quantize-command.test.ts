@@ -51,6 +51,21 @@ describe('fimaq quantize', () => {
     expect(JSON.parse(evaluate.out()).metrics.images).toBe(24);
   });
 
+  it('--export-form fastest keeps the faster form whose outputs match and says why', async () => {
+    const quantize = captureIO();
+    const code = await main(['quantize', '--model', tinyClassifier(17), '--calib', images, ...preprocessing,
+      '--bits', 'w4a4', '--method', 'rtn', '--calib-size', '16', '--export-form', 'fastest', '--out', out, '--json'], quantize.io);
+    expect(code).toBe(0);
+    const report = JSON.parse(quantize.out()) as { exportForm: { form: string; reason: string; batch: number; msPerBatch: Record<string, number>; outputCosine: Record<string, number> } };
+    expect(report.exportForm.form).toMatch(/^(ort|qdq)$/);
+    expect(report.exportForm.batch).toBe(8);
+    expect(Object.keys(report.exportForm.msPerBatch).sort()).toEqual(['fp32', 'ort', 'qdq']);
+    expect(report.exportForm.outputCosine.qdq).toBeGreaterThanOrEqual(0.99);
+    const { form, msPerBatch } = report.exportForm;
+    expect(msPerBatch[form]).toBe(Math.min(msPerBatch.ort, msPerBatch.qdq));
+    expect(report.exportForm.reason).toMatch(new RegExp(`^'${form}' is the fastest form whose outputs match`));
+  });
+
   it('explains what is wrong with bad arguments in one line', async () => {
     const cases: [string[], RegExp][] = [
       [['--bits', 'w4a4', '--out', out], /--calib <dataset> is required/],

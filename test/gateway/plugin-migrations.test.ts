@@ -27,6 +27,9 @@ const laterCoreMigration: MigrationFactory = () => ({
 });
 const CORE_WITH_LATER: MigrationOwner = { name: 'core', migrations: { ...coreMigrations, '0004_later': laterCoreMigration } };
 
+/** The plugin's migrations, in the order they apply. */
+const PLUGIN = ['0003_jobs', '0021_job_iterations'];
+
 /** A database as the gateway made it before plugins brought migrations: 0001..0003_jobs under one migrator. */
 async function migrateAsBefore(handle: DatabaseHandle): Promise<void> {
   const all: Record<string, Migration> = {};
@@ -47,7 +50,7 @@ function pluginMigrationSuite(open: () => Promise<{ handle: DatabaseHandle; disp
   });
 
   test('the core migrates first, then the plugin, under the plugin migration\'s old name', async () => {
-    expect(await migrateToLatest(handle, [fimaq])).toEqual([...CORE, '0003_jobs']);
+    expect(await migrateToLatest(handle, [fimaq])).toEqual([...CORE, ...PLUGIN]);
     expect(await tableNames(handle)).toEqual(expect.arrayContaining(['models', 'quantization_jobs', 'job_outbox']));
     expect(await migrateToLatest(handle, [fimaq])).toEqual([]);
   });
@@ -68,16 +71,16 @@ function pluginMigrationSuite(open: () => Promise<{ handle: DatabaseHandle; disp
 
   test('a plugin configured after a later core migration applied still gets its migration', async () => {
     expect(await applyMigrations(handle, [CORE_WITH_LATER])).toEqual([...CORE, '0004_later'].sort());
-    expect(await applyMigrations(handle, [CORE_WITH_LATER, fimaq])).toEqual(['0003_jobs']);
+    expect(await applyMigrations(handle, [CORE_WITH_LATER, fimaq])).toEqual(PLUGIN);
     expect(await applyMigrations(handle, [CORE_WITH_LATER, fimaq])).toEqual([]);
     expect(await tableNames(handle)).toEqual(expect.arrayContaining(['later_things', 'quantization_jobs']));
   });
 
   test('the plugin\'s migration reverts with the plugin configured, and is refused without it', async () => {
     await migrateToLatest(handle, [fimaq]);
-    await expect(migrateDown(handle)).rejects.toThrow(/0003_jobs belongs to a plugin that is not configured/);
+    await expect(migrateDown(handle)).rejects.toThrow(/0021_job_iterations belongs to a plugin that is not configured/);
     expect(await tableNames(handle)).toEqual(expect.arrayContaining(['quantization_jobs']));
-    expect(await migrateDown(handle, [fimaq])).toEqual(['0003_jobs']);
+    for (const name of [...PLUGIN].reverse()) expect(await migrateDown(handle, [fimaq])).toEqual([name]);
     expect(await tableNames(handle)).not.toContain('quantization_jobs');
     for (const name of [...CORE].reverse()) expect(await migrateDown(handle, [fimaq])).toEqual([name]);
     expect(await tableNames(handle)).toEqual([]);

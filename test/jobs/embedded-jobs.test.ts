@@ -11,7 +11,7 @@ function subscribeToJob(gateway: TestGateway, id: string): { updates: JobView[];
   const client = createClient({ url: `${gateway.url.replace('http', 'ws')}/graphql`, webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${ADMIN_TOKEN}` } });
   const updates: JobView[] = [];
   const unsubscribe = client.subscribe<{ quantizationJobUpdated: JobView }>(
-    { query: 'subscription($id: ID!) { quantizationJobUpdated(id: $id) { id status stage progress attempt log worker { workerId backend device } } }', variables: { id } },
+    { query: 'subscription($id: ID!) { quantizationJobUpdated(id: $id) { id status stage block blocks iteration iterations progress etaSeconds attempt log worker { workerId backend device } } }', variables: { id } },
     { next: (message) => message.data && updates.push(message.data.quantizationJobUpdated), error: () => undefined, complete: () => undefined },
   );
   return { updates, close: async () => { unsubscribe(); await client.dispose(); } };
@@ -41,7 +41,20 @@ describe('quantizeModel with the embedded transport (child-process worker, SQLit
     expect(job.worker).toMatchObject({ workerId: 'embedded', backend: expect.stringMatching(/^(tensorflow-gpu|tensorflow|wasm|cpu)$/), device: expect.any(String) });
     expect(job.variant).toMatchObject({ tag: 'w4a4-rtn', precision: 'W4A4', method: 'rtn', parentVariantId: parentId, status: 'ready' });
     expect(job.variant!.config).toMatchObject({ jobId: id, bits: 'w4a4', calibSize: 8 });
-    expect(job.variant!.metrics).toMatchObject({ task: 'classification', images: 1000, top1: expect.any(Number) });
+    const evaluation = { data: `${FASHION_MNIST} (test split)`, images: 1000, imagesSha256: expect.any(String) };
+    expect(job.variant!.metrics).toMatchObject({ task: 'classification', images: 1000, top1: expect.any(Number), evaluation });
+    // Served in the form timed fastest among those whose outputs match, and the config says why.
+    expect(job.variant!.config.exportForm).toMatchObject({
+      form: expect.stringMatching(/^(ort|qdq)$/), reason: expect.stringMatching(/fastest form whose outputs match/), batch: 8,
+      msPerBatch: { ort: expect.any(Number), qdq: expect.any(Number), fp32: expect.any(Number) },
+    });
+    // The parent had no figures on this set: the job measured it too, so both sit side by side.
+    const parent = await gateway.graphql<{ variant: { metrics: Record<string, unknown> } }>('query($id: ID!) { variant(id: $id) { metrics } }', { id: parentId });
+    expect(parent.data!.variant.metrics).toMatchObject({ task: 'classification', images: 1000, top1: expect.any(Number), evaluation });
+    // The last stage and log lines say the job finished.
+    expect(job.stage).toBe('finished');
+    expect(job.log.at(-1)).toMatch(/^job finished: variant w4a4-rtn \(/);
+    expect(job.log.some((line) => /^finished: quantized model stored/.test(line))).toBe(true);
 
     const policy = await gateway.graphql<{ trafficPolicy: { shadows: Array<{ variantId: string; mirrorPercent: number }> } }>(
       `{ trafficPolicy(model: "tiny") { shadows { variantId mirrorPercent } } }`,
@@ -50,18 +63,42 @@ describe('quantizeModel with the embedded transport (child-process worker, SQLit
 
     await waitFor('the subscription to see the end', async () => (subscription.updates.at(-1)?.status === 'succeeded' ? true : undefined), 10_000);
     expect(subscription.updates.some((u) => u.status === 'running')).toBe(true);
+    const figures = subscription.updates.map((u) => u.progress);
+    expect(figures).toEqual([...figures].sort((a, b) => a - b));
+    expect(figures.every((p) => Math.round(p * 10) === p * 10)).toBe(true);
+    expect(subscription.updates.every((u) => u.etaSeconds === null || Number.isInteger(u.etaSeconds))).toBe(true);
     await subscription.close();
+
+    // A second job on the same set finds the parent's figures and leaves them alone.
+    const again = await quantize(gateway, { bits: 'W4A8', evaluation: { path: FASHION_MNIST, split: 'test' } });
+    const second = await waitForStatus(gateway, again.data!.quantizeModel.id, ['succeeded', 'failed'], 120_000);
+    expect(second.status).toBe('succeeded');
+    const audit = await gateway.graphql<{ auditLog: { action: string }[] }>('{ auditLog(limit: 100) { action } }');
+    expect(audit.data!.auditLog.filter((e) => e.action === 'variant.metrics')).toHaveLength(1);
   });
 
   test('a FIMA-Q job with tiny sizes reports its reconstruction and yields a w3a3-fimaq variant', async () => {
     gateway = await startTestGateway({ plugins: [fimaqPlugin()] });
     const { variantId: parentId } = await registerTinyClassifier(gateway);
-    const queued = await quantize(gateway, { method: 'FIMAQ', bits: 'W3A3', calibSize: 8, reconSize: 8, iters: 2, rank: 1, seed: 3 });
+    const queued = await quantize(gateway, { method: 'FIMAQ', bits: 'W3A3', calibSize: 8, reconSize: 8, iters: 10, rank: 1, seed: 3 });
     expect(queued.errors).toBeUndefined();
+    const subscription = subscribeToJob(gateway, queued.data!.quantizeModel.id);
     const job = await waitForStatus(gateway, queued.data!.quantizeModel.id, ['succeeded', 'failed'], 300_000);
     expect(job.reason).toBeNull();
+    await waitFor('the subscription to see the end', async () => (subscription.updates.at(-1)?.status === 'succeeded' ? true : undefined), 10_000);
+    await subscription.close();
+    // block/blocks count model blocks in every stage; iterations have their own fields.
+    const reconstructing = subscription.updates.filter((u) => u.stage === 'reconstruct');
+    expect(reconstructing.length).toBeGreaterThan(0);
+    expect(reconstructing.every((u) => u.blocks === 4 && u.block! >= 1 && u.block! <= 4)).toBe(true);
+    expect(reconstructing.some((u) => u.iterations === 10 && u.iteration! >= 1)).toBe(true);
+    expect(subscription.updates.filter((u) => u.stage === 'calibrate').every((u) => u.blocks === 4)).toBe(true);
+    // The log tells the task loss from the rounding regularizer, and what became of each block.
+    const log = subscription.updates.flatMap((u) => u.log);
+    expect(log.some((line) => /iteration 10\/10: task loss [\d.e+-]+ \+ rounding regularizer/.test(line))).toBe(true);
+    expect(log.some((line) => /done: (output MSE|reconstruction raised output MSE)/.test(line))).toBe(true);
     expect(job.variant).toMatchObject({ tag: 'w3a3-fimaq', precision: 'W3A3', method: 'fimaq', parentVariantId: parentId, status: 'ready' });
-    expect(job.variant!.config).toMatchObject({ iters: 2, rank: 1, reconSize: 8, seed: 3, methodReport: expect.any(Object) });
+    expect(job.variant!.config).toMatchObject({ iters: 10, rank: 1, reconSize: 8, seed: 3, methodReport: expect.any(Object) });
   });
 
   test('a retrieval encoder is quantized with FIMA-Q against its own reconstruction embeddings', async () => {
@@ -72,6 +109,14 @@ describe('quantizeModel with the embedded transport (child-process worker, SQLit
     const job = await waitForStatus(gateway, queued.data!.quantizeModel.id, ['succeeded', 'failed'], 300_000);
     expect(job.reason).toBeNull();
     expect(job.variant).toMatchObject({ tag: 'w4a4-fimaq', status: 'ready' });
+    expect(job.variant!.config).toMatchObject({ reference: 'gallery' });
+
+    // The reference comes in the input, as the CLI's --reference does: class prototypes need labels.
+    const prototypes = await quantize(gateway, { model: 'encoder', method: 'FIMAQ', bits: 'W4A4', calibSize: 8, reconSize: 8, iters: 2, rank: 1, reference: 'PROTOTYPES' });
+    expect(prototypes.errors).toBeUndefined();
+    const second = await waitForStatus(gateway, prototypes.data!.quantizeModel.id, ['succeeded', 'failed'], 300_000);
+    expect(second.reason).toBeNull();
+    expect(second.variant!.config).toMatchObject({ reference: 'prototypes', methodReport: { options: { reference: 'prototypes' } } });
   });
 
   test('a queued and a running job can be cancelled; neither yields a variant', async () => {

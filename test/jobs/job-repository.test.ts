@@ -35,7 +35,9 @@ function repositorySuite(dialect: Dialect): void {
     idempotencyKey,
     createdBy: 'admin',
   });
-  const progress = (message: string, attempt = 1) => ({ stage: 'calibrate', block: 1, blocks: 4, progress: 25, etaSeconds: 3, attempt, worker: WORKER, message });
+  const progress = (message: string, attempt = 1, percent = 25) => ({
+    stage: 'calibrate', block: 1, blocks: 4, iteration: null, iterations: null, progress: percent, etaSeconds: 3, attempt, worker: WORKER, message,
+  });
 
   beforeAll(async () => {
     gateway = await startTestGateway({ dialect });
@@ -80,6 +82,18 @@ function repositorySuite(dialect: Dialect): void {
     expect(await jobs.finish(id, { status: 'succeeded', reason: null })).toBeUndefined();
     expect(await jobs.recordProgress(id, progress('late'))).toBeUndefined();
     expect(await jobs.find(id)).toMatchObject({ status: 'failed', reason: 'engine exploded' });
+  });
+
+  test('progress never goes back within an attempt; a new attempt starts over; the ended job says how it ended', async () => {
+    const { id } = await jobs.create(newJob());
+    await jobs.recordProgress(id, progress('ahead', 1, 40));
+    expect(await jobs.recordProgress(id, progress('late event', 1, 30))).toMatchObject({ progress: 40 });
+    await jobs.recordProgress(id, { ...progress('reconstructing', 1, 50), stage: 'reconstruct', iteration: 20, iterations: 100 });
+    expect(await jobs.find(id)).toMatchObject({ stage: 'reconstruct', block: 1, blocks: 4, iteration: 20, iterations: 100, progress: 50 });
+    expect(await jobs.recordProgress(id, progress('redelivered', 2, 2))).toMatchObject({ progress: 2, attempt: 2 });
+    const ended = await jobs.finish(id, { status: 'succeeded', reason: null, logLine: 'job finished: variant w4a4-fimaq registered' });
+    expect(ended).toMatchObject({ status: 'succeeded', stage: 'finished', progress: 100, etaSeconds: 0 });
+    expect(ended!.log.at(-1)).toBe('job finished: variant w4a4-fimaq registered');
   });
 
   test('cancelling an unpublished job replaces its dispatch entry with a cancel entry', async () => {

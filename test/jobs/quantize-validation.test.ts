@@ -34,6 +34,7 @@ describeWithNats('quantizeModel refuses invalid input before any job exists', ()
     ['calibration images of the wrong size', { calibration: { path: wrongSize } }, 'BAD_USER_INPUT', /28x28/],
     ['a missing calibration set', { calibration: { path: path.join(tmp, 'missing') } }, 'BAD_USER_INPUT', /not found/],
     ['both a path and an artifact', { calibration: { path: wrongSize, artifactSha256: 'a'.repeat(64) } }, 'BAD_USER_INPUT', /exactly one of path/],
+    ['a retrieval reference for a classification model', { reference: 'GALLERY' }, 'BAD_USER_INPUT', /reference applies to retrieval models/],
     ['an unknown uploaded calibration file', { calibration: { artifactSha256: 'a'.repeat(64), format: 'npy' } }, 'NOT_FOUND', /no artifact/],
     ['a rollout whose steps do not increase', { rollout: { steps: [{ trafficPercent: 50 }, { trafficPercent: 10 }, { trafficPercent: 100 }] } }, 'BAD_USER_INPUT', /increase/],
     ['a rollout with a confidence of 1', { rollout: { guardrails: { confidence: 1 } } }, 'BAD_USER_INPUT', /confidence/],

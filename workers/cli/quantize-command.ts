@@ -34,7 +34,7 @@ interface QuantizeCliOptions extends Omit<DatasetCliOptions, 'data'> {
   batchSize: number;
   linearScales: 'per-tensor' | 'per-token';
   attentionScales: 'per-head' | 'per-tensor';
-  exportForm: 'ort' | 'qdq';
+  exportForm: 'ort' | 'qdq' | 'fastest';
   json?: boolean;
   iters?: number;
   rank?: number;
@@ -55,7 +55,10 @@ as a synonym); --split defaults to train. The quantized model is written in QDQ 
 --attention-scales per-tensor every matrix product runs on onnxruntime's integer kernels.
 --export-form ort (the default) writes those products as onnxruntime's MatMulIntegerToFloat
 (com.microsoft domain, bias folded in: fewer nodes, faster); --export-form qdq keeps standard
-ONNX operators only (QuantizeLinear/DequantizeLinear around float MatMuls) for other runtimes.
+ONNX operators only (QuantizeLinear/DequantizeLinear around float MatMuls) for other runtimes;
+--export-form fastest times both on onnxruntime (8 calibration images) and keeps the faster one
+whose outputs match, as the job workers do; the report says which and why.
+--method defaults to fimaq, as quantizeModel's does (rtn is the fast baseline).
 A card <out>.card.json is written next to it (task, preprocessing, labels, parent, method), so
 fimaq evaluate works on the result directly. The task is --task, else the model card's; without
 a card an output [N, C] whose C is the number of classes the calibration labels span is taken as
@@ -79,13 +82,13 @@ export function registerQuantizeCommand(program: Command, io: CliIO): void {
   cmd.options.find((o) => o.long === '--data')?.makeOptionMandatory(false);
   cmd
     .requiredOption('--bits <spec>', 'weight and activation bit widths: w8a8, w6a6, w4a4, w3a3, or mixed such as w4a8')
-    .addOption(new Option('--method <name>', 'quantization method').choices([...methodNames]).default('rtn'))
+    .addOption(new Option('--method <name>', 'quantization method').choices([...methodNames]).default('fimaq'))
     .requiredOption('--out <file>', 'where to write the quantized ONNX model')
     .option('--calib-size <n>', 'calibration images', parsePositiveInt, 128)
     .option('--batch-size <n>', 'images per engine batch', parsePositiveInt, 32)
     .addOption(new Option('--linear-scales <granularity>', 'activation scales of Linear inputs').choices(['per-tensor', 'per-token']).default('per-tensor'))
     .addOption(new Option('--attention-scales <granularity>', 'activation scales of attention matmul inputs').choices(['per-head', 'per-tensor']).default('per-head'))
-    .addOption(new Option('--export-form <form>', 'ort: integer kernels of onnxruntime; qdq: standard ONNX operators only').choices(['ort', 'qdq']).default('ort'))
+    .addOption(new Option('--export-form <form>', 'ort: integer kernels of onnxruntime; qdq: standard ONNX operators only; fastest: the faster of both, timed').choices(['ort', 'qdq', 'fastest']).default('ort'))
     .option('--iters <n>', 'FIMA-Q: reconstruction iterations per block (default 1000)', parsePositiveInt)
     .option('--rank <k>', 'FIMA-Q: rank of the DPLR Fisher approximation (default 5)', parsePositiveInt)
     .option('--recon-size <n>', 'FIMA-Q: reconstruction images (default 1024)', parsePositiveInt)
@@ -180,7 +183,7 @@ async function runQuantize(options: QuantizeCliOptions, io: CliIO): Promise<Quan
         exportForm: options.exportForm,
         methodOptions,
       },
-      (p) => progress.update(p.block ? `${p.stage} ${p.block}` : p.stage, p.done, p.total, p.loss === undefined ? p.detail : `it ${p.iteration}/${p.iterations} loss ${p.loss.toFixed(4)}`),
+      (p) => progress.update(p.block ? `${p.stage} ${p.block}` : p.stage, p.done, p.total, p.detail),
     );
     writeFileSync(options.out, result.onnx);
     const evaluation = options.eval

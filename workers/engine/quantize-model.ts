@@ -7,7 +7,8 @@ import * as tf from '@tensorflow/tfjs';
 import { EngineBackend, initBackend } from './backend';
 import { formatBits, parseBits } from './bits';
 import { partitionBlocks } from './blocks';
-import { exportQdq, type ExportOptions } from './export/qdq';
+import { chooseExportForm, type ExportForm, type FormChoice, type ProbeBatch } from './export/form-choice';
+import { exportQdq } from './export/qdq';
 import { ImageModel, loadImageModel } from './image-model';
 import { ENGINE_METHODS, LoadedImages, MethodOptions, MethodProgress, MethodReport, methodFor, type MethodTable } from './methods';
 import { QuantizedModel } from './simulation';
@@ -47,8 +48,12 @@ export interface QuantizeOptions {
   batchSize?: number;
   linearActivations?: SiteOptions['linearActivations'];
   attentionActivations?: SiteOptions['attentionActivations'];
-  /** Export form (exportQdq): 'ort' (default, onnxruntime's integer kernels) or 'qdq' (standard operators only). */
-  exportForm?: ExportOptions['form'];
+  /**
+   * Export form (exportQdq): 'ort' (default, onnxruntime's integer kernels), 'qdq' (standard
+   * operators only), or 'fastest': each form timed on onnxruntime beside the FP32 model and the
+   * fastest whose outputs match kept (export/form-choice.ts; the report says which and why).
+   */
+  exportForm?: ExportForm | 'fastest';
   backend?: EngineBackend;
   /** Method-specific settings (FIMA-Q: iters, rank, reconSize, seed, ...). */
   methodOptions?: MethodOptions;
@@ -78,6 +83,8 @@ export interface QuantizeReport {
   onnxBytes: number;
   /** What the method reported (FIMA-Q: per-block losses, stage times). */
   methodReport?: MethodReport;
+  /** The form written and why (with exportForm 'fastest': the timings that chose it). */
+  exportForm: Omit<FormChoice, 'onnx'> | { form: ExportForm; reason: string };
 }
 
 export interface QuantizeResult {
@@ -122,6 +129,15 @@ function siteReport(site: QuantizedModel['sites'][number]): SiteReport {
   };
 }
 
+/** Images in the batch the export forms are timed on (the serving benchmark's batch 8). */
+const FORM_PROBE_IMAGES = 8;
+
+async function probeBatch(source: CalibrationSource, model: ImageModel): Promise<ProbeBatch> {
+  const count = Math.min(model.input.fixedBatch ?? FORM_PROBE_IMAGES, source.size);
+  for await (const batch of source.batches({ batchSize: count, limit: count })) return { data: batch.data, dims: batch.dims };
+  throw new InputError('the calibration set yielded no images to time the export forms on');
+}
+
 export async function quantizeModel(options: QuantizeOptions, onProgress: (p: QuantizeProgress) => void = () => undefined): Promise<QuantizeResult> {
   const widths = parseBits(options.bits);
   const method = methodFor(options.methods ?? ENGINE_METHODS, options.method);
@@ -157,7 +173,19 @@ export async function quantizeModel(options: QuantizeOptions, onProgress: (p: Qu
   }
   const learned = performance.now();
   onProgress({ stage: 'export', done: 0, total: 1, fraction: 0.95 });
-  const onnx = exportQdq(quantized, { method: options.method, bits: formatBits(widths) }, { form: options.exportForm });
+  const metadata = { method: options.method, bits: formatBits(widths) };
+  let onnx: Uint8Array;
+  let exportForm: QuantizeReport['exportForm'];
+  if (options.exportForm === 'fastest') {
+    onProgress({ stage: 'choose-form', done: 0, total: 1, fraction: 0.95, detail: 'timing the export forms on onnxruntime' });
+    const { onnx: chosen, ...choice } = await chooseExportForm(quantized, metadata, await probeBatch(options.calibration, imageModel), { parent: options.model });
+    onnx = chosen;
+    exportForm = choice;
+  } else {
+    const form = options.exportForm ?? 'ort';
+    onnx = exportQdq(quantized, metadata, { form });
+    exportForm = { form, reason: 'requested' };
+  }
   const exported = performance.now();
   onProgress({ stage: 'export', done: 1, total: 1, fraction: 1 });
   return {
@@ -174,6 +202,7 @@ export async function quantizeModel(options: QuantizeOptions, onProgress: (p: Qu
       blocks: blocks.map((b) => ({ name: b.name, kind: b.kind, input: b.input, output: b.output, sites: b.sites.map(siteReport) })),
       seconds: { load: (loaded - started) / 1000, method: (learned - loaded) / 1000, export: (exported - learned) / 1000 },
       onnxBytes: onnx.length,
+      exportForm,
       ...(methodReport ? { methodReport } : {}),
     },
   };

@@ -3,13 +3,16 @@
  * and learned activation scales are trained so that the quantized block's output stays close to
  * the full-precision one under the chosen loss, with QDrop; then rounding is made hard, the
  * learned weights are written into the program (so the exporter stores their codes) and the
- * learned scales into the block's quantizers.
+ * learned scales into the block's quantizers. A block whose output error came out worse than
+ * before reconstruction keeps its pre-reconstruction weights and quantizers instead.
  */
 import * as tf from '@tensorflow/tfjs';
 import { NoGradientRule } from '../engine/autodiff/gradient-rules';
 import { gatherRows } from '../engine/backend';
 import { Block } from '../engine/blocks';
+import { UniformQuantizer } from '../engine/quantizer';
 import { QuantizedModel } from '../engine/simulation';
+import { OperandSpec, QuantSite } from '../engine/sites';
 import { Adam, cosineDecay } from './adam';
 import { BlockLearner } from './block-learner';
 import { klGradientMagnitude, RestOfModel } from './kl-gradient';
@@ -53,13 +56,23 @@ export interface ReconstructionSettings {
   /** onnxruntime intra-op threads (0: onnxruntime's default, every core). */
   threads?: number;
   onIteration?: (progress: IterationProgress) => void | Promise<void>;
+  /** Called when a block is done, with its report (whether its learned parameters were kept). */
+  onBlockDone?: (report: BlockReport, blockIndex: number) => void | Promise<void>;
 }
 
 export interface IterationProgress {
   block: Block;
   blockIndex: number;
   iteration: number;
+  /** The objective minimized: task loss plus the weighted rounding regularizer. */
   loss: number;
+  /** The reconstruction (or head KL) loss alone, the figure that should fall. */
+  taskLoss: number;
+  /**
+   * The rounding regularizer's weighted share of `loss`; 0 during warm-up. It switches on after
+   * warm-up and grows as β anneals, which is why `loss` may rise while `taskLoss` falls.
+   */
+  regularizer: number;
 }
 
 export interface BlockReport {
@@ -72,9 +85,17 @@ export interface BlockReport {
   tfjsBecause?: string;
   /** Output MSE of the quantized block (quantized input) against the full-precision output, before and after. */
   mseBefore: number;
+  /** After reconstruction, or the same as mseBefore when the block kept its earlier parameters. */
   mseAfter: number;
+  /** mseAfter as reconstruction left it, when it was worse than mseBefore and so undone. */
+  mseRejected?: number;
+  /** Whether the learned parameters were kept (false: the block kept its pre-reconstruction ones). */
+  kept: boolean;
   firstLoss?: number;
   lastLoss?: number;
+  firstTaskLoss?: number;
+  lastTaskLoss?: number;
+  lastRegularizer?: number;
   seconds: number;
   snapshotSeconds: number;
   /** Training iterations per second, Fisher snapshots excluded. */
@@ -159,8 +180,40 @@ interface IterationDraw {
 
 interface IterationResult {
   loss: number;
+  /** The loss without the rounding regularizer. */
+  taskLoss: number;
   /** In `learner.parameters` order. */
   grads: Float32Array[];
+}
+
+/** A block's weights and quantizers as they were before reconstruction, to put back if it made things worse. */
+export class BlockCheckpoint {
+  private readonly weights = new Map<string, tf.Tensor>();
+  private readonly quantizers: { site: QuantSite; operand: OperandSpec; quantizer: UniformQuantizer }[] = [];
+
+  constructor(private readonly model: QuantizedModel, block: Block) {
+    for (const site of block.sites) {
+      for (const operand of site.operands) {
+        const weight = operand.role === 'weight' ? model.program.constantValue(operand.tensor) : undefined;
+        if (weight) this.weights.set(operand.tensor, tf.keep(weight.clone()));
+        const quantizer = model.quantizerOf(site, operand);
+        const [scale, zeroPoint] = [quantizer.scale.clone(), quantizer.zeroPoint.clone()];
+        this.quantizers.push({ site, operand, quantizer: new UniformQuantizer(quantizer.bits, scale, zeroPoint) });
+        [scale, zeroPoint].forEach((t) => t.dispose());
+      }
+    }
+  }
+
+  restore(): void {
+    for (const [tensor, value] of this.weights) this.model.program.setConstant(tensor, value);
+    for (const { site, operand, quantizer } of this.quantizers) this.model.setQuantizer(site, operand, quantizer);
+    this.quantizers.length = 0;
+  }
+
+  dispose(): void {
+    this.weights.forEach((w) => w.dispose());
+    this.quantizers.forEach(({ quantizer }) => quantizer.dispose());
+  }
 }
 
 export class BlockReconstruction {
@@ -186,7 +239,11 @@ export class BlockReconstruction {
     const reports: BlockReport[] = [];
     for (const [index, block] of this.blocks.entries()) {
       const target = blockOutputs(this.model, block, this.inputs.fp, this.settings.batchSize, false);
-      if (block.sites.length > 0) reports.push(await this.reconstruct(block, index, target));
+      if (block.sites.length > 0) {
+        const report = await this.reconstruct(block, index, target);
+        reports.push(report);
+        await this.settings.onBlockDone?.(report, index);
+      }
       const quantized = blockOutputs(this.model, block, this.inputs.quantized, this.settings.batchSize, true);
       this.inputs.fp.dispose();
       this.inputs.quantized.dispose();
@@ -213,6 +270,7 @@ export class BlockReconstruction {
     const started = performance.now();
     const { settings, model } = this;
     const mseBefore = outputMse(model, block, this.inputs, target, settings.batchSize);
+    const checkpoint = new BlockCheckpoint(model, block);
     const isHead = index === this.blocks.length - 1 && block.kind !== 'transformer';
     const loss: LossDefinition | undefined = isHead ? undefined : LOSSES[settings.loss];
     const count = target.shape[0];
@@ -235,6 +293,9 @@ export class BlockReconstruction {
     let loopSeconds = 0;
     let firstLoss: number | undefined;
     let lastLoss: number | undefined;
+    let firstTaskLoss: number | undefined;
+    let lastTaskLoss: number | undefined;
+    let lastRegularizer: number | undefined;
     try {
       const loopStarted = performance.now();
       for (let iteration = 0; iteration < settings.iters; iteration++) {
@@ -258,7 +319,10 @@ export class BlockReconstruction {
         if (!onnxStep) learner.syncVariables();
         lastLoss = result.loss;
         firstLoss ??= lastLoss;
-        await settings.onIteration?.({ block, blockIndex: index, iteration: iteration + 1, loss: lastLoss });
+        lastTaskLoss = result.taskLoss;
+        firstTaskLoss ??= lastTaskLoss;
+        lastRegularizer = result.loss - result.taskLoss;
+        await settings.onIteration?.({ block, blockIndex: index, iteration: iteration + 1, loss: lastLoss, taskLoss: lastTaskLoss, regularizer: lastRegularizer });
       }
       loopSeconds = (performance.now() - loopStarted) / 1000;
     } finally {
@@ -268,6 +332,11 @@ export class BlockReconstruction {
       fisher?.dispose();
       sampleGradients?.dispose();
     }
+    const mseLearned = outputMse(model, block, this.inputs, target, settings.batchSize);
+    // A careful PTQ tool never ships a block that reconstruction made worse: put back what it had.
+    const kept = !(mseLearned > mseBefore);
+    if (!kept) checkpoint.restore();
+    checkpoint.dispose();
     const seconds = (performance.now() - started) / 1000;
     return {
       name: block.name,
@@ -276,9 +345,14 @@ export class BlockReconstruction {
       snapshotRuntime: fisher ? (onnxSnapshot ? 'onnxruntime' : 'tfjs') : undefined,
       tfjsBecause: step.reason ?? snapshotGraph.reason,
       mseBefore,
-      mseAfter: outputMse(model, block, this.inputs, target, settings.batchSize),
+      mseAfter: kept ? mseLearned : mseBefore,
+      ...(kept ? {} : { mseRejected: mseLearned }),
+      kept,
       firstLoss,
       lastLoss,
+      firstTaskLoss,
+      lastTaskLoss,
+      lastRegularizer,
       seconds,
       snapshotSeconds,
       iterationsPerSecond: settings.iters / Math.max(loopSeconds - snapshotSeconds, 1e-9),
@@ -331,14 +405,19 @@ export class BlockReconstruction {
    */
   private async onnxIteration(step: OnnxTrainingStep, state: TrainingState, draw: IterationDraw): Promise<IterationResult> {
     const inputs = (termScales: number[]) => ({ indices: draw.indices, beta: draw.beta, roundingWeight: ROUNDING_WEIGHT, termScales });
+    const run = async (termScales: number[]): Promise<IterationResult> => {
+      const result = await step.run(inputs(termScales));
+      const taskLoss = termScales.reduce((sum, scale, i) => sum + scale * result.terms[i], 0);
+      return { loss: result.loss, taskLoss, grads: result.grads };
+    };
     const { loss } = state;
-    if (!loss) return step.run(inputs([1]));
+    if (!loss) return run([1]);
     if (!state.normalizers) {
       const probe = await step.run(inputs(loss.weights));
       state.normalizers = Array.from(probe.terms, (t) => Math.max(t, 1e-30));
     }
     const norms = state.normalizers;
-    return step.run(inputs(loss.weights.map((w, i) => w / norms[i])));
+    return run(loss.weights.map((w, i) => w / norms[i]));
   }
 
   /** One iteration on the tfjs simulation (the head block, and blocks without a training graph). */
@@ -346,6 +425,7 @@ export class BlockReconstruction {
     const { settings, model } = this;
     const { block, learner, loss, target, fisher, sampleGradients } = state;
     learner.dropSeed = draw.dropSeed;
+    let taskLoss = 0;
     const { value, grads } = tf.variableGrads(() => {
       const fpInput = gatherRows(this.inputs.fp, draw.indices);
       const mixed = tf.where(tf.less(tf.randomUniform(fpInput.shape, 0, 1, 'float32', draw.inputSeed), settings.dropProbability), gatherRows(this.inputs.quantized, draw.indices), fpInput);
@@ -364,10 +444,11 @@ export class BlockReconstruction {
         const norms = state.normalizers;
         reconstruction = tf.addN(terms.map((t, i) => tf.mul(t, loss.weights[i] / norms[i]))) as tf.Scalar;
       }
+      taskLoss = reconstruction.dataSync()[0];
       return draw.beta === undefined ? reconstruction : tf.add(reconstruction, tf.mul(learner.regularizer(draw.beta), ROUNDING_WEIGHT));
     }, learner.parameters.map((p) => p.variable));
     learner.dropSeed = undefined;
-    const result = { loss: value.dataSync()[0], grads: learner.parameters.map((p) => Float32Array.from(grads[p.variable.name].dataSync())) };
+    const result = { loss: value.dataSync()[0], taskLoss, grads: learner.parameters.map((p) => Float32Array.from(grads[p.variable.name].dataSync())) };
     [value, ...Object.values(grads)].forEach((t) => t.dispose());
     return result;
   }

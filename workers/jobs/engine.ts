@@ -4,7 +4,7 @@
  * an `engine` export (an experimental engine, or a stand-in with predictable timing in tests).
  */
 import path from 'node:path';
-import type { EngineProgress } from '../common/jobs/messages';
+import type { EngineProgress, RetrievalReference } from '../common/jobs/messages';
 import type { Preprocessing } from '../common/preprocessing';
 import { openDataset } from '../data';
 import { quantizeModel } from '../quantization';
@@ -18,6 +18,10 @@ export interface EngineRequest {
   task: 'CLASSIFICATION' | 'RETRIEVAL';
   /** NPY images (float32 in [0, 1]) the control plane packed from the chosen calibration set. */
   calibrationPath: string;
+  /** Its labels (an int32 NPY), when the set has them: class prototypes need them. */
+  calibrationLabelsPath?: string;
+  /** Retrieval models: what the reconstruction's logits compare embeddings with (default gallery). */
+  reference?: RetrievalReference;
   /** Lower case, as the engine names them: `w4a4`, `fimaq`, `rtn`. */
   bits: string;
   method: string;
@@ -26,7 +30,10 @@ export interface EngineRequest {
   iters: number;
   rank: number;
   seed: number;
-  /** Called often; throwing from it (cancellation, shutdown) stops the engine. */
+  /**
+   * Called often with the engine's own progress (0..100 of the engine's work; the worker places
+   * it among the job's stages); throwing from it (cancellation, shutdown) stops the engine.
+   */
   onProgress: (progress: EngineProgress) => void;
 }
 
@@ -42,7 +49,7 @@ export type QuantizationEngine = (request: EngineRequest) => Promise<EngineOutpu
 const RECONSTRUCTION_BATCH = 32;
 
 export const libraryEngine: QuantizationEngine = async (request) => {
-  const calibration = await openDataset({ path: request.calibrationPath, format: 'npy' }, request.preprocessing);
+  const calibration = await openDataset({ path: request.calibrationPath, format: 'npy', labelsPath: request.calibrationLabelsPath }, request.preprocessing);
   const result = await quantizeModel(
     {
       model: request.model,
@@ -51,11 +58,11 @@ export const libraryEngine: QuantizationEngine = async (request) => {
       bits: request.bits,
       method: request.method,
       calibSize: request.calibSize,
+      // The variant is served in whichever form onnxruntime runs fastest with the same outputs.
+      exportForm: 'fastest',
       methodOptions: {
         task: request.task === 'CLASSIFICATION' ? 'classification' : 'retrieval',
-        // Packed calibration sets carry no labels: a retrieval model is reconstructed against
-        // the embeddings of its own reconstruction images.
-        ...(request.task === 'RETRIEVAL' ? { reference: { kind: 'gallery' } } : {}),
+        ...(request.task === 'RETRIEVAL' ? { reference: { kind: request.reference ?? 'gallery' } } : {}),
         iters: request.iters,
         rank: request.rank,
         reconSize: request.reconSize,
@@ -65,12 +72,11 @@ export const libraryEngine: QuantizationEngine = async (request) => {
     },
     (p) => request.onProgress({
       stage: p.stage,
-      ...(p.total > 1 ? { block: p.done, blocks: p.total } : {}),
+      ...(p.blockIndex !== undefined && p.blockCount ? { block: p.blockIndex + 1, blocks: p.blockCount } : {}),
+      ...(p.iteration !== undefined ? { iteration: p.iteration, iterations: p.iterations } : {}),
       progress: 100 * p.fraction,
-      etaSeconds: p.etaSeconds,
-      message: p.block !== undefined && p.iteration !== undefined
-        ? `${p.block}: iteration ${p.iteration}/${p.iterations ?? '?'}${p.loss === undefined ? '' : `, loss ${p.loss.toFixed(4)}`}`
-        : p.detail,
+      message: p.detail,
+      ...(p.milestone ? { milestone: true } : {}),
     }),
   );
   result.quantized.dispose();
@@ -88,6 +94,9 @@ export const libraryEngine: QuantizationEngine = async (request) => {
       seed: request.seed,
       blocks: report.blocks.length,
       seconds: report.seconds,
+      // Which form the variant is served in, and the timings that chose it.
+      exportForm: report.exportForm,
+      ...(request.task === 'RETRIEVAL' ? { reference: request.reference ?? 'gallery' } : {}),
       ...(report.methodReport ? { methodReport: report.methodReport } : {}),
     },
   };

@@ -6,9 +6,10 @@
 import type { Logger } from 'pino';
 import { openDataset } from '../data';
 import { evaluateModel, OnnxImageModel } from '../eval';
-import type { JobProgressEvent, JobResultEvent, QuantizationJobSpec, WorkerCapabilities } from '../common/jobs/messages';
+import type { JobResultEvent, QuantizationJobSpec, WorkerCapabilities } from '../common/jobs/messages';
 import type { EngineProgress, QuantizationEngine } from './engine';
 import type { JobDelivery, WorkerTransport } from '../common/jobs/transport';
+import { ProgressReporter, StagePlan } from './job-progress';
 
 export interface WorkerRuntimeOptions {
   transport: WorkerTransport;
@@ -45,50 +46,13 @@ async function transient<T>(what: string, step: () => Promise<T>): Promise<T> {
   }
 }
 
-const LOG_LINE_LIMIT = 400;
+type SucceededEvent = Extract<JobResultEvent, { outcome: 'succeeded' }>;
 
-/** Progress of one delivery: rate-limited events with an ETA from the observed pace. */
-class ProgressReporter {
-  private lastSentAt = 0;
-  private lastStage = '';
-  private readonly startedAt = Date.now();
-  private pending: Promise<void> = Promise.resolve();
-
-  constructor(
-    private readonly delivery: JobDelivery,
-    private readonly runtime: WorkerRuntimeOptions,
-  ) {}
-
-  report(progress: EngineProgress): void {
-    const now = Date.now();
-    if (progress.stage === this.lastStage && now - this.lastSentAt < this.runtime.progressIntervalMs && progress.progress < 100) return;
-    this.lastStage = progress.stage;
-    this.lastSentAt = now;
-    const elapsed = (now - this.startedAt) / 1000;
-    const etaSeconds = progress.etaSeconds
-      ?? (progress.progress > 0 && progress.progress < 100 ? (elapsed * (100 - progress.progress)) / progress.progress : undefined);
-    const event: JobProgressEvent = {
-      kind: 'progress',
-      jobId: this.delivery.spec.jobId,
-      attempt: this.delivery.attempt,
-      worker: this.runtime.capabilities,
-      stage: progress.stage,
-      block: progress.block,
-      blocks: progress.blocks,
-      progress: Math.max(0, Math.min(100, progress.progress)),
-      etaSeconds,
-      message: progress.message?.slice(0, LOG_LINE_LIMIT),
-      at: new Date(now).toISOString(),
-    };
-    // Events go out in order; a lost progress event is harmless, so failures are only logged.
-    this.pending = this.pending
-      .then(() => this.runtime.transport.publishProgress(event))
-      .catch((error: unknown) => this.runtime.logger.warn({ err: error, job: event.jobId }, 'progress event not published'));
-  }
-
-  flushed(): Promise<void> {
-    return this.pending;
-  }
+/** The job's last progress line: what it produced and, with an evaluation set, how it scored. */
+function finishedLine(event: SucceededEvent): string {
+  const size = `${(event.artifactSize / 1024).toFixed(0)} KiB`;
+  const form = (event.config.exportForm as { form?: string } | undefined)?.form;
+  return `finished: quantized model stored (${size}${form ? `, served in form '${form}'` : ''}); the gateway registers the variant next`;
 }
 
 export class WorkerRuntime {
@@ -172,7 +136,12 @@ export class WorkerRuntime {
         () => undefined,
       );
     }, this.options.heartbeatMs);
-    const progress = new ProgressReporter(delivery, this.options);
+    const progress = new ProgressReporter(delivery, {
+      transport,
+      capabilities: this.options.capabilities,
+      intervalMs: this.options.progressIntervalMs,
+      onPublishFailed: (error, job) => log.warn({ err: error, job }, 'progress event not published'),
+    });
     // The engine calls this often; throwing here is how a cancellation or a shutdown stops it.
     const onProgress = (p: EngineProgress) => {
       if (interruption) throw interruption;
@@ -183,6 +152,7 @@ export class WorkerRuntime {
     try {
       onProgress({ stage: 'fetch', progress: 0, message: `attempt ${attempt} on ${this.options.capabilities.workerId}` });
       const event = await this.quantize(spec, delivery.attempt, onProgress);
+      onProgress({ stage: 'finished', progress: 100, milestone: true, message: finishedLine(event) });
       await progress.flushed();
       await this.finish(delivery, event);
       log.info({ sha256: event.outcome === 'succeeded' ? event.artifactSha256 : undefined }, 'job succeeded');
@@ -210,17 +180,24 @@ export class WorkerRuntime {
     }
   }
 
-  private async quantize(spec: QuantizationJobSpec, attempt: number, onProgress: (p: EngineProgress) => void): Promise<JobResultEvent> {
+  private async quantize(spec: QuantizationJobSpec, attempt: number, onProgress: (p: EngineProgress) => void): Promise<SucceededEvent> {
     const { artifacts } = this.options.transport;
+    const plan = StagePlan.forJob(spec);
     const model = await transient('fetching the parent model', () => artifacts.read(spec.parent.artifactSha256));
     const calibrationPath = await transient('fetching the calibration set', () => artifacts.localPath(spec.calibration.imagesSha256));
-    onProgress({ stage: 'fetch', progress: 1 });
+    const labelsSha256 = spec.calibration.labelsSha256;
+    const calibrationLabelsPath = spec.reference === 'prototypes' && labelsSha256
+      ? await transient('fetching the calibration labels', () => artifacts.localPath(labelsSha256))
+      : undefined;
+    onProgress({ stage: 'fetch', progress: plan.at('fetch', 100) });
     const output = await this.options.engine({
       model,
       modelName: `${spec.model.name}@${spec.parent.variantId}`,
       preprocessing: spec.model.preprocessing,
       task: spec.model.task,
       calibrationPath,
+      calibrationLabelsPath,
+      reference: spec.reference,
       bits: spec.bits.toLowerCase(),
       method: spec.method.toLowerCase(),
       calibSize: spec.calibSize,
@@ -228,10 +205,18 @@ export class WorkerRuntime {
       iters: spec.iters,
       rank: spec.rank,
       seed: spec.seed,
-      onProgress,
+      onProgress: (p) => onProgress({ ...p, progress: plan.at('quantize', p.progress) }),
     });
+    onProgress({ stage: 'store', progress: plan.at('quantize', 100) });
     const stored = await transient('storing the quantized model', () => artifacts.put(Buffer.from(output.onnx)));
-    const metrics = spec.evaluation ? await this.evaluate(spec, stored.sha256, onProgress) : {};
+    onProgress({ stage: 'store', progress: plan.at('store', 100) });
+    const metrics = spec.evaluation
+      ? await this.evaluate(spec, await artifacts.localPath(stored.sha256), (percent) => onProgress({ stage: 'evaluate', progress: plan.at('evaluate', percent) }))
+      : {};
+    const parentMetrics = spec.evaluation && spec.evaluateParent
+      ? await this.evaluate(spec, await artifacts.localPath(spec.parent.artifactSha256),
+        (percent) => onProgress({ stage: 'evaluate-parent', progress: plan.at('evaluate-parent', percent) }))
+      : undefined;
     return {
       kind: 'result',
       outcome: 'succeeded',
@@ -242,27 +227,32 @@ export class WorkerRuntime {
       artifactSize: stored.size,
       config: output.config,
       metrics,
+      ...(parentMetrics ? { parentMetrics } : {}),
       at: new Date().toISOString(),
     };
   }
 
-  /** The quantized model's figures on the job's evaluation set, for the variant's record. */
-  private async evaluate(spec: QuantizationJobSpec, sha256: string, onProgress: (p: EngineProgress) => void): Promise<Record<string, unknown>> {
+  /** A model's figures on the job's evaluation set, for its variant's record: what was measured, on which images. */
+  private async evaluate(spec: QuantizationJobSpec, modelPath: string, onPercent: (percent: number) => void): Promise<Record<string, unknown>> {
     const set = spec.evaluation as NonNullable<QuantizationJobSpec['evaluation']>;
     const { artifacts } = this.options.transport;
     const imagesPath = await transient('fetching the evaluation set', () => artifacts.localPath(set.imagesSha256));
     const labelsPath = set.labelsSha256 ? await transient('fetching the evaluation labels', () => artifacts.localPath(set.labelsSha256 as string)) : undefined;
     const data = await openDataset({ path: imagesPath, format: 'npy', labelsPath }, spec.model.preprocessing);
-    const model = await OnnxImageModel.load(await artifacts.localPath(sha256));
+    const model = await OnnxImageModel.load(modelPath);
     try {
       const result = await evaluateModel({
         model,
         pre: spec.model.preprocessing,
         task: spec.model.task === 'CLASSIFICATION' ? 'classification' : 'retrieval',
         data,
-        onProgress: (p) => onProgress({ stage: `evaluate:${p.stage}`, progress: 100 * (p.total ? p.done / p.total : 0) }),
+        onProgress: (p) => onPercent(100 * (p.total ? p.done / p.total : 0)),
       });
-      return { ...result, evaluationImages: data.size };
+      return {
+        ...result,
+        evaluationImages: data.size,
+        evaluation: { data: set.description ?? 'the job\'s evaluation set', images: data.size, imagesSha256: set.imagesSha256, measuredBy: `quantization job ${spec.jobId}` },
+      };
     } finally {
       await model.close();
     }

@@ -98,14 +98,19 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
   }
 }
 
-export const JOB_FIELDS = `id status stage block blocks progress etaSeconds attempt reason variantId log worker { workerId backend device }
+export const JOB_FIELDS = `id status stage block blocks iteration iterations progress etaSeconds attempt reason variantId log worker { workerId backend device }
   variant { id tag precision method parentVariantId status config metrics artifactSha256 }`;
 
 export interface JobView {
   id: string;
   status: string;
   stage: string | null;
+  block: number | null;
+  blocks: number | null;
+  iteration: number | null;
+  iterations: number | null;
   progress: number;
+  etaSeconds: number | null;
   attempt: number;
   reason: string | null;
   variantId: string | null;

@@ -5,7 +5,11 @@
  */
 import type { Preprocessing } from '../preprocessing';
 
-export const QUANTIZATION_METHODS = ['FIMAQ', 'RTN'] as const;
+/**
+ * The methods a job may ask for: the upper-case names of `fimaq quantize --method`
+ * (workers/quantization.ts's ALL_METHODS; test/cli/methods.test.ts keeps the two lists equal).
+ */
+export const QUANTIZATION_METHODS = ['FIMAQ', 'RTN', 'CALIB', 'MSE', 'FISHER_DIAG', 'FISHER_LR', 'FISHER_BRECQ', 'FISHER_DPLR'] as const;
 export type QuantizationMethod = (typeof QUANTIZATION_METHODS)[number];
 
 /** Weight/activation bit widths the engine supports, by their precision name. */
@@ -21,6 +25,8 @@ export interface ImageSetArtifact {
   /** An NPY of int32 labels, when the set has labels (evaluation sets do). */
   labelsSha256?: string;
   count: number;
+  /** Where the images came from, as the user named them (recorded with the figures measured on them). */
+  description?: string;
 }
 
 /** Everything a worker needs to run one job; it reads nothing else from the control plane. */
@@ -37,7 +43,15 @@ export interface QuantizationJobSpec {
   rank: number;
   seed: number;
   evaluation?: ImageSetArtifact;
+  /** Retrieval models: what the reconstruction's logits compare embeddings with (default gallery). */
+  reference?: RetrievalReference;
+  /** Evaluate the parent on `evaluation` too: it has no figures for that set yet. */
+  evaluateParent?: boolean;
 }
+
+/** gallery: the FP embeddings of the reconstruction images; prototypes: each class's mean FP embedding (needs labels). */
+export const RETRIEVAL_REFERENCES = ['gallery', 'prototypes'] as const;
+export type RetrievalReference = (typeof RETRIEVAL_REFERENCES)[number];
 
 /** The machine a job runs on, reported with every event so the job shows where it ran. */
 export interface WorkerCapabilities {
@@ -52,13 +66,19 @@ export interface WorkerCapabilities {
 /** Where a running quantization stands, as the engine reports it. */
 export interface EngineProgress {
   stage: string;
+  /** The model block being worked on (1-based) and how many there are; never other counts. */
   block?: number;
   blocks?: number;
-  /** 0..100. */
+  /** The iteration within the current block and how many it runs (reconstruction). */
+  iteration?: number;
+  iterations?: number;
+  /** 0..100 of the whole job (the worker weights the stages); one decimal. */
   progress: number;
-  /** The engine's own estimate, when it has one. */
+  /** Whole seconds left in the job, from its pace so far (the worker's figure). */
   etaSeconds?: number;
   message?: string;
+  /** Always reported, even between rate-limited events (a block's outcome, the job's end). */
+  milestone?: boolean;
 }
 
 export interface JobProgressEvent extends EngineProgress {
@@ -83,6 +103,8 @@ export type JobResultEvent =
       config: Record<string, unknown>;
       /** The worker's evaluation figures, when the job had an evaluation set. */
       metrics: Record<string, unknown>;
+      /** The parent's figures on the same set, when the job was asked to measure them. */
+      parentMetrics?: Record<string, unknown>;
       at: string;
     }
   | {

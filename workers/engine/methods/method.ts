@@ -10,13 +10,21 @@ export interface MethodProgress {
   total: number;
   /** Optional detail: block name, loss, ... */
   detail?: string;
+  /** A line worth keeping in a job's log even when progress events are rate-limited (a block's outcome). */
+  milestone?: boolean;
   /** Overall fraction done (0..1) when the method knows it better than done/total of its stage. */
   fraction?: number;
+  /** The model block being worked on (0-based among `blockCount`), in every stage that works block by block. */
+  blockIndex?: number;
+  blockCount?: number;
   /** Structured detail of iterative stages (reconstruction). */
   block?: string;
   iteration?: number;
   iterations?: number;
+  /** The objective minimized: taskLoss plus the rounding regularizer's weighted share. */
   loss?: number;
+  taskLoss?: number;
+  regularizer?: number;
   etaSeconds?: number;
 }
 
