@@ -10,6 +10,7 @@ import { TokenService } from './auth/token-service';
 import type { GatewayConfig } from './config/config';
 import { openDatabase } from './db/database';
 import { migrateToLatest } from './db/migrate';
+import { openChangeFeed } from './events/change-feed';
 import { EventBus } from './events/event-bus';
 import { LocalFiles } from './files/local-files';
 import { buildGatewaySchema, CORE_RESOLVERS, ResolverContainer } from './graphql/build-schema';
@@ -82,9 +83,11 @@ export async function startGateway({ config, logger, plugins: givenPlugins }: Ga
     const localFiles = new LocalFiles(config.localPathRoots, config.maxUploadBytes);
     const registry = new RegistryService(repository, artifacts, audit, events, logger, localFiles);
     const pubSub = new InProcessPubSub();
-    const serving = startServing({ settings: config.serving, logger, db: database.db, artifacts, audit, registry, events });
+    const changes = await openChangeFeed(config.databaseUrl, logger);
+    cleanups.push(() => changes.close());
+    const serving = startServing({ settings: config.serving, logger, db: database.db, artifacts, audit, registry, events, changes });
     cleanups.push(serving.stop);
-    const services: GatewayServices = { config, logger, database, artifacts, localFiles, audit, tokens, registry, events, serving, pubSub, pluginServices: new PluginServices() };
+    const services: GatewayServices = { config, logger, database, artifacts, localFiles, audit, tokens, registry, events, changes, serving, pubSub, pluginServices: new PluginServices() };
 
     const initialAdminToken = await tokens.bootstrapAdmin(config.adminToken);
     if (!config.authEnabled) logger.warn('authentication is DISABLED (GATEWAY_AUTH_DISABLED): every caller is admin');

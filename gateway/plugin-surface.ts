@@ -24,6 +24,9 @@ export type { MigrationFactory } from '../migrations/migration';
 // The actor of a GraphQL request (recorded in the audit log).
 export { actorOf, type GraphQLContext } from './graphql/graphql-context';
 
+// Announcing changes to the other gateway replicas, and hearing theirs (`context.changes`).
+export type { ChangeFeed, ChangeListener } from './events/change-feed';
+
 // Files admins name by path (confined to LOCAL_PATH_ROOTS).
 export type { LocalFiles } from './files/local-files';
 

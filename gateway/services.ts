@@ -5,6 +5,7 @@ import type { AuditLog } from './audit/audit-log';
 import type { TokenService } from './auth/token-service';
 import type { GatewayConfig } from './config/config';
 import type { DatabaseHandle } from './db/database';
+import type { ChangeFeed } from './events/change-feed';
 import type { EventBus } from './events/event-bus';
 import type { LocalFiles } from './files/local-files';
 import type { PluginServices } from './plugins/plugin-services';
@@ -23,6 +24,11 @@ export interface GatewayServices {
   tokens: TokenService;
   registry: RegistryService;
   events: EventBus;
+  /**
+   * Tells the other gateway replicas what this one changed in the shared database (topic and
+   * key; they re-read), and hears their changes. Nothing to hear on the embedded default.
+   */
+  changes: ChangeFeed;
   /** GraphQL subscription topics: resolvers publish, `@Subscription` resolvers listen. */
   pubSub: PubSub;
   /** The inference data plane: policies, sessions, metrics (read by resolvers and plugins). */

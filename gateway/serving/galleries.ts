@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { ArtifactStore } from '../../workers/common/artifacts/artifact-store';
 import { badInput, notFound } from '../errors';
+import type { ChangeFeed } from '../events/change-feed';
 import type { ModelRecord, VariantRecord } from '../registry/registry-types';
 import { rowOf } from './comparison';
 import { ModelGallery, type Neighbour } from './gallery';
@@ -12,10 +13,14 @@ import type { VariantExecutor } from './variant-executor';
 /** Rows per run when embedding a gallery. */
 const EMBED_CHUNK = 32;
 /**
- * Uploads on other replicas reach this one through the database; a gallery's revision is
- * re-read at most this often, and only items written since are loaded.
+ * Uploads on other replicas reach this one through the database, announced on the change feed
+ * (which makes the next read reload at once); otherwise a gallery's revision is re-read at most
+ * this often, and only items written since are loaded.
  */
 const REFRESH_MS = 2000;
+
+/** Change-feed topic of a model's stored gallery; the key is the model id. */
+export const GALLERY_TOPIC = 'serving.gallery';
 
 /** How far a variant's embedding of a model's gallery has come. */
 export interface EmbeddingProgress {
@@ -42,13 +47,21 @@ interface LoadedGallery {
 export class Galleries {
   private readonly byModel = new Map<string, LoadedGallery>();
   private readonly progress = new Map<string, EmbeddingProgress>();
+  /** Stops listening to the change feed. */
+  readonly close: () => void;
 
   constructor(
     private readonly executor: VariantExecutor,
     private readonly repository: GalleryRepository,
     private readonly artifacts: ArtifactStore,
+    private readonly changes: ChangeFeed,
     private readonly options: { maxItems: number; maxImagePixels: number; logger: Logger },
-  ) {}
+  ) {
+    this.close = changes.subscribe(GALLERY_TOPIC, (modelId) => {
+      const loaded = this.byModel.get(modelId);
+      if (loaded) loaded.checkedAt = 0;
+    });
+  }
 
   /**
    * Adds (or replaces) images, each checked to fit the model first, as one new revision of the
@@ -62,6 +75,7 @@ export class Galleries {
     const stored = [];
     for (const item of items) stored.push({ id: item.id, imageSha256: (await this.artifacts.put(item.image)).sha256 });
     const revision = await this.repository.upsert(state.model.id, stored, actor);
+    this.changes.publish(GALLERY_TOPIC, state.model.id);
     // A reload that started before the upsert cannot have seen it: wait it out, then load again.
     await loaded.refreshing;
     await this.refresh(state.model, loaded);

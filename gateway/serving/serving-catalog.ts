@@ -1,4 +1,5 @@
 import { notFound } from '../errors';
+import type { ChangeFeed } from '../events/change-feed';
 import type { EventBus } from '../events/event-bus';
 import type { RegistryService } from '../registry/registry-service';
 import type { ModelRecord, VariantRecord } from '../registry/registry-types';
@@ -20,10 +21,13 @@ export interface ModelServingState {
 }
 
 /**
- * Other replicas change policies and variants through the shared database; entries are re-read
- * this often so they converge without a message bus.
+ * Other replicas announce their policy and variant changes on the change feed, which drops the
+ * entry at once; entries are also re-read this often, for a notification lost on the way.
  */
 const REFRESH_MS = 5000;
+
+/** Change-feed topic of a model's serving state (policy, variants); the key is the model id. */
+export const SERVING_STATE_TOPIC = 'serving.model';
 
 interface Entry {
   state: Promise<ModelServingState>;
@@ -62,12 +66,14 @@ export class ServingCatalog {
     private readonly registry: RegistryService,
     private readonly policies: TrafficPolicyRepository,
     events: EventBus,
+    private readonly changes: ChangeFeed,
   ) {
     this.unsubscribe = [
-      events.on('model.registered', ({ model }) => this.invalidate(model.id)),
-      events.on('model.updated', ({ model }) => this.invalidate(model.id)),
-      events.on('variant.added', ({ model }) => this.invalidate(model.id)),
-      events.on('variant.status', ({ variant }) => this.invalidate(variant.modelId)),
+      events.on('model.registered', ({ model }) => this.changed(model.id)),
+      events.on('model.updated', ({ model }) => this.changed(model.id)),
+      events.on('variant.added', ({ model }) => this.changed(model.id)),
+      events.on('variant.status', ({ variant }) => this.changed(variant.modelId)),
+      changes.subscribe(SERVING_STATE_TOPIC, (modelId) => this.invalidate(modelId)),
     ];
   }
 
@@ -100,8 +106,14 @@ export class ServingCatalog {
     };
   }
 
-  /** Drops the model's entry, so the next request reads what was just written. */
-  invalidate(modelId: string): void {
+  /** This replica changed the model's stored state: drop its entry here and on the other replicas. */
+  changed(modelId: string): void {
+    this.invalidate(modelId);
+    this.changes.publish(SERVING_STATE_TOPIC, modelId);
+  }
+
+  /** Drops the model's entry, so the next request reads what is stored. */
+  private invalidate(modelId: string): void {
     const name = this.namesById.get(modelId);
     if (name !== undefined) this.entries.delete(name);
   }

@@ -5,6 +5,7 @@ import type { ArtifactStore } from '../../workers/common/artifacts/artifact-stor
 import type { AuditLog } from '../audit/audit-log';
 import type { ServingConfig } from '../config/config';
 import type { Database } from '../db/schema';
+import type { ChangeFeed } from '../events/change-feed';
 import type { EventBus } from '../events/event-bus';
 import type { RegistryService } from '../registry/registry-service';
 import type { ModelRecord, VariantRecord } from '../registry/registry-types';
@@ -42,17 +43,19 @@ export interface ServingDependencies {
   db: Kysely<Database>;
   registry: RegistryService;
   events: EventBus;
+  /** Tells other replicas what this one changed, and hears what they changed. */
+  changes: ChangeFeed;
   artifacts: ArtifactStore;
   audit: AuditLog;
 }
 
 /** Builds the data plane and ties session lifetimes to the registry's variant events. */
-export function startServing({ settings, logger, db, registry, events, artifacts, audit }: ServingDependencies): Serving {
+export function startServing({ settings, logger, db, registry, events, changes, artifacts, audit }: ServingDependencies): Serving {
   const defaultBatching: BatchingOptions = { maxBatchSize: settings.batchMaxSize, maxQueueDelayMs: settings.batchMaxDelayMs };
   const rollups = new MetricRollups(db, randomUUID());
   const metrics = new ServingMetrics(rollups);
   const policyRows = new TrafficPolicyRepository(db, audit);
-  const catalog = new ServingCatalog(registry, policyRows, events);
+  const catalog = new ServingCatalog(registry, policyRows, events, changes);
   const trafficPolicies = new TrafficPolicies(catalog, policyRows);
   const sessions = new VariantSessions({
     artifacts,
@@ -71,7 +74,7 @@ export function startServing({ settings, logger, db, registry, events, artifacts
   );
   const executor = new VariantExecutor(sessions, defaultBatching);
   const galleryRepository = new GalleryRepository(db, audit);
-  const galleries = new Galleries(executor, galleryRepository, artifacts, {
+  const galleries = new Galleries(executor, galleryRepository, artifacts, changes, {
     maxItems: settings.galleryMaxItems,
     maxImagePixels: settings.maxImagePixels,
     logger,
@@ -127,6 +130,7 @@ export function startServing({ settings, logger, db, registry, events, artifacts
       clearInterval(timer);
       for (const off of unsubscribe) off();
       catalog.close();
+      galleries.close();
       await sessions.close();
       await flushRollups().catch((error: unknown) => logger.warn({ err: error }, 'final metric rollup write failed'));
     },

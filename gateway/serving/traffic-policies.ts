@@ -52,7 +52,7 @@ export class TrafficPolicies {
       validatePolicy(policy, current.variants, current.model.name);
       const written = await this.repository.compareAndSet(current.model.id, current.policyVersion, policy, actor);
       if (written) {
-        this.catalog.invalidate(current.model.id);
+        this.catalog.changed(current.model.id);
         return { ...current, policy, policyVersion: written.version, policyUpdatedBy: actor, policyUpdatedAt: written.updatedAt };
       }
     }

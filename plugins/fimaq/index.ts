@@ -22,7 +22,7 @@ import { OutboxDispatcher } from './outbox-dispatcher';
 import { QuantizationService } from './quantization-service';
 import { jobsMigration } from './migrations/0003_jobs';
 import { jobIterationsMigration } from './migrations/0021_job_iterations';
-import { JOB_UPDATED_TOPIC } from './job-topics';
+import { JOB_CHANGE_TOPIC, JOB_UPDATED_TOPIC } from './job-topics';
 import { addShadow } from './shadow';
 import { ROLLOUT_STARTER, type RolloutStarter, type StartRolloutInput } from '../../schema/rollouts';
 
@@ -99,7 +99,25 @@ export function createFimaqPlugin(options: FimaqPluginOptions = {}): GatewayPlug
       const logger = context.logger.child({ plugin: 'fimaq' });
       const transport = await openTransport(context, config, options, logger);
       const jobs = new JobRepository(context.database.db);
-      const changed = (job: JobRecord) => context.pubSub.publish(JOB_UPDATED_TOPIC, job.id, job);
+      const notify = (job: JobRecord) => context.pubSub.publish(JOB_UPDATED_TOPIC, job.id, job);
+      // One replica applies each worker event (they share the durable consumer); the others hear
+      // of it on the change feed and tell their own subscribers what is stored.
+      const changed = (job: JobRecord) => {
+        notify(job);
+        context.changes.publish(JOB_CHANGE_TOPIC, job.id);
+      };
+      // Read one after another, so subscribers never see an older state after a newer one.
+      let reading = Promise.resolve();
+      context.onStop(
+        context.changes.subscribe(JOB_CHANGE_TOPIC, (jobId) => {
+          reading = reading.then(() =>
+            jobs.find(jobId).then(
+              (job) => job && notify(job),
+              (error: unknown) => logger.warn({ err: error, job: jobId }, 'reading a job another replica updated failed'),
+            ),
+          );
+        }),
+      );
       const dispatcher = new OutboxDispatcher(jobs, transport, context.artifacts, config.dispatchIntervalMs, logger);
       // Found when used, so the rollouts plugin may be configured before or after this one, or not at all.
       const rollouts = () => context.pluginServices.find<RolloutStarter>(ROLLOUT_STARTER);
