@@ -43,6 +43,17 @@ export class GatewayError extends Error {
   }
 }
 
+/** Refused for now (a full queue, a spent rate limit): answered 429 with `Retry-After`. */
+export class RetryLaterError extends GatewayError {
+  constructor(
+    message: string,
+    /** Whole seconds after which a retry has a fair chance; sent as `Retry-After`. */
+    readonly retryAfterSeconds: number,
+  ) {
+    super('TOO_MANY_REQUESTS', message);
+  }
+}
+
 export const badInput = (message: string) => new GatewayError('BAD_USER_INPUT', message);
 export const notFound = (message: string) => new GatewayError('NOT_FOUND', message);
 export const conflict = (message: string) => new GatewayError('CONFLICT', message);

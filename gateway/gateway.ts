@@ -6,6 +6,7 @@ import { printSchema } from 'graphql';
 import type { Logger } from 'pino';
 import { FileArtifactStore } from '../workers/common/artifacts/file-artifact-store';
 import { AuditLog } from './audit/audit-log';
+import { RateLimiter } from './auth/rate-limits';
 import { TokenService } from './auth/token-service';
 import type { GatewayConfig } from './config/config';
 import { openDatabase } from './db/database';
@@ -93,6 +94,7 @@ export async function startGateway({ config, logger, plugins: givenPlugins }: Ga
     if (!config.authEnabled) logger.warn('authentication is DISABLED (GATEWAY_AUTH_DISABLED): every caller is admin');
 
     const auth = new RequestAuthenticator(tokens, config.authEnabled);
+    const rateLimiter = new RateLimiter(config.rateLimits);
     let started = false;
     const app = express();
     app.disable('x-powered-by');
@@ -103,8 +105,8 @@ export async function startGateway({ config, logger, plugins: givenPlugins }: Ga
     app.use(artifactRoutes({ artifacts, repository, auth, maxBytes: config.maxUploadBytes }));
     app.use(variantRoutes({ registry, auth }));
     app.use(metricsRoute(serving.metrics.registry));
-    app.use(inferenceRoutes({ dataPlane: serving.dataPlane, auth, maxBodyBytes: config.maxRequestBytes }));
-    const inferRequest = inferEndpoint({ dataPlane: serving.dataPlane, auth, maxBodyBytes: config.maxRequestBytes, logger });
+    app.use(inferenceRoutes({ dataPlane: serving.dataPlane, auth, rateLimiter, maxBodyBytes: config.maxRequestBytes }));
+    const inferRequest = inferEndpoint({ dataPlane: serving.dataPlane, auth, rateLimiter, maxBodyBytes: config.maxRequestBytes, logger });
     const httpServer = http.createServer((req, res) => {
       if (!inferRequest(req, res)) app(req, res);
     });
@@ -125,7 +127,7 @@ export async function startGateway({ config, logger, plugins: givenPlugins }: Ga
     const schema = await buildGatewaySchema(plugins, container, pubSub);
     const subscriptions = startSubscriptions({ schema, httpServer, path: '/graphql', auth, registry, limits: config.graphql.limits, logger });
     cleanups.push(subscriptions.stop);
-    const graphql = await startGraphQL({ schema, httpServer, auth, registry, config: config.graphql, logger });
+    const graphql = await startGraphQL({ schema, httpServer, auth, rateLimiter, registry, config: config.graphql, logger });
     cleanups.push(graphql.stop);
     const sdl = `${printSchema(schema)}\n`;
     app.get(SDL_PATH, (_req, res) => void res.type('text/plain; charset=utf-8').send(sdl));

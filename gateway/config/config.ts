@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { boolean, byteSize, ConfigError, integer, list, url, type Env } from '../../workers/common/env';
 import { DEFAULT_MAX_IMAGE_PIXELS } from '../../workers/data/image';
+import type { RateLimit, RateLimitedPlane } from '../auth/rate-limits';
 import { ROLES, type Role } from '../auth/roles';
 
 /**
@@ -29,6 +30,8 @@ export interface GatewayConfig {
   /** Module specifiers of the plugins to load, in order. */
   plugins: string[];
   logLevel: string;
+  /** Requests per token (per client address without one) on each plane; 0 per second: unlimited. */
+  rateLimits: Record<RateLimitedPlane, RateLimit>;
   serving: ServingConfig;
   graphql: GraphQLConfig;
 }
@@ -148,6 +151,12 @@ function graphqlLimits(env: Env): Record<GraphQLCaller, GraphQLQueryLimits> {
   return limits;
 }
 
+/** A plane's token bucket from RATE_LIMIT_<PLANE>_PER_SECOND and _BURST (default: twice the rate, at least 1). */
+function rateLimit(env: Env, plane: string): RateLimit {
+  const perSecond = integer(env, `RATE_LIMIT_${plane}_PER_SECOND`, 0, 0, 1_000_000);
+  return { perSecond, burst: integer(env, `RATE_LIMIT_${plane}_BURST`, Math.max(1, 2 * perSecond), 1, 10_000_000) };
+}
+
 /** Plugins shipped with the gateway and loaded when GATEWAY_PLUGINS is unset. */
 export const DEFAULT_PLUGINS: string[] = ['./plugins/fimaq', './plugins/rollouts'];
 
@@ -181,6 +190,7 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
     localPathRoots: [dataDir, ...localPathRoots.map((root) => path.resolve(root))],
     plugins: env.GATEWAY_PLUGINS === undefined ? DEFAULT_PLUGINS : list(env, 'GATEWAY_PLUGINS', []),
     logLevel,
+    rateLimits: { inference: rateLimit(env, 'INFERENCE'), graphql: rateLimit(env, 'GRAPHQL') },
     serving: {
       intraOpThreads: integer(env, 'ORT_INTRA_OP_THREADS', 0, 0, 1024),
       interOpThreads: integer(env, 'ORT_INTER_OP_THREADS', 0, 0, 1024),

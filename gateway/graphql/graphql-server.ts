@@ -5,7 +5,8 @@ import { expressMiddleware } from '@as-integrations/express5';
 import type { RequestHandler } from 'express';
 import { GraphQLError, type GraphQLFormattedError, type GraphQLSchema } from 'graphql';
 import type { Logger } from 'pino';
-import { GatewayError } from '../errors';
+import type { RateLimiter } from '../auth/rate-limits';
+import { GatewayError, RetryLaterError } from '../errors';
 import type { GraphQLConfig } from '../config/config';
 import type { RequestAuthenticator } from '../http/http-auth';
 import type { RegistryService } from '../registry/registry-service';
@@ -57,6 +58,7 @@ export async function startGraphQL(options: {
   schema: GraphQLSchema;
   httpServer: http.Server;
   auth: RequestAuthenticator;
+  rateLimiter: RateLimiter;
   registry: RegistryService;
   config: GraphQLConfig;
   logger: Logger;
@@ -83,11 +85,13 @@ export async function startGraphQL(options: {
     context: async ({ req, res }) => {
       try {
         const principal = await options.auth.principalOf(req);
+        options.rateLimiter.check('graphql', principal, req.socket.remoteAddress);
         const caller = callerOf(principal);
         const tooManyTokens = checkRequestTokens(req, caller, config.limits[caller]);
         if (tooManyTokens) throw tooManyTokens;
         return createGraphQLContext(principal, String(res.locals.requestId), options.registry);
       } catch (error) {
+        if (error instanceof RetryLaterError) res.setHeader('Retry-After', String(error.retryAfterSeconds));
         if (error instanceof GatewayError) {
           throw new GraphQLError(error.message, { extensions: { code: error.code, http: { status: error.httpStatus } } });
         }

@@ -1,7 +1,7 @@
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
 import { ArtifactNotFoundError, ArtifactTooLargeError } from '../../workers/common/artifacts/artifact-store';
-import { GatewayError } from '../errors';
+import { GatewayError, RetryLaterError } from '../errors';
 
 interface BodyParserError {
   type?: string;
@@ -29,6 +29,7 @@ export function errorHandler(logger: Logger) {
     const { status, message } = errorResponse(error);
     if (status >= 500) logger.error({ err: error, requestId: res.locals.requestId, path: req.path }, 'request failed');
     if (res.headersSent) return;
+    if (error instanceof RetryLaterError) res.setHeader('Retry-After', String(error.retryAfterSeconds));
     res.status(status).json({ error: message });
   };
 }

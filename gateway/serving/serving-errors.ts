@@ -1,18 +1,12 @@
-import { GatewayError } from '../errors';
+import { GatewayError, RetryLaterError } from '../errors';
 
 /**
  * The data plane's own failure kinds. They extend GatewayError so the shared error middleware
  * renders them as `{ "error": "..." }` with their code's status.
  */
-export class OverloadedError extends GatewayError {
-  constructor(
-    message: string,
-    /** Seconds after which a retry has a fair chance; sent as `Retry-After`. */
-    readonly retryAfterSeconds: number,
-  ) {
-    super('TOO_MANY_REQUESTS', message);
-  }
-}
+
+/** A variant's queue is full. */
+export class OverloadedError extends RetryLaterError {}
 
 /** The variant's session could not load or failed while running: a server fault, not the caller's. */
 export class VariantFailedError extends GatewayError {

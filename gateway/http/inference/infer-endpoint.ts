@@ -2,9 +2,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import type { Logger } from 'pino';
-import { badInput, GatewayError } from '../../errors';
+import { badInput, GatewayError, RetryLaterError } from '../../errors';
+import type { RateLimiter } from '../../auth/rate-limits';
 import type { DataPlane } from '../../serving/data-plane';
-import { OverloadedError } from '../../serving/serving-errors';
 import { errorResponse } from '../errors-middleware';
 import type { RequestAuthenticator } from '../http-auth';
 import { requestIdFrom } from '../request-id';
@@ -13,6 +13,7 @@ import { decodeInferenceRequest, encodeInferenceResponse, HEADER_LENGTH } from '
 export interface InferEndpointOptions {
   dataPlane: DataPlane;
   auth: RequestAuthenticator;
+  rateLimiter: RateLimiter;
   maxBodyBytes: number;
   logger: Logger;
 }
@@ -65,7 +66,7 @@ function sendError(res: ServerResponse, error: unknown, status: number, message:
   }
   const body = JSON.stringify({ error: message });
   const headers: Record<string, string | number> = { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) };
-  if (error instanceof OverloadedError) headers['retry-after'] = String(error.retryAfterSeconds);
+  if (error instanceof RetryLaterError) headers['retry-after'] = String(error.retryAfterSeconds);
   if (status === 413) headers.connection = 'close';
   res.writeHead(status, headers).end(body);
 }
@@ -77,7 +78,7 @@ function sendError(res: ServerResponse, error: unknown, status: number, message:
  * Returns a request listener that answers true when the request was its own.
  */
 export function inferEndpoint(options: InferEndpointOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
-  const { dataPlane, auth, maxBodyBytes, logger } = options;
+  const { dataPlane, auth, rateLimiter, maxBodyBytes, logger } = options;
 
   async function serve(req: IncomingMessage, res: ServerResponse, match: RegExpExecArray): Promise<void> {
     const requestId = requestIdFrom(req.headers['x-request-id']);
@@ -86,7 +87,7 @@ export function inferEndpoint(options: InferEndpointOptions): (req: IncomingMess
     try {
       modelName = pathParameter(match[1]);
       const version = match[2] === undefined ? undefined : pathParameter(match[2]);
-      await auth.authorize(req.headers.authorization, 'inference');
+      rateLimiter.check('inference', await auth.authorize(req.headers.authorization, 'inference'), req.socket.remoteAddress);
       const body = await readBody(req, maxBodyBytes);
       const { inputs } = await dataPlane.metadata(modelName, version);
       const decoded = decodeInferenceRequest(body, headerOf(req, HEADER_LENGTH), () => (inputs.length === 1 ? inputs[0] : undefined));

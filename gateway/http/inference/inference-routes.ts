@@ -1,9 +1,9 @@
 import packageJson from '../../../package.json';
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
 import { badInput } from '../../errors';
+import type { RateLimiter } from '../../auth/rate-limits';
 import type { Principal } from '../../auth/roles';
 import type { DataPlane } from '../../serving/data-plane';
-import { OverloadedError } from '../../serving/serving-errors';
 import { errorResponse } from '../errors-middleware';
 import type { RequestAuthenticator } from '../http-auth';
 import { parseJson } from './json-tensors';
@@ -42,11 +42,12 @@ const IMAGE_ROUTES = {
  * without Express), plus the gateway's conveniences (/classify, /feedback, /gallery, /search).
  * Only wire formats live here; what happens to a request is the data plane's business.
  */
-export function inferenceRoutes(options: { dataPlane: DataPlane; auth: RequestAuthenticator; maxBodyBytes: number }): Router {
-  const { dataPlane, auth } = options;
+export function inferenceRoutes(options: { dataPlane: DataPlane; auth: RequestAuthenticator; rateLimiter: RateLimiter; maxBodyBytes: number }): Router {
+  const { dataPlane, auth, rateLimiter } = options;
   const router = Router();
   const rawBody = express.raw({ type: () => true, limit: options.maxBodyBytes });
-  const inferenceRole = auth.require('inference');
+  const limited = rateLimiter.middleware('inference');
+  const inferenceRole = [auth.require('inference'), limited];
 
   router.get(['/v2', '/v2/'], (_req, res) => {
     res.json({ name: SERVER_NAME, version: SERVER_VERSION, extensions: EXTENSIONS });
@@ -86,7 +87,7 @@ export function inferenceRoutes(options: { dataPlane: DataPlane; auth: RequestAu
     res.json({ id: body.id, rows: scored.rows, scored_variants: scored.variants });
   }));
 
-  router.post('/v2/models/:model/gallery', auth.require('admin'), rawBody, handle(async (req, res) => {
+  router.post('/v2/models/:model/gallery', auth.require('admin'), limited, rawBody, handle(async (req, res) => {
     const body = parseJson(bodyOf(req), 'gallery upload') as { items?: unknown } | null;
     const items = body && Array.isArray(body.items) ? body.items : undefined;
     if (!items || items.length === 0) throw badInput('the gallery upload is {"items": [{"id": "...", "image": "<base64 PNG or JPEG>"}, ...]}');
@@ -105,7 +106,6 @@ export function inferenceRoutes(options: { dataPlane: DataPlane; auth: RequestAu
   // Requests refused before the data plane saw them (body too large, malformed) still count.
   router.use('/v2/models/:model', (error: unknown, req: Request, res: Response, next: NextFunction) => {
     if (req.method === 'POST' && /\/(classify|search)$/.test(req.path)) dataPlane.refused(req.params.model as string, error, errorResponse(error).status);
-    if (error instanceof OverloadedError) res.setHeader('Retry-After', String(error.retryAfterSeconds));
     next(error);
   });
 
