@@ -82,7 +82,7 @@ export async function startGateway({ config, logger, plugins: givenPlugins }: Ga
     const tokens = new TokenService(database.db, audit);
     const repository = new RegistryRepository(database.db);
     const localFiles = new LocalFiles(config.localPathRoots, config.maxUploadBytes);
-    const registry = new RegistryService(repository, artifacts, audit, events, logger, localFiles);
+    const registry = new RegistryService(repository, artifacts, audit, events, logger, localFiles, config.onnxLimits);
     const pubSub = new InProcessPubSub();
     const changes = await openChangeFeed(config.databaseUrl, logger);
     cleanups.push(() => changes.close());

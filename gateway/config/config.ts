@@ -3,6 +3,7 @@ import { boolean, byteSize, ConfigError, integer, list, url, type Env } from '..
 import { DEFAULT_MAX_IMAGE_PIXELS } from '../../workers/data/image';
 import type { RateLimit, RateLimitedPlane } from '../auth/rate-limits';
 import { ROLES, type Role } from '../auth/roles';
+import { DEFAULT_ONNX_ALLOWED_OPS, type OnnxLimits } from '../registry/onnx-limits';
 
 /**
  * The gateway's whole configuration, read once from environment variables by `loadConfig`.
@@ -23,6 +24,8 @@ export interface GatewayConfig {
   authEnabled: boolean;
   /** Largest artifact upload accepted, in bytes. */
   maxUploadBytes: number;
+  /** What a registered ONNX model may contain (nodes, operators). */
+  onnxLimits: OnnxLimits;
   /** Largest JSON or GraphQL request body accepted, in bytes. */
   maxRequestBytes: number;
   /** Directories admins may name files in (localPath, dataset paths); DATA_DIR is always one. */
@@ -187,6 +190,10 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
     authEnabled: !boolean(env, 'GATEWAY_AUTH_DISABLED', false),
     maxUploadBytes: byteSize(env, 'MAX_UPLOAD_BYTES', 512 * 1024 ** 2),
     maxRequestBytes: byteSize(env, 'MAX_REQUEST_BYTES', 64 * 1024 ** 2),
+    onnxLimits: {
+      maxNodes: integer(env, 'ONNX_MAX_NODES', 100_000, 1, 100_000_000),
+      allowedOps: new Set(list(env, 'ONNX_ALLOWED_OPS', [...DEFAULT_ONNX_ALLOWED_OPS])),
+    },
     localPathRoots: [dataDir, ...localPathRoots.map((root) => path.resolve(root))],
     plugins: env.GATEWAY_PLUGINS === undefined ? DEFAULT_PLUGINS : list(env, 'GATEWAY_PLUGINS', []),
     logLevel,

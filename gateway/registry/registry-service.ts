@@ -8,6 +8,7 @@ import type { EventBus } from '../events/event-bus';
 import type { LocalFiles } from '../files/local-files';
 import { checkSignatureFitsTask, readSignature } from './model-signature';
 import { findRegistrationCard } from './registration-card';
+import { checkOnnxLimits, type OnnxLimits } from './onnx-limits';
 import type { RegistryRepository } from './registry-repository';
 import type { Actor, ModelRecord, ModelTask, NewVariant, VariantRecord, VariantStatus } from './registry-types';
 
@@ -51,6 +52,7 @@ export class RegistryService {
     private readonly events: EventBus,
     private readonly logger: Logger,
     private readonly localFiles: LocalFiles,
+    private readonly onnxLimits: OnnxLimits,
   ) {}
 
   async registerModel(request: RegisterModelRequest, actor: Actor): Promise<{ model: ModelRecord; variant: VariantRecord }> {
@@ -77,6 +79,7 @@ export class RegistryService {
     const bytes = request.localPath !== undefined
       ? await this.localFiles.read(request.localPath, 'localPath')
       : await this.readUploadedArtifact(request.artifactSha256 as string, 'artifactSha256');
+    checkOnnxLimits(bytes, this.onnxLimits);
     const signature = await readSignature(bytes);
     const preprocessing = this.completePreprocessing(request.preprocessing, card, signature.inputs[0]?.name);
     if (card?.output !== undefined && signature.outputs.length === 1 && card.output !== signature.outputs[0].name) {
@@ -185,6 +188,7 @@ export class RegistryService {
       throw conflict(`model ${model.name} already has a variant tagged "${request.tag}"`);
     }
     const bytes = await this.readUploadedArtifact(request.artifactSha256, 'artifactSha256');
+    checkOnnxLimits(bytes, this.onnxLimits);
     const signature = await readSignature(bytes);
     checkSignatureFitsTask(signature, model.task, model.preprocessing, model.labels.length);
     const newVariant: NewVariant = {
