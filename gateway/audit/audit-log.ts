@@ -18,8 +18,11 @@ export type NewAuditEntry = Omit<AuditEntry, 'id' | 'createdAt'>;
 export class AuditLog {
   constructor(private readonly db: Kysely<Database>) {}
 
-  async record(entry: NewAuditEntry, executor: Kysely<Database> = this.db): Promise<void> {
-    await executor
+  /** Records `entry` through `executor`: the writer's transaction, which may be a plugin's with its own tables besides the core's. */
+  async record<D extends Database>(entry: NewAuditEntry, executor?: Kysely<D>): Promise<void> {
+    // Kysely's database type is invariant; the audit table is the same one whatever else the executor knows.
+    const db = (executor ?? this.db) as unknown as Kysely<Database>;
+    await db
       .insertInto('audit_log')
       .values({
         actor: entry.actor,

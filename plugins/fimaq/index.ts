@@ -98,7 +98,7 @@ export function createFimaqPlugin(options: FimaqPluginOptions = {}): GatewayPlug
       const config = { ...loadFimaqConfig(), ...options.config };
       const logger = context.logger.child({ plugin: 'fimaq' });
       const transport = await openTransport(context, config, options, logger);
-      const jobs = new JobRepository(context.database.db);
+      const jobs = new JobRepository(context.database.db, context.audit);
       const notify = (job: JobRecord) => context.pubSub.publish(JOB_UPDATED_TOPIC, job.id, job);
       // One replica applies each worker event (they share the durable consumer); the others hear
       // of it on the change feed and tell their own subscribers what is stored.

@@ -1,5 +1,5 @@
 import type { Kysely, Selectable } from 'kysely';
-import { fromJson, nowIso, toDate, toJson, toOptionalDate, type Database } from '../../gateway/plugin-surface';
+import { fromJson, nowIso, toDate, toJson, toOptionalDate, type AuditLog, type Database } from '../../gateway/plugin-surface';
 import type { FimaqDatabase, FimaqTables, QuantizationJobsTable } from './job-tables';
 import type { JobStatus, QuantizationJobSpec, WorkerCapabilities } from '../../workers/common/jobs/messages';
 import type { JobRecord, OutboxEntry, QuantizationRequest } from './job-record';
@@ -63,7 +63,10 @@ export class JobRepository {
   private readonly db: Kysely<FimaqDatabase>;
 
   /** Takes the gateway's database; the plugin's tables are its own, added to the type here. */
-  constructor(db: Kysely<Database>) {
+  constructor(
+    db: Kysely<Database>,
+    private readonly audit: AuditLog,
+  ) {
     this.db = db.withTables<FimaqTables>();
   }
 
@@ -101,6 +104,11 @@ export class JobRepository {
         })
         .execute();
       await tx.insertInto('job_outbox').values({ job_id: job.spec.jobId, kind: 'dispatch', attempts: 0, available_at: now, last_error: null, created_at: now }).execute();
+      const { jobId, model, parent, method, bits } = job.spec;
+      await this.audit.record<FimaqDatabase>(
+        { actor: job.createdBy, action: 'quantization_job.create', subjectType: 'quantization_job', subjectId: jobId, details: { model: model.name, parentVariantId: parent.variantId, method, bits } },
+        tx,
+      );
     });
     return (await this.find(job.spec.jobId)) as JobRecord;
   }
@@ -173,6 +181,8 @@ export class JobRepository {
       /** The line the job's log ends with (what became of it). */
       logLine?: string;
     },
+    /** Who ended it, when a person did (a cancellation): recorded in the audit log with the change. */
+    actor?: string,
   ): Promise<JobRecord | undefined> {
     const now = nowIso();
     const job = outcome.logLine ? await this.find(id) : undefined;
@@ -198,6 +208,9 @@ export class JobRepository {
       if (updated.numUpdatedRows === 0n) return false;
       // A job that ends before it was published needs no publishing.
       await tx.deleteFrom('job_outbox').where('job_id', '=', id).where('kind', '=', 'dispatch').execute();
+      if (actor !== undefined) {
+        await this.audit.record<FimaqDatabase>({ actor, action: `quantization_job.${outcome.status}`, subjectType: 'quantization_job', subjectId: id, details: { reason: outcome.reason } }, tx);
+      }
       if (outcome.status === 'cancelled') {
         await tx.insertInto('job_outbox').values({ job_id: id, kind: 'cancel', attempts: 0, available_at: now, last_error: null, created_at: now }).execute();
       }

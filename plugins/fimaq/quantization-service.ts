@@ -97,7 +97,7 @@ export class QuantizationService {
     if (job.status !== 'queued' && job.status !== 'running') {
       throw new GatewayError('CONFLICT', `job ${id} is ${job.status}; only queued or running jobs can be cancelled`);
     }
-    const cancelled = await this.jobs.finish(id, { status: 'cancelled', reason: `cancelled by ${actor}` });
+    const cancelled = await this.jobs.finish(id, { status: 'cancelled', reason: `cancelled by ${actor}` }, actor);
     if (!cancelled) return this.cancel(id, actor);
     this.logger.info({ job: id, actor }, 'quantization job cancelled');
     this.onQueued();

@@ -8,12 +8,13 @@ import { FIXTURES, startTestGateway, type TestGateway } from '../support/gateway
 
 const REPO = path.resolve(__dirname, '..', '..');
 const DEFAULTS: OnnxLimits = { maxNodes: 100_000, allowedOps: new Set(DEFAULT_ONNX_ALLOWED_OPS) };
-const classifier = () => onnx.ModelProto.decode(fs.readFileSync(path.join(FIXTURES, 'tiny-classifier.onnx')));
+type Graph = onnx.IGraphProto & { node: onnx.INodeProto[]; initializer: onnx.ITensorProto[] };
+const classifier = () => onnx.ModelProto.decode(fs.readFileSync(path.join(FIXTURES, 'tiny-classifier.onnx'))) as onnx.ModelProto & { graph: Graph };
 
-/** The tiny classifier with `edit` applied to its decoded form. */
-function edited(edit: (model: onnx.ModelProto) => void): Buffer {
+/** The tiny classifier with `edit` applied to its decoded graph. */
+function edited(edit: (graph: Graph) => void): Buffer {
   const model = classifier();
-  edit(model);
+  edit(model.graph);
   return Buffer.from(encodeModel(model));
 }
 
@@ -37,9 +38,9 @@ describe('ONNX artifact limits', () => {
   });
 
   test('an operator outside the allow-list, a custom domain, or control flow is INVALID_MODEL naming them', () => {
-    const looping = edited((m) => m.graph.node.push(onnx.NodeProto.create({ opType: 'Loop', input: [], output: ['x'] })));
+    const looping = edited((g) => g.node.push(onnx.NodeProto.create({ opType: 'Loop', input: [], output: ['x'] })));
     expect(refusal(looping)).toMatchObject({ code: 'INVALID_MODEL', message: expect.stringMatching(/operators not allowed: Loop;.*ONNX_ALLOWED_OPS/) });
-    const custom = edited((m) => (m.graph.node[0].domain = 'com.example'));
+    const custom = edited((g) => (g.node[0].domain = 'com.example'));
     expect(refusal(custom)?.message).toMatch(/operators not allowed: com\.example:/);
     // The allow-list is the setting's.
     const op = classifier().graph.node[0].opType;
@@ -47,9 +48,9 @@ describe('ONNX artifact limits', () => {
   });
 
   test('operators inside subgraphs are counted and checked', () => {
-    const nested = edited((m) => {
+    const nested = edited((g) => {
       const body = onnx.GraphProto.create({ name: 'body', node: [onnx.NodeProto.create({ opType: 'Scan' })] });
-      m.graph.node.push(onnx.NodeProto.create({ opType: 'Identity', attribute: [onnx.AttributeProto.create({ name: 'g', g: body })] }));
+      g.node.push(onnx.NodeProto.create({ opType: 'Identity', attribute: [onnx.AttributeProto.create({ name: 'g', g: body })] }));
     });
     expect(refusal(nested)?.message).toMatch(/not allowed: Scan/);
   });
@@ -64,13 +65,13 @@ describe('ONNX artifact limits', () => {
 
   test('tensors with external data are refused, in initializers and in Constant attributes alike', () => {
     const location = [onnx.StringStringEntryProto.create({ key: 'location', value: '/etc/passwd' })];
-    const initializer = edited((m) => {
-      m.graph.initializer[0].externalData = location;
-      m.graph.initializer[0].dataLocation = onnx.TensorProto.DataLocation.EXTERNAL;
+    const initializer = edited((g) => {
+      g.initializer[0].externalData = location;
+      g.initializer[0].dataLocation = onnx.TensorProto.DataLocation.EXTERNAL;
     });
     expect(refusal(initializer)).toMatchObject({ code: 'INVALID_MODEL', message: expect.stringMatching(/external data is refused/) });
-    const constant = edited((m) =>
-      m.graph.node.push(onnx.NodeProto.create({ opType: 'Constant', output: ['c'], attribute: [onnx.AttributeProto.create({ name: 'value', t: onnx.TensorProto.create({ name: 'c', externalData: location }) })] })),
+    const constant = edited((g) =>
+      g.node.push(onnx.NodeProto.create({ opType: 'Constant', output: ['c'], attribute: [onnx.AttributeProto.create({ name: 'value', t: onnx.TensorProto.create({ name: 'c', externalData: location }) })] })),
     );
     expect(refusal(constant)?.message).toMatch(/tensor "c" keeps its data in an external file/);
   });

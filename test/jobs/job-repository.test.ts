@@ -43,7 +43,7 @@ function repositorySuite(dialect: Dialect): void {
     gateway = await startTestGateway({ dialect });
     // The plugin's tables without the plugin running (its dispatcher would drain the outbox).
     await migrateToLatest(gateway.services.database, [fimaq]);
-    jobs = new JobRepository(gateway.services.database.db);
+    jobs = new JobRepository(gateway.services.database.db, gateway.services.audit);
     ids = await registerTinyClassifier(gateway);
   });
 
