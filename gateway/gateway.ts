@@ -29,6 +29,7 @@ import { inferEndpoint } from './http/inference/infer-endpoint';
 import { inferenceRoutes } from './http/inference/inference-routes';
 import { RequestAuthenticator } from './http/http-auth';
 import { requestId } from './http/request-id';
+import { requestLog } from './http/request-log';
 import { variantRoutes } from './http/variant-routes';
 import type { GatewayPlugin, PluginContext } from './plugins/plugin-api';
 import { checkPluginOrder, loadPlugins } from './plugins/plugin-loader';
@@ -101,6 +102,7 @@ export async function startGateway({ config, logger, plugins: givenPlugins }: Ga
     // Answers are computed per request; hashing every body for an ETag only costs time.
     app.set('etag', false);
     app.use(requestId);
+    app.use(requestLog(logger));
     app.use(healthRoutes(database, () => started));
     app.use(artifactRoutes({ artifacts, repository, auth, maxBytes: config.maxUploadBytes }));
     app.use(variantRoutes({ registry, auth }));
