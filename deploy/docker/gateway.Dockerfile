@@ -6,9 +6,11 @@
 # Build: dev dependencies and a compiler for native modules, then only what runs is kept.
 FROM node:20-bookworm AS build
 WORKDIR /app
-COPY package.json package-lock.json .npmrc ./
-# The CPU build of onnxruntime-node is in its package; tfjs-node-gpu (optional) is the GPU worker's.
-RUN npm ci --no-audit --no-fund --omit=optional
+COPY package.json package-lock.json ./
+# The CPU build of onnxruntime-node is in its package (its CUDA provider download is skipped;
+# build with ONNXRUNTIME_NODE_INSTALL=cuda12 on a CUDA 12 base for GPU inference); tfjs-node-gpu
+# (optional) is the GPU worker's.
+RUN ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --omit=optional
 COPY tsconfig.json tsconfig.build.json ./
 COPY gateway gateway
 COPY plugins plugins

@@ -17,9 +17,10 @@ COPY --from=node /usr/local/bin/node /usr/local/bin/node
 COPY --from=node /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/npm
 RUN ln -s /usr/local/lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm
 WORKDIR /app
-COPY package.json package-lock.json .npmrc ./
-# Optional dependencies included: tfjs-node-gpu downloads its libtensorflow (GPU) here.
-RUN npm ci --no-audit --no-fund
+COPY package.json package-lock.json ./
+# Optional dependencies included: tfjs-node-gpu downloads its libtensorflow (GPU) here;
+# onnxruntime-node's CUDA 12 provider would not load on this CUDA 11 base, so it is skipped.
+RUN ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY gateway gateway
 COPY plugins plugins

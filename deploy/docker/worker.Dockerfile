@@ -5,8 +5,8 @@
 
 FROM node:20-bookworm AS build
 WORKDIR /app
-COPY package.json package-lock.json .npmrc ./
-RUN npm ci --no-audit --no-fund --omit=optional
+COPY package.json package-lock.json ./
+RUN ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --omit=optional
 COPY tsconfig.json tsconfig.build.json ./
 COPY gateway gateway
 COPY plugins plugins
