@@ -6,7 +6,7 @@ import { JOB_UPDATED_TOPIC } from '../../plugins/fimaq/job-topics';
 import { startTestGateway, type TestGateway } from '../support/gateway-harness';
 import { describeWithNats, describeWithPostgres, NATS_TEST_URL } from '../support/services';
 import { deleteNamespace, fimaqPlugin, quantize, registerTinyClassifier, startWorker, uniqueNamespace, waitFor, type WorkerProcess } from '../jobs/support/jobs-harness';
-import { addVariant, registerModel, setPolicy } from '../serving/support/serving-fixtures';
+import { addVariant, imagePixels, png, post, registerModel, setPolicy } from '../serving/support/serving-fixtures';
 
 /** How soon every replica must agree on a change made on one of them. */
 const AGREEMENT_MS = 1000;
@@ -66,6 +66,17 @@ describeWithPostgres('gateway replicas sharing one PostgreSQL', () => {
       await b.services.serving.catalog.get('shop');
       await addVariant(a, 'shop', 'w3a3', 'tiny-classifier-q.onnx');
       const elapsed = await msUntil('the new variant', async () => (await b.services.serving.catalog.get('shop')).variants.some((v) => v.tag === 'w3a3'));
+      expect(elapsed).toBeLessThan(AGREEMENT_MS);
+    });
+
+    test('a gallery uploaded on one replica is searched on the other within a second', async () => {
+      await registerModel(a, 'encoder', 'tiny-embedder.onnx', 'RETRIEVAL');
+      const search = () => post(b, '/v2/models/encoder/search', png(imagePixels(1)), { 'content-type': 'image/png' });
+      // B looks (no gallery yet), so its next look by the clock would be two seconds later.
+      expect((await search()).status).toBe(404);
+      const upload = await post(a, '/v2/models/encoder/gallery', { items: [1, 2, 3].map((seed) => ({ id: `item-${seed}`, image: png(imagePixels(seed)).toString('base64') })) });
+      expect(upload.status).toBe(200);
+      const elapsed = await msUntil('the gallery', async () => (await search()).status === 200);
       expect(elapsed).toBeLessThan(AGREEMENT_MS);
     });
 
