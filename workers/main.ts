@@ -30,7 +30,7 @@ async function openTransport(config: WorkerConfig, logger: Logger): Promise<{ tr
   if (config.natsUrl) {
     const nc = await connect({ servers: config.natsUrl, name: `fimaq-worker ${config.workerId}`, maxReconnectAttempts: -1 });
     const transport = await NatsWorkerTransport.create(nc, {
-      namespace: config.namespace, ackWaitMs: config.ackWaitMs, cacheDir: config.artifactsDir, onUndecodable,
+      namespace: config.namespace, replicas: config.natsReplicas, ackWaitMs: config.ackWaitMs, cacheDir: config.artifactsDir, onUndecodable,
     });
     return { transport, nc };
   }

@@ -50,6 +50,7 @@ async function openTransport(context: PluginContext, config: FimaqConfig, option
     context.onStop(() => nc.drain());
     transport = await NatsControlPlaneTransport.create(nc, {
       namespace: config.natsNamespace,
+      replicas: config.natsReplicas,
       cacheDir: context.config.dataDir,
       onUndecodable: (error) => logger.error({ err: error }, 'dropped a malformed job event'),
     });

@@ -111,6 +111,11 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
     for (let i = 0; i < 3; i++) expect(config).toContain(`nats://nats-${i}.${nats.spec!.serviceName}:6222`);
     expect(byKindName('Service', nats.spec!.serviceName!)!.spec!.clusterIP).toBe('None');
     expect(byKindName('StatefulSet', 'postgres')).toBeDefined();
+    // Gateway and workers create the job streams with a copy on each node.
+    for (const workload of workloads) {
+      const env = new Map((workload.spec!.template!.spec.containers[0].env ?? []).map((e) => [e.name, e.value]));
+      if (env.has('NATS_URL')) expect([workload.metadata.name, env.get('FIMAQ_NATS_REPLICAS')]).toEqual([workload.metadata.name, String(nats.spec!.replicas)]);
+    }
   });
 
   test('references hold: selectors, services, ports, volumes, secrets; pods run as non-root; env variables are documented', () => {

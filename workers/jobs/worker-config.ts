@@ -8,6 +8,8 @@ export interface WorkerConfig {
   natsUrl: string | undefined;
   /** Prefix of every stream, consumer and bucket name (shared with the gateway's FIMAQ_NATS_NAMESPACE). */
   namespace: string;
+  /** JetStream copies of the job streams and buckets when this side creates them (FIMAQ_NATS_REPLICAS, shared with the gateway). */
+  natsReplicas: number;
   workerId: string;
   concurrency: number;
   maxAttempts: number;
@@ -26,6 +28,7 @@ export function loadWorkerConfig(env: Env = process.env): WorkerConfig {
   const config: WorkerConfig = {
     natsUrl: text(env, 'NATS_URL'),
     namespace: text(env, 'FIMAQ_NATS_NAMESPACE', 'fimaq'),
+    natsReplicas: integer(env, 'FIMAQ_NATS_REPLICAS', 1, 1, 5),
     workerId: text(env, 'WORKER_ID', `${os.hostname()}-${process.pid}`),
     concurrency: integer(env, 'WORKER_CONCURRENCY', 1, 1, 64),
     maxAttempts: integer(env, 'JOB_MAX_ATTEMPTS', 3, 1, 100),

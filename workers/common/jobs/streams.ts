@@ -47,6 +47,11 @@ export interface JobStreamOptions {
    * own this setting; the control plane leaves it undefined and never changes it.
    */
   ackWaitMs?: number;
+  /**
+   * Copies JetStream keeps of each stream and bucket (1, or 3 on a 3-node cluster so a node can
+   * be lost). Applies when they are created; existing ones keep theirs.
+   */
+  replicas?: number;
 }
 
 const DEFAULT_ACK_WAIT_MS = 30_000;
@@ -85,12 +90,14 @@ export interface JobStreams {
 
 export async function ensureJobStreams(nc: NatsConnection, options: JobStreamOptions): Promise<JobStreams> {
   const names = jobStreamNames(options.namespace);
+  const replicas = options.replicas ?? 1;
   const jsm = await jetstreamManager(nc);
   await ensureStream(jsm, {
     name: names.jobsStream,
     subjects: [names.jobsSubject],
     retention: RetentionPolicy.Workqueue,
     storage: StorageType.File,
+    num_replicas: replicas,
     // Publishing a job id again within this window is dropped by the server.
     duplicate_window: DAY_NS,
   });
@@ -106,6 +113,7 @@ export async function ensureJobStreams(nc: NatsConnection, options: JobStreamOpt
     subjects: [names.eventsSubjects],
     retention: RetentionPolicy.Limits,
     storage: StorageType.File,
+    num_replicas: replicas,
     max_age: 7 * DAY_NS,
   });
   await ensureConsumer(jsm, names.eventsStream, {
@@ -115,7 +123,7 @@ export async function ensureJobStreams(nc: NatsConnection, options: JobStreamOpt
     deliver_policy: DeliverPolicy.All,
     max_deliver: -1,
   });
-  const cancellations = await new Kvm(nc).create(names.cancellationsBucket, { ttl: 7 * 24 * 3600 * 1000 });
-  const artifacts = await new Objm(nc).create(names.artifactsBucket, { storage: StorageType.File });
+  const cancellations = await new Kvm(nc).create(names.cancellationsBucket, { ttl: 7 * 24 * 3600 * 1000, replicas });
+  const artifacts = await new Objm(nc).create(names.artifactsBucket, { storage: StorageType.File, replicas });
   return { names, cancellations, artifacts };
 }
