@@ -11,7 +11,7 @@ const MUTATIONS = Object.keys(
 );
 
 /** The order the recipes run in: later ones use what earlier ones made. */
-const ORDER = ['registerModel', 'addVariant', 'setTrafficPolicy', 'retireVariant', 'createApiToken', 'revokeApiToken', 'quantizeModel', 'cancelQuantizationJob'] as const;
+const ORDER = ['registerModel', 'setModelLabels', 'addVariant', 'setTrafficPolicy', 'retireVariant', 'createApiToken', 'revokeApiToken', 'quantizeModel', 'cancelQuantizationJob'] as const;
 
 /**
  * How to call each mutation successfully, and the audit action it must record. A new mutation fails the first test until it has a
@@ -25,6 +25,10 @@ function recipes(gateway: TestGateway): Record<(typeof ORDER)[number], { action:
   };
   return {
     registerModel: { action: 'model.register', run: async () => void (made.base = await registerModel(gateway, 'shop', 'tiny-classifier.onnx')) },
+    setModelLabels: {
+      action: 'model.labels',
+      run: async () => void ok(await gateway.graphql(`mutation($labels: [String!]!) { setModelLabels(model: "shop", labels: $labels) { name } }`, { labels: Array.from({ length: 10 }, (_, i) => `class-${i}`) })),
+    },
     addVariant: { action: 'variant.add', run: async () => void (made.variant = await addVariant(gateway, 'shop', 'w4a4', 'tiny-classifier-q.onnx')) },
     setTrafficPolicy: { action: 'traffic_policy.set', run: async () => void ok(await setPolicy(gateway, 'shop', { routes: [{ variant: 'fp32', weight: 100 }] })) },
     retireVariant: { action: 'variant.retired', run: async () => void ok(await gateway.graphql(`mutation($id: ID!) { retireVariant(id: $id) { id } }`, { id: made.variant })) },

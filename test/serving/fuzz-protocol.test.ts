@@ -179,6 +179,11 @@ describe('generated requests to the protocol parsers', () => {
         query: 'mutation($input: AddVariantInput!) { addVariant(input: $input) { id } }',
         variables: { input },
       })),
+      // Labels for a model that does not exist, or a list that cannot be a model's labels (10 classes: duplicates, blanks, a wrong count).
+      fc.oneof(
+        fc.record({ model: fc.string({ maxLength: 8 }).filter((m) => m !== MODEL && m !== 'encoder'), labels: fc.array(fc.string({ maxLength: 4 }), { maxLength: 12 }) }),
+        fc.record({ model: fc.constant(MODEL), labels: fc.oneof(fc.array(fc.string({ maxLength: 4 }), { maxLength: 9 }), fc.constant(Array(10).fill('same')), fc.constant([...Array(9).fill(0).map((_, i) => `c${i}`), ' '])) }),
+      ).map((variables) => ({ query: 'mutation($model: String!, $labels: [String!]!) { setModelLabels(model: $model, labels: $labels) { name } }', variables })),
       fc.oneof(fc.uuid(), fc.string({ maxLength: 40 }), scalar).chain((id) => fc.constantFrom('retireVariant', 'revokeApiToken').map((field) => ({ query: `mutation($id: ID!) { ${field}(id: $id) { id } }`, variables: { id } }))),
     );
     await fc.assert(
