@@ -21,9 +21,6 @@ export type { DatabaseHandle, DialectName } from './db/database';
 export { fromJson, nowIso, toDate, toInteger, toJson, toOptionalDate } from './db/codec';
 export type { MigrationFactory } from '../migrations/migration';
 
-// The audit log: every mutation records who changed what, in the transaction of the change.
-export type { AuditLog, NewAuditEntry } from './audit/audit-log';
-
 // The actor of a GraphQL request (recorded in the audit log).
 export { actorOf, type GraphQLContext } from './graphql/graphql-context';
 

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { buildSchema } from 'graphql';
+import { createRolloutsPlugin } from '../../plugins/rollouts';
 import { startTestGateway, type TestGateway } from '../support/gateway-harness';
 import { fimaqPlugin, quantize, registerTinyClassifier } from '../jobs/support/jobs-harness';
 import { addVariant, registerModel, setPolicy } from '../serving/support/serving-fixtures';
@@ -11,7 +12,17 @@ const MUTATIONS = Object.keys(
 );
 
 /** The order the recipes run in: later ones use what earlier ones made. */
-const ORDER = ['registerModel', 'setModelLabels', 'addVariant', 'setTrafficPolicy', 'retireVariant', 'createApiToken', 'revokeApiToken', 'quantizeModel', 'cancelQuantizationJob'] as const;
+const ORDER = [
+  'registerModel',
+  'setModelLabels',
+  'addVariant',
+  'setTrafficPolicy',
+  'startRollout',
+  'pauseRollout',
+  'resumeRollout',
+  'abortRollout',
+  'promoteRollout',
+  'retireVariant', 'createApiToken', 'revokeApiToken', 'quantizeModel', 'cancelQuantizationJob'] as const;
 
 /**
  * How to call each mutation successfully, and the audit action it must record. A new mutation fails the first test until it has a
@@ -31,7 +42,23 @@ function recipes(gateway: TestGateway): Record<(typeof ORDER)[number], { action:
     },
     addVariant: { action: 'variant.add', run: async () => void (made.variant = await addVariant(gateway, 'shop', 'w4a4', 'tiny-classifier-q.onnx')) },
     setTrafficPolicy: { action: 'traffic_policy.set', run: async () => void ok(await setPolicy(gateway, 'shop', { routes: [{ variant: 'fp32', weight: 100 }] })) },
-    retireVariant: { action: 'variant.retired', run: async () => void ok(await gateway.graphql(`mutation($id: ID!) { retireVariant(id: $id) { id } }`, { id: made.variant })) },
+    startRollout: {
+      action: 'rollout.started',
+      run: async () => {
+        made.rollout = ok(await gateway.graphql<{ startRollout: { id: string } }>(`mutation { startRollout(input: { model: "shop", candidate: "w4a4" }) { id } }`)).startRollout.id;
+      },
+    },
+    pauseRollout: { action: 'rollout.paused', run: async () => void ok(await gateway.graphql(`mutation($id: ID!) { pauseRollout(id: $id) { id } }`, { id: made.rollout })) },
+    resumeRollout: { action: 'rollout.resumed', run: async () => void ok(await gateway.graphql(`mutation($id: ID!) { resumeRollout(id: $id) { id } }`, { id: made.rollout })) },
+    abortRollout: { action: 'rollout.aborted', run: async () => void ok(await gateway.graphql(`mutation($id: ID!) { abortRollout(id: $id) { id } }`, { id: made.rollout })) },
+    promoteRollout: {
+      action: 'rollout.promoted',
+      run: async () => {
+        const second = ok(await gateway.graphql<{ startRollout: { id: string } }>(`mutation { startRollout(input: { model: "shop", candidate: "w4a4" }) { id } }`)).startRollout.id;
+        ok(await gateway.graphql(`mutation($id: ID!) { promoteRollout(id: $id) { id } }`, { id: second }));
+      },
+    },
+    retireVariant: { action: 'variant.retired', run: async () => void ok(await gateway.graphql(`mutation($id: ID!) { retireVariant(id: $id) { id } }`, { id: made.base })) },
     createApiToken: {
       action: 'token.create',
       run: async () => {
@@ -55,7 +82,8 @@ describe('the audit log covers every mutation', () => {
   let steps: ReturnType<typeof recipes>;
 
   beforeAll(async () => {
-    gateway = await startTestGateway({ plugins: [fimaqPlugin()] });
+    // The controller's own decisions stay out of the way: it looks once an hour.
+    gateway = await startTestGateway({ plugins: [createRolloutsPlugin({ config: { intervalMs: 3_600_000 } }), fimaqPlugin()] });
     steps = recipes(gateway);
   });
   afterAll(() => gateway?.stop());
