@@ -2,6 +2,7 @@ import type { MigrationFactory } from './migration';
 import { registryMigration } from './0001_registry';
 import { servingMigration } from './0002_serving';
 import { pairedOutcomesMigration } from './0004_paired_outcomes';
+import { computeHistogramsMigration } from './0005_compute_histograms';
 import { galleriesMigration } from './0006_galleries';
 
 /**
@@ -13,5 +14,6 @@ export const migrations: Record<string, MigrationFactory> = {
   '0001_registry': registryMigration,
   '0002_serving': servingMigration,
   '0004_paired_outcomes': pairedOutcomesMigration,
+  '0005_compute_histograms': computeHistogramsMigration,
   '0006_galleries': galleriesMigration,
 };

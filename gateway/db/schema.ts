@@ -87,7 +87,15 @@ export interface TrafficPoliciesTable {
 }
 
 /** One gateway instance's totals for one (model, variant) in one minute. */
-export interface ServingRollupsTable {
+/** Bucket i of `ROLLUP_LATENCY_BUCKETS_MS`; index 12 is the overflow bucket. */
+export type RollupBucketIndex = 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 10 | 11 | 12;
+export type LatencyBucketColumn = `latency_bucket_${RollupBucketIndex}`;
+export type ComputeBucketColumn = `compute_bucket_${RollupBucketIndex}`;
+
+/** Counts per latency bucket: end to end (answered requests) and onnxruntime compute (per request run). */
+type RollupHistogramColumns = { [C in LatencyBucketColumn | ComputeBucketColumn]: number };
+
+export interface ServingRollupsTable extends RollupHistogramColumns {
   minute: Timestamp;
   model_id: string;
   variant_id: string;
@@ -97,9 +105,9 @@ export interface ServingRollupsTable {
   shadow_requests: number;
   shadow_errors: number;
   latency_ms_sum: number;
-  /** JSON array of counts per bucket of `ROLLUP_LATENCY_BUCKETS_MS`, plus one overflow count. */
-  latency_buckets: Json;
   compute_ms_sum: number;
+  /** Mirrored requests dropped because the shadow's queue was full. */
+  shadow_dropped: number;
   compared: number;
   agreed: number;
   kl_sum: number;

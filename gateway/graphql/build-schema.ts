@@ -4,10 +4,11 @@ import type { GatewayPlugin, ResolverClass } from '../plugins/plugin-api';
 import { authChecker } from './auth-checker';
 import { InProcessPubSub } from './pubsub';
 import { AccessResolver } from './resolvers/access-resolver';
+import { MetricsResolver } from './resolvers/metrics-resolver';
 import { ModelResolver, VariantResolver } from './resolvers/model-resolver';
 import { ServingResolver } from './resolvers/serving-resolver';
 
-export const CORE_RESOLVERS: readonly ResolverClass[] = [ModelResolver, VariantResolver, AccessResolver, ServingResolver];
+export const CORE_RESOLVERS: readonly ResolverClass[] = [ModelResolver, VariantResolver, AccessResolver, ServingResolver, MetricsResolver];
 
 /** Resolver instances by class, built once with the context of whoever contributed the class (the core or a plugin). */
 export class ResolverContainer {

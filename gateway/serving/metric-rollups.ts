@@ -1,9 +1,13 @@
 import type { Kysely } from 'kysely';
-import { fromJson, toDate, toJson } from '../db/codec';
-import type { Database } from '../db/schema';
+import { toDate } from '../db/codec';
+import type { ComputeBucketColumn, Database, LatencyBucketColumn, ServingRollupsTable } from '../db/schema';
 
 /** Upper bounds (ms) of the latency buckets kept per minute; one overflow bucket follows. */
 export const ROLLUP_LATENCY_BUCKETS_MS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000];
+
+/** The table's bucket columns, in bucket order (migration 0005_compute_histograms). */
+export const LATENCY_BUCKET_COLUMNS = Array.from({ length: ROLLUP_LATENCY_BUCKETS_MS.length + 1 }, (_, i) => `latency_bucket_${i}` as LatencyBucketColumn);
+export const COMPUTE_BUCKET_COLUMNS = Array.from({ length: ROLLUP_LATENCY_BUCKETS_MS.length + 1 }, (_, i) => `compute_bucket_${i}` as ComputeBucketColumn);
 
 export interface RollupCounts {
   requests: number;
@@ -13,6 +17,9 @@ export interface RollupCounts {
   latencyMsSum: number;
   latencyBuckets: number[];
   computeMsSum: number;
+  /** Requests per bucket of the onnxruntime run that served them (answered and shadowed). */
+  computeBuckets: number[];
+  shadowDropped: number;
   compared: number;
   agreed: number;
   klSum: number;
@@ -39,7 +46,7 @@ export function emptyCounts(): RollupCounts {
   return {
     requests: 0, errors: 0, shadowRequests: 0, shadowErrors: 0, latencyMsSum: 0,
     latencyBuckets: new Array(ROLLUP_LATENCY_BUCKETS_MS.length + 1).fill(0),
-    computeMsSum: 0, compared: 0, agreed: 0, klSum: 0, top1DeltaSum: 0, cosineSum: 0, overlapSum: 0, overlapCompared: 0, feedback: 0, correct: 0,
+    computeMsSum: 0, computeBuckets: new Array(ROLLUP_LATENCY_BUCKETS_MS.length + 1).fill(0), shadowDropped: 0, compared: 0, agreed: 0, klSum: 0, top1DeltaSum: 0, cosineSum: 0, overlapSum: 0, overlapCompared: 0, feedback: 0, correct: 0,
     pairedBoth: 0, pairedPrimaryOnly: 0, pairedShadowOnly: 0, pairedNeither: 0,
   };
 }
@@ -63,9 +70,14 @@ export function latencyQuantile(buckets: readonly number[], q: number): number |
 
 function add(into: RollupCounts, from: RollupCounts): void {
   for (const key of Object.keys(from) as Array<keyof RollupCounts>) {
-    if (key === 'latencyBuckets') from.latencyBuckets.forEach((n, i) => (into.latencyBuckets[i] += n));
-    else into[key] += from[key];
+    const value = from[key];
+    if (Array.isArray(value)) value.forEach((n, i) => ((into[key] as number[])[i] += n));
+    else (into[key] as number) += value;
   }
+}
+
+function bucketValues<C extends LatencyBucketColumn | ComputeBucketColumn>(columns: readonly C[], counts: readonly number[]): Pick<ServingRollupsTable, C> {
+  return Object.fromEntries(columns.map((column, i) => [column, counts[i]])) as Pick<ServingRollupsTable, C>;
 }
 
 const minuteOf = (time: number) => new Date(Math.floor(time / 60000) * 60000).toISOString();
@@ -106,7 +118,8 @@ export class MetricRollups {
         const c = e.counts;
         const values = {
           requests: c.requests, errors: c.errors, shadow_requests: c.shadowRequests, shadow_errors: c.shadowErrors,
-          latency_ms_sum: c.latencyMsSum, latency_buckets: toJson(c.latencyBuckets), compute_ms_sum: c.computeMsSum,
+          latency_ms_sum: c.latencyMsSum, compute_ms_sum: c.computeMsSum, shadow_dropped: c.shadowDropped,
+          ...bucketValues(LATENCY_BUCKET_COLUMNS, c.latencyBuckets), ...bucketValues(COMPUTE_BUCKET_COLUMNS, c.computeBuckets),
           compared: c.compared, agreed: c.agreed, kl_sum: c.klSum, top1_delta_sum: c.top1DeltaSum,
           cosine_sum: c.cosineSum, overlap_sum: c.overlapSum, overlap_compared: c.overlapCompared, feedback: c.feedback, correct: c.correct,
           paired_both: c.pairedBoth, paired_primary_only: c.pairedPrimaryOnly, paired_shadow_only: c.pairedShadowOnly, paired_neither: c.pairedNeither,
@@ -146,7 +159,8 @@ export class MetricRollups {
       add(into, {
         requests: Number(row.requests), errors: Number(row.errors), shadowRequests: Number(row.shadow_requests),
         shadowErrors: Number(row.shadow_errors), latencyMsSum: Number(row.latency_ms_sum),
-        latencyBuckets: fromJson<number[]>(row.latency_buckets), computeMsSum: Number(row.compute_ms_sum),
+        latencyBuckets: LATENCY_BUCKET_COLUMNS.map((column) => Number(row[column])), computeMsSum: Number(row.compute_ms_sum),
+        computeBuckets: COMPUTE_BUCKET_COLUMNS.map((column) => Number(row[column])), shadowDropped: Number(row.shadow_dropped),
         compared: Number(row.compared), agreed: Number(row.agreed), klSum: Number(row.kl_sum),
         top1DeltaSum: Number(row.top1_delta_sum), cosineSum: Number(row.cosine_sum), overlapSum: Number(row.overlap_sum),
         overlapCompared: Number(row.overlap_compared),

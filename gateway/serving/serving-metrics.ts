@@ -132,12 +132,15 @@ export class ServingMetrics {
     this.compute.observe(labels, computeMs / 1000);
     this.batchRows.observe(labels, rows);
     // Rollups keep compute time per request, so a mean per request is sum / requests.
-    this.rollups.counts(ref.modelId, ref.variantId).computeMsSum += computeMs * requests;
+    const counts = this.rollups.counts(ref.modelId, ref.variantId);
+    counts.computeMsSum += computeMs * requests;
+    counts.computeBuckets[bucketOf(computeMs)] += requests;
   }
 
   /** A mirrored request not run because the shadow's queue was full. */
   shadowSkipped(ref: VariantRef): void {
     this.shadowDropped.inc({ model: ref.modelName, variant: ref.variantTag });
+    this.rollups.counts(ref.modelId, ref.variantId).shadowDropped++;
   }
 
   comparedClassification(primary: VariantRef, shadow: VariantRef, row: ClassificationComparison): void {
