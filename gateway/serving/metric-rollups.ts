@@ -76,7 +76,8 @@ function add(into: RollupCounts, from: RollupCounts): void {
   }
 }
 
-function bucketValues<C extends LatencyBucketColumn | ComputeBucketColumn>(columns: readonly C[], counts: readonly number[]): Pick<ServingRollupsTable, C> {
+/** A histogram as the values of its bucket columns. */
+export function bucketValues<C extends LatencyBucketColumn | ComputeBucketColumn>(columns: readonly C[], counts: readonly number[]): Pick<ServingRollupsTable, C> {
   return Object.fromEntries(columns.map((column, i) => [column, counts[i]])) as Pick<ServingRollupsTable, C>;
 }
 
