@@ -22,7 +22,8 @@ const SUMMED: ReadonlyArray<readonly [column: string, key: Exclude<keyof RollupC
 /** The step index of a rollup minute, computed by the database so only one row per step comes back. */
 function stepIndex(dialect: DatabaseHandle['dialect'], fromSeconds: number, stepSeconds: number): RawBuilder<number> {
   return dialect === 'postgres'
-    ? sql<number>`floor((extract(epoch from minute) - ${fromSeconds}) / ${stepSeconds})::integer`
+    ? // extract() answers numeric, slow to divide; whole seconds as bigint divide fast and floor for non-negative values.
+      sql<number>`((extract(epoch from minute)::bigint - ${fromSeconds}::bigint) / ${stepSeconds}::bigint)::integer`
     : // Minutes are ISO text on SQLite, and better-sqlite3 binds numbers as reals: the cast of a non-negative quotient floors.
       sql<number>`cast((strftime('%s', minute) - ${fromSeconds}) / ${stepSeconds} as integer)`;
 }
