@@ -87,6 +87,12 @@ export class ServingCatalog {
     return state;
   }
 
+  /** The states the cache holds (the models served lately), for figures read at scrape time. */
+  async cached(): Promise<ModelServingState[]> {
+    const settled = await Promise.allSettled([...this.entries.values()].map((entry) => entry.state));
+    return settled.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
+  }
+
   close(): void {
     for (const off of this.unsubscribe) off();
   }

@@ -60,6 +60,9 @@ export class ServingMetrics {
   constructor(private readonly rollups: MetricRollups) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
+    // prom-client names these gauges with a counter's _total suffix, which Prometheus' naming
+    // rules (promtool check metrics) refuse; the process figures around them stay.
+    for (const misnamed of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(misnamed);
     const pair = ['model', 'primary', 'shadow'] as const;
     this.requests = new Counter({ name: 'gateway_inference_requests_total', help: 'Inference requests (rows count once per request), failed ones included.', labelNames: ['model', 'variant', 'role'], registers });
     this.errors = new Counter({ name: 'gateway_inference_errors_total', help: 'Inference requests that failed, by HTTP status.', labelNames: ['model', 'variant', 'role', 'status'], registers });
@@ -119,6 +122,20 @@ export class ServingMetrics {
       collect() {
         this.reset();
         for (const { model, variant, lane, depth } of depths()) this.set({ model, variant, role: lane }, depth);
+      },
+    });
+  }
+
+  /** Exposes each variant's share of a model's traffic (primary weight share, shadow mirror share), read at each scrape. */
+  watchTrafficShares(shares: () => Promise<Array<{ model: string; variant: string; role: RequestRole; share: number }>>): void {
+    new Gauge({
+      name: 'gateway_traffic_share',
+      help: "A variant's share of its model's requests by the traffic policy: primary = weight / sum of weights, shadow = mirrored share (0..1). Canary rollouts step it.",
+      labelNames: ['model', 'variant', 'role'],
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        for (const { model, variant, role, share } of await shares()) this.set({ model, variant, role }, share);
       },
     });
   }

@@ -67,6 +67,16 @@ export function startServing({ settings, logger, db, registry, events, changes, 
     onRun: (model, variant, rows, requests, computeMs) => metrics.ran(refOf(model, variant), rows, computeMs, requests),
   });
   metrics.watchQueues(() => sessions.queueDepths());
+  metrics.watchTrafficShares(async () =>
+    (await catalog.cached()).flatMap(({ model, variants, policy }) => {
+      const tagOf = (id: string) => variants.find((v) => v.id === id)?.tag ?? id;
+      const total = policy.routes.reduce((sum, r) => sum + r.weight, 0);
+      return [
+        ...policy.routes.map((r) => ({ model: model.name, variant: tagOf(r.variantId), role: 'primary' as const, share: total > 0 ? r.weight / total : 0 })),
+        ...policy.shadows.map((s) => ({ model: model.name, variant: tagOf(s.variantId), role: 'shadow' as const, share: s.mirrorPercent / 100 })),
+      ];
+    }),
+  );
   const ledger = new PredictionLedger(
     settings.feedbackWindow,
     (variant, correct, total) => metrics.scored(variant, correct, total),
