@@ -42,4 +42,13 @@ module.exports = tseslint.config(
       }],
     },
   },
+  {
+    files: ['dashboard/**'],
+    languageOptions: { globals: { ...globals.browser } },
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [{ regex: '(^|/)(gateway|plugins|workers|schema)/', message: 'The dashboard is browser code: it talks to the gateway over GraphQL only.' }],
+      }],
+    },
+  },
 );

@@ -8,7 +8,7 @@ import { FileArtifactStore } from '../workers/common/artifacts/file-artifact-sto
 import { AuditLog } from './audit/audit-log';
 import { RateLimiter } from './auth/rate-limits';
 import { TokenService } from './auth/token-service';
-import type { GatewayConfig } from './config/config';
+import { PROJECT_ROOT, type GatewayConfig } from './config/config';
 import { openDatabase } from './db/database';
 import { migrateToLatest } from './db/migrate';
 import { openChangeFeed } from './events/change-feed';
@@ -25,6 +25,7 @@ import { answerClientError } from './http/client-errors';
 import { errorHandler, notFoundHandler } from './http/errors-middleware';
 import { healthRoutes } from './http/health-routes';
 import { metricsRoute } from './http/metrics-route';
+import { dashboardRoutes } from './http/dashboard-routes';
 import { inferEndpoint } from './http/inference/infer-endpoint';
 import { inferenceRoutes } from './http/inference/inference-routes';
 import { RequestAuthenticator } from './http/http-auth';
@@ -107,6 +108,7 @@ export async function startGateway({ config, logger, plugins: givenPlugins }: Ga
     app.use(artifactRoutes({ artifacts, repository, auth, maxBytes: config.maxUploadBytes }));
     app.use(variantRoutes({ registry, auth }));
     app.use(metricsRoute(serving.metrics.registry));
+    app.use(dashboardRoutes(path.join(PROJECT_ROOT, 'dist', 'dashboard')));
     app.use(inferenceRoutes({ dataPlane: serving.dataPlane, auth, rateLimiter, maxBodyBytes: config.maxRequestBytes }));
     const inferRequest = inferEndpoint({ dataPlane: serving.dataPlane, auth, rateLimiter, maxBodyBytes: config.maxRequestBytes, logger });
     const httpServer = http.createServer((req, res) => {

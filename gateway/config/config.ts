@@ -164,7 +164,7 @@ function rateLimit(env: Env, plane: string): RateLimit {
 export const DEFAULT_PLUGINS: string[] = ['./plugins/fimaq', './plugins/rollouts'];
 
 /** The repository root, whether the gateway runs from its sources or from dist/. */
-const PROJECT_ROOT = ((codeRoot: string) => (path.basename(codeRoot) === 'dist' ? path.dirname(codeRoot) : codeRoot))(path.resolve(__dirname, '..', '..'));
+export const PROJECT_ROOT = ((codeRoot: string) => (path.basename(codeRoot) === 'dist' ? path.dirname(codeRoot) : codeRoot))(path.resolve(__dirname, '..', '..'));
 
 /** Where admins' paths may point when LOCAL_PATH_ROOTS is unset: the demo assets and Debian's datasets. */
 export const DEFAULT_LOCAL_PATH_ROOTS: string[] = [path.join(PROJECT_ROOT, 'deploy', 'demo'), '/usr/share/datasets'];

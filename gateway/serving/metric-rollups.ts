@@ -89,6 +89,7 @@ const minuteOf = (time: number) => new Date(Math.floor(time / 60000) * 60000).to
  * totals, so replicas never merge into one row and a repeated flush is harmless.
  */
 export class MetricRollups {
+  private flushing: Promise<void> = Promise.resolve();
   private readonly open = new Map<string, { minute: string; modelId: string; variantId: string; counts: RollupCounts; dirty: boolean }>();
 
   constructor(
@@ -110,7 +111,17 @@ export class MetricRollups {
     return entry.counts;
   }
 
-  async flush(): Promise<void> {
+  /**
+   * Writes the dirty counts. Flushes run one after another, so a caller whose flush resolves
+   * reads every count made before it called, even while another flush was writing them.
+   */
+  flush(): Promise<void> {
+    const next = this.flushing.then(() => this.writeDirty());
+    this.flushing = next.catch(() => undefined);
+    return next;
+  }
+
+  private async writeDirty(): Promise<void> {
     const current = minuteOf(this.now());
     const batch = [...this.open.entries()].filter(([, e]) => e.dirty);
     for (const [, entry] of batch) entry.dirty = false;
