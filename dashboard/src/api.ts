@@ -62,10 +62,12 @@ export function subscribe<T>(query: string, variables: Record<string, unknown>, 
   );
 }
 
-/** The root fields the schema has, to tell which plugins are loaded. */
+/** The root fields the schema has, to tell which plugins are loaded (one __type per document: the gateway's introspection limit). */
 export async function rootFields(): Promise<{ query: Set<string>; subscription: Set<string> }> {
-  const data = await graphql<{ q: { fields: Array<{ name: string }> } | null; s: { fields: Array<{ name: string }> } | null }>(
-    '{ q: __type(name: "Query") { fields { name } } s: __type(name: "Subscription") { fields { name } } }',
-  );
-  return { query: new Set(data.q?.fields.map((f) => f.name)), subscription: new Set(data.s?.fields.map((f) => f.name)) };
+  const fieldsOf = async (type: string) => {
+    const data = await graphql<{ __type: { fields: Array<{ name: string }> } | null }>('query($type: String!) { __type(name: $type) { fields { name } } }', { type });
+    return new Set(data.__type?.fields.map((f) => f.name));
+  };
+  const [query, subscription] = await Promise.all([fieldsOf('Query'), fieldsOf('Subscription')]);
+  return { query, subscription };
 }

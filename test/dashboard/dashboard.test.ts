@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { ADMIN_TOKEN, startTestGateway, type TestGateway } from '../support/gateway-harness';
+import { startTestGateway, type TestGateway } from '../support/gateway-harness';
 import { COPY_ENGINE, FASHION_MNIST, fimaqPlugin, quantize, TINY_CLASSIFIER, waitForStatus } from '../jobs/support/jobs-harness';
 import { imagePixels, LABELS, png, post } from '../serving/support/serving-fixtures';
 
@@ -23,6 +23,8 @@ describe('dashboard in chromium', () => {
   let gateway: TestGateway;
   let browser: Browser;
   let page: Page;
+  /** The dashboard signs in as a viewer: its queries must fit a viewer's GraphQL limits. */
+  let viewerToken: string;
   const foreignRequests: string[] = [];
   const jobFrames: string[] = [];
   const engineEnv = { WORKER_ENGINE_MODULE: COPY_ENGINE, COPY_ENGINE_STEPS: String(COPY_STEPS), COPY_ENGINE_STEP_MS: '200' };
@@ -37,6 +39,8 @@ describe('dashboard in chromium', () => {
       input: { name: 'tiny', task: 'CLASSIFICATION', labels: LABELS, localPath: TINY_CLASSIFIER, preprocessing: { height: 28, width: 28, channels: 1, mean: [0.286], std: [0.353] } },
     });
     expect(registered.errors).toBeUndefined();
+    const created = await gateway.graphql<{ createApiToken: { token: string } }>('mutation { createApiToken(role: viewer, name: "dashboard") { token } }');
+    viewerToken = created.data!.createApiToken.token;
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     page.on('request', (request) => {
@@ -55,15 +59,15 @@ describe('dashboard in chromium', () => {
 
   const shot = (name: string) => page.screenshot({ path: path.join(ARTIFACTS, `dashboard-${name}.png`) });
 
-  test('a wrong token is refused; the right one signs in and is kept for the session', async () => {
+  test('a wrong token is refused; a viewer token signs in and is kept for the session', async () => {
     await page.goto(`${gateway.url}/dashboard`);
     await page.fill('input[name=token]', 'not-a-token-at-all');
     await page.click('button[type=submit]');
     await page.getByText('That token is not valid.').waitFor();
-    await page.fill('input[name=token]', ADMIN_TOKEN);
+    await page.fill('input[name=token]', viewerToken);
     await page.click('button[type=submit]');
     await page.getByTestId('model-tiny').waitFor();
-    expect(await page.evaluate(() => sessionStorage.getItem('vit-gateway-token'))).toBe(ADMIN_TOKEN);
+    expect(await page.evaluate(() => sessionStorage.getItem('vit-gateway-token'))).toBe(viewerToken);
     await page.reload();
     await page.getByTestId('model-tiny').waitFor();
   });
