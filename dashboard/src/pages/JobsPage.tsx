@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'react';
 import { rootFields } from '../api';
 import { useLiveList } from '../useLiveList';
+import { useQuery } from '../useQuery';
 
 interface Job {
   id: string;
@@ -35,6 +36,9 @@ export function JobsPage() {
   useEffect(() => {
     rootFields().then((f) => setAvailable(f.query.has('quantizationJobs') && f.subscription.has('quantizationJobUpdated')), () => setAvailable(false));
   }, []);
+  const models = useQuery<{ models: Array<{ id: string; name: string; variants: Array<{ id: string; tag: string }> }> }>('{ models { id name variants { id tag } } }', {}, 10000);
+  const modelName = (id: string) => models.data?.models.find((m) => m.id === id)?.name ?? id;
+  const variantTag = (id: string) => models.data?.models.flatMap((m) => m.variants).find((v) => v.id === id)?.tag ?? id;
   const { records, error } = useLiveList<Job>({ enabled: available === true, query: JOBS, pick, subscription: JOB_UPDATED, pickUpdate, finished, refreshMs: 10000 });
 
   if (available === false) return <p>No quantization plugin is loaded in this gateway.</p>;
@@ -47,7 +51,8 @@ export function JobsPage() {
       {records.map((job) => (
         <section key={job.id} className="card" data-testid={`job-${job.id}`} data-status={job.status}>
           <h2>
-            {job.bits} {job.method.toLowerCase()} <span className={`status-${job.status}`}>{job.status}</span>
+            {modelName(job.modelId)}: {job.bits} {job.method.toLowerCase()} <span className={`status-${job.status}`}>{job.status}</span>
+            {job.variantId && <span className="muted"> → {variantTag(job.variantId)}</span>}
           </h2>
           <div className="progress">
             <div className="bar" style={{ width: `${Math.min(100, job.progress)}%` }} />
