@@ -31,7 +31,8 @@ function stepIndex(dialect: DatabaseHandle['dialect'], fromSeconds: number, step
 /**
  * Rollup totals of a model's variants per time step in [from, to), summed in SQL (over minutes,
  * gateway instances and every histogram bucket), so the answer has one row per variant and step
- * whatever the number of rollup rows. Reads the (model_id, minute) index.
+ * whatever the number of rollup rows, in no particular order (each point names its step). Reads
+ * the (model_id, minute) index.
  */
 export async function rollupSeries(database: DatabaseHandle, modelId: string, from: Date, to: Date, stepSeconds: number): Promise<SeriesPoint[]> {
   const index = stepIndex(database.dialect, Math.floor(from.getTime() / 1000), stepSeconds);
@@ -45,7 +46,6 @@ export async function rollupSeries(database: DatabaseHandle, modelId: string, fr
     .where('minute', '>=', from.toISOString())
     .where('minute', '<', to.toISOString())
     .groupBy(['variant_id', 'step_index'])
-    .orderBy('step_index')
     .execute();
   return rows.map((row) => {
     const values = row as unknown as Record<string, number | string | null>;
