@@ -3,6 +3,7 @@ import { badInput } from '../errors';
 import type { ModelRecord, VariantRecord } from '../registry/registry-types';
 import { emptyCounts, type RollupCounts } from '../serving/metric-rollups';
 import type { Serving } from '../serving/serving';
+import type { PairedCounts } from '../statistics/proportions';
 import { rollupSeries } from './rollup-series';
 import { compareAccuracy, compareErrorRates, compareLatency, type LatencyComparison, type ProportionComparison } from './variant-comparison';
 import { figuresOf, type VariantFigures } from './variant-figures';
@@ -61,6 +62,18 @@ function sum(into: RollupCounts, from: RollupCounts): RollupCounts {
     else (into[key] as number) += value;
   }
   return into;
+}
+
+/**
+ * Feedback rows both variants predicted, from a's side (onlyFirst: only a right). A shadow's rows
+ * count pairs with whichever variant answered, so they are a's and b's pairs only when the other
+ * of the two answered every request in the window; otherwise there are none.
+ */
+function pairsOf(a: RollupCounts, b: RollupCounts, answering: ReadonlySet<string>, aId: string, bId: string): PairedCounts | undefined {
+  const only = (id: string) => answering.size === 1 && answering.has(id);
+  if (only(aId)) return { both: b.pairedBoth, onlyFirst: b.pairedPrimaryOnly, onlySecond: b.pairedShadowOnly, neither: b.pairedNeither };
+  if (only(bId)) return { both: a.pairedBoth, onlyFirst: a.pairedShadowOnly, onlySecond: a.pairedPrimaryOnly, neither: a.pairedNeither };
+  return undefined;
 }
 
 /**
@@ -128,6 +141,7 @@ export class MetricsQueries {
     const totals = (id: string) => points.filter((p) => p.variantId === id).reduce((into, p) => sum(into, p.counts), emptyCounts());
     const countsA = totals(a.id);
     const countsB = totals(b.id);
+    const answering = new Set(points.filter((p) => p.counts.requests > 0).map((p) => p.variantId));
     return {
       model: state.model,
       a,
@@ -136,7 +150,7 @@ export class MetricsQueries {
       confidence,
       aFigures: figuresOf(countsA, seconds, state.model.task, confidence),
       bFigures: figuresOf(countsB, seconds, state.model.task, confidence),
-      accuracy: compareAccuracy(countsA, countsB, confidence),
+      accuracy: compareAccuracy(countsA, countsB, confidence, pairsOf(countsA, countsB, answering, a.id, b.id)),
       errorRate: compareErrorRates(countsA, countsB, confidence),
       latency: compareLatency(countsA, countsB, confidence),
     };

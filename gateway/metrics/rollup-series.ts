@@ -17,6 +17,7 @@ const SUMMED: ReadonlyArray<readonly [column: string, key: Exclude<keyof RollupC
   ['compared', 'compared'], ['agreed', 'agreed'], ['kl_sum', 'klSum'], ['top1_delta_sum', 'top1DeltaSum'],
   ['cosine_sum', 'cosineSum'], ['overlap_sum', 'overlapSum'], ['overlap_compared', 'overlapCompared'],
   ['feedback', 'feedback'], ['correct', 'correct'],
+  ['paired_both', 'pairedBoth'], ['paired_primary_only', 'pairedPrimaryOnly'], ['paired_shadow_only', 'pairedShadowOnly'], ['paired_neither', 'pairedNeither'],
 ];
 
 /** The step index of a rollup minute, computed by the database so only one row per step comes back. */

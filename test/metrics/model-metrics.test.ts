@@ -127,6 +127,7 @@ function metricsSuite(dialect: Dialect) {
           minute: new Date(minute).toISOString(), model_id: model.id, variant_id: variant.id, instance_id: instance,
           requests: total, errors: 0, shadow_requests: 0, shadow_errors: 0, shadow_dropped: 1, latency_ms_sum: 0, compute_ms_sum: 0,
           compared: 0, agreed: 0, kl_sum: 0, top1_delta_sum: 0, cosine_sum: 0, overlap_sum: 0, overlap_compared: 0, feedback: 0, correct: 0,
+          paired_both: 0, paired_primary_only: 0, paired_shadow_only: 0, paired_neither: 0,
           ...bucketValues(LATENCY_BUCKET_COLUMNS, counts),
           ...bucketValues(COMPUTE_BUCKET_COLUMNS, counts),
         })
@@ -165,7 +166,9 @@ function metricsSuite(dialect: Dialect) {
     expect(accuracy.a.estimate).toBeCloseTo(0.75, 10);
     expect(accuracy.difference.estimate).toBeCloseTo(accuracy.b.estimate - accuracy.a.estimate, 10);
     expect(accuracy.difference.lower).toBeLessThanOrEqual(accuracy.difference.estimate);
-    expect(accuracy.samples).toBe(24);
+    // w4a4 shadowed every request fp32 answered: the 12 feedback rows are pairs.
+    expect(accuracy).toMatchObject({ paired: true, samples: 12 });
+    expect((comparison.accuracy as { pValue: number }).pValue).toBeGreaterThan(0);
     // w4a4 only shadowed: no end-to-end latency to compare, compute on both sides.
     expect(comparison.latency.map((l) => `${l.measure}@${l.quantile}`)).toEqual(['endToEnd@0.5', 'endToEnd@0.95', 'endToEnd@0.99', 'compute@0.5', 'compute@0.95', 'compute@0.99']);
     expect(comparison.latency.filter((l) => l.measure === 'endToEnd').every((l) => l.ratio === null && !l.significant)).toBe(true);
