@@ -44,7 +44,7 @@ export type { PluginServices } from './plugins/plugin-services';
 export type { AuditLog, NewAuditEntry } from './audit/audit-log';
 
 // Serving figures as stored per minute, and the variant a policy routes to by default.
-export { emptyCounts, ROLLUP_LATENCY_BUCKETS_MS, type RollupCounts, type RollupRow } from './serving/metric-rollups';
+export { addCounts, emptyCounts, ROLLUP_LATENCY_BUCKETS_MS, type RollupCounts, type RollupRow } from './serving/metric-rollups';
 export { defaultVariant } from './serving/serving-catalog';
 
 // The statistics every comparison of variants shares.

@@ -1,7 +1,7 @@
 import type { DatabaseHandle } from '../db/database';
 import { badInput } from '../errors';
 import type { ModelRecord, VariantRecord } from '../registry/registry-types';
-import { emptyCounts, type RollupCounts } from '../serving/metric-rollups';
+import { addCounts, emptyCounts, type RollupCounts } from '../serving/metric-rollups';
 import type { Serving } from '../serving/serving';
 import type { PairedCounts } from '../statistics/proportions';
 import { rollupSeries } from './rollup-series';
@@ -55,15 +55,6 @@ function checkConfidence(confidence: number): void {
   if (!(confidence >= 0.5 && confidence < 1)) throw badInput(`confidence must lie in [0.5, 1), got ${confidence}`);
 }
 
-function sum(into: RollupCounts, from: RollupCounts): RollupCounts {
-  for (const key of Object.keys(from) as Array<keyof RollupCounts>) {
-    const value = from[key];
-    if (Array.isArray(value)) value.forEach((n, i) => ((into[key] as number[])[i] += n));
-    else (into[key] as number) += value;
-  }
-  return into;
-}
-
 /**
  * Feedback rows both variants predicted, from a's side (onlyFirst: only a right). A shadow's rows
  * count pairs with whichever variant answered, so they are a's and b's pairs only when the other
@@ -113,11 +104,11 @@ export class MetricsQueries {
       stepStarts,
       variants: variants.map((variant) => {
         const perStep = stepStarts.map(() => emptyCounts());
-        for (const point of points) if (point.variantId === variant.id && point.index < count) sum(perStep[point.index], point.counts);
+        for (const point of points) if (point.variantId === variant.id && point.index < count) addCounts(perStep[point.index], point.counts);
         return {
           variant,
           steps: perStep.map((counts, i) => figuresOf(counts, stepLength(i), task, confidence)),
-          window: figuresOf(perStep.reduce(sum, emptyCounts()), (span.to.getTime() - span.from.getTime()) / 1000, task, confidence),
+          window: figuresOf(perStep.reduce((into, counts) => addCounts(into, counts), emptyCounts()), (span.to.getTime() - span.from.getTime()) / 1000, task, confidence),
         };
       }),
     };
@@ -138,7 +129,7 @@ export class MetricsQueries {
     await this.serving.flushRollups();
     const seconds = Math.ceil((span.to.getTime() - span.from.getTime()) / 1000);
     const points = await rollupSeries(this.database, state.model.id, span.from, span.to, seconds);
-    const totals = (id: string) => points.filter((p) => p.variantId === id).reduce((into, p) => sum(into, p.counts), emptyCounts());
+    const totals = (id: string) => points.filter((p) => p.variantId === id).reduce((into, p) => addCounts(into, p.counts), emptyCounts());
     const countsA = totals(a.id);
     const countsB = totals(b.id);
     const answering = new Set(points.filter((p) => p.counts.requests > 0).map((p) => p.variantId));

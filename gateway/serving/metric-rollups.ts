@@ -68,12 +68,20 @@ export function latencyQuantile(buckets: readonly number[], q: number): number |
   return Infinity;
 }
 
-function add(into: RollupCounts, from: RollupCounts): void {
-  for (const key of Object.keys(from) as Array<keyof RollupCounts>) {
-    const value = from[key];
-    if (Array.isArray(value)) value.forEach((n, i) => ((into[key] as number[])[i] += n));
-    else (into[key] as number) += value;
+const COUNTERS = Object.keys(emptyCounts()) as Array<keyof RollupCounts>;
+
+/**
+ * Adds (or, with sign −1, subtracts) one set of counts to another: every counter and every
+ * histogram bucket. Counts read back from JSON written before a counter existed lack it; they add nothing.
+ */
+export function addCounts(into: RollupCounts, from: RollupCounts, sign: 1 | -1 = 1): RollupCounts {
+  for (const key of COUNTERS) {
+    const value = from[key] as number | number[] | undefined;
+    if (value === undefined) continue;
+    if (Array.isArray(value)) value.forEach((n, i) => ((into[key] as number[])[i] += sign * n));
+    else (into[key] as number) += sign * value;
   }
+  return into;
 }
 
 /** A histogram as the values of its bucket columns. */
@@ -168,7 +176,7 @@ export class MetricRollups {
         into = { minute, modelId: row.model_id, variantId: row.variant_id, ...emptyCounts() };
         merged.set(key, into);
       }
-      add(into, {
+      addCounts(into, {
         requests: Number(row.requests), errors: Number(row.errors), shadowRequests: Number(row.shadow_requests),
         shadowErrors: Number(row.shadow_errors), latencyMsSum: Number(row.latency_ms_sum),
         latencyBuckets: LATENCY_BUCKET_COLUMNS.map((column) => Number(row[column])), computeMsSum: Number(row.compute_ms_sum),

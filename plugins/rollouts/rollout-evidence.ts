@@ -1,4 +1,4 @@
-import { emptyCounts, ROLLUP_LATENCY_BUCKETS_MS, type RollupCounts, type RollupRow, type Histogram, type PairedCounts } from '../../gateway/plugin-surface';
+import { addCounts, emptyCounts, ROLLUP_LATENCY_BUCKETS_MS, type RollupCounts, type RollupRow, type Histogram, type PairedCounts } from '../../gateway/plugin-surface';
 
 /** Running totals of the two variants of a rollout, summed over minutes and gateway replicas. */
 export interface PairTotals {
@@ -25,22 +25,13 @@ export interface StepEvidence {
   baselineLatency: Histogram;
 }
 
-/** The counters of a rollup (a row also carries its minute and ids, which are not added). */
-const COUNTERS = Object.keys(emptyCounts()) as Array<keyof RollupCounts>;
-
-function add(into: RollupCounts, from: RollupCounts, sign: 1 | -1): void {
-  for (const key of COUNTERS) {
-    if (key === 'latencyBuckets') from.latencyBuckets.forEach((n, i) => (into.latencyBuckets[i] += sign * n));
-    else into[key] += sign * from[key];
-  }
-}
 
 /** The two variants' totals over the given rollup rows. */
 export function totalsOf(rows: readonly RollupRow[], candidateId: string, baselineId: string): PairTotals {
   const totals = { candidate: emptyCounts(), baseline: emptyCounts() };
   for (const row of rows) {
-    if (row.variantId === candidateId) add(totals.candidate, row, 1);
-    else if (row.variantId === baselineId) add(totals.baseline, row, 1);
+    if (row.variantId === candidateId) addCounts(totals.candidate, row, 1);
+    else if (row.variantId === baselineId) addCounts(totals.baseline, row, 1);
   }
   return totals;
 }
@@ -51,10 +42,10 @@ export function totalsOf(rows: readonly RollupRow[], candidateId: string, baseli
  */
 export function since(now: PairTotals, then: PairTotals): PairTotals {
   const delta = { candidate: emptyCounts(), baseline: emptyCounts() };
-  add(delta.candidate, now.candidate, 1);
-  add(delta.candidate, then.candidate, -1);
-  add(delta.baseline, now.baseline, 1);
-  add(delta.baseline, then.baseline, -1);
+  addCounts(delta.candidate, now.candidate, 1);
+  addCounts(delta.candidate, then.candidate, -1);
+  addCounts(delta.baseline, now.baseline, 1);
+  addCounts(delta.baseline, then.baseline, -1);
   return delta;
 }
 
