@@ -15,6 +15,7 @@ import { initBackend, ortKernelCounts, INTEGER_KERNELS, quantizeModel } from '..
 import { decodeModel, encodeModel, onnx } from '../../workers/engine/onnx/proto';
 import { maxAbsDiff, syntheticCalibration, syntheticImages } from '../engine/fixtures';
 import { syntheticVit, type VitShape } from './synthetic-vit';
+import { interleavedMedians } from './interleaved';
 
 const VIT_S: VitShape = { imageSize: 224, patch: 16, dim: 384, heads: 6, mlp: 1536, depth: 12, classes: 1000 };
 const THREADS = (process.env.BENCH_VITS_THREADS ?? '1,0').split(',').map(Number);
@@ -52,23 +53,6 @@ function packFourBitWeights(bytes: Uint8Array): { bytes: Uint8Array; packed: num
   model.irVersion = Math.max(Number(model.irVersion), 10);
   for (const opset of model.opsetImport) if (!opset.domain) opset.version = Math.max(Number(opset.version), 21);
   return { bytes: encodeModel(model), packed: casts.length };
-}
-
-/** Medians of several functions timed in alternation: rounds of `reps` calls each, for `seconds` in all. */
-async function interleavedMedians(fns: (() => Promise<unknown>)[], seconds: number, reps: number): Promise<number[]> {
-  for (const fn of fns) for (let i = 0; i < 3; i++) await fn();
-  const times: number[][] = fns.map(() => []);
-  const until = performance.now() + seconds * 1000;
-  while (performance.now() < until || times[0].length < 5) {
-    for (let k = 0; k < fns.length; k++) {
-      for (let r = 0; r < reps; r++) {
-        const t0 = performance.now();
-        await fns[k]();
-        times[k].push(performance.now() - t0);
-      }
-    }
-  }
-  return times.map((t) => t.sort((x, y) => x - y)[Math.floor(t.length / 2)]);
 }
 
 const mib = (n: number): string => `${(n / 2 ** 20).toFixed(1)} MiB`;
@@ -116,7 +100,7 @@ describe(`engine at ViT-S size: ${(VIT_S.imageSize / VIT_S.patch) ** 2 + 1} toke
       const sessions = await Promise.all([fp32, ...candidates.map((c) => c.bytes)].map((b) => ort.InferenceSession.create(b, options)));
       for (const [batch, target] of [[1, 0.6], [8, 0.5]] as const) {
         const feeds = { input: new ort.Tensor('float32', syntheticImages(batch, CHW, 5), [batch, ...CHW]) };
-        const [fpMs, ...qMs] = await interleavedMedians(sessions.map((s) => () => s.run(feeds)), SECONDS, batch === 1 ? 4 : 1);
+        const [fpMs, ...qMs] = await interleavedMedians(sessions.map((s) => () => s.run(feeds)), { seconds: SECONDS, reps: batch === 1 ? 4 : 1, warmup: 3, minSamples: 5 });
         candidates.forEach((c, k) => rows.push(`| ${c.label} | ${threads || 'default'} | ${batch} | ${fpMs.toFixed(1)} | ${qMs[k].toFixed(1)} | ${(qMs[k] / fpMs).toFixed(2)}x | <= ${target}x |`));
       }
       await Promise.all(sessions.map((s) => s.release()));

@@ -22,6 +22,7 @@ import type { Preprocessing } from '../../workers/common/preprocessing';
 import { openDataset, type ImageDataset } from '../../workers/data';
 import { exportQdq, forward, initBackend, ortKernelCounts, INTEGER_KERNELS, quantizeModel, type ImageModel, type QuantizedModel } from '../../workers/engine';
 import { tinyClassifier } from '../engine/fixtures';
+import { interleavedMedians } from './interleaved';
 
 const reference = path.join(__dirname, '..', '..', 'deploy', 'demo', 'models', 'vit-fmnist-cls-op17.onnx');
 const MODEL = process.env.BENCH_MODEL ?? (fs.existsSync(reference) ? reference : tinyClassifier(17));
@@ -93,23 +94,6 @@ function maxDelta(a: Float32Array[], b: Float32Array[]): number {
   let worst = 0;
   a.forEach((chunk, k) => chunk.forEach((v, i) => { worst = Math.max(worst, Math.abs(v - b[k][i])); }));
   return worst;
-}
-
-/** Medians of several functions timed in alternation: rounds of `reps` calls each, for `seconds` in all. */
-async function interleavedMedians(fns: (() => Promise<unknown>)[], seconds: number, reps: number): Promise<number[]> {
-  for (const fn of fns) for (let i = 0; i < 5; i++) await fn();
-  const times: number[][] = fns.map(() => []);
-  const until = performance.now() + seconds * 1000;
-  while (performance.now() < until || times[0].length < 10) {
-    for (let k = 0; k < fns.length; k++) {
-      for (let r = 0; r < reps; r++) {
-        const t0 = performance.now();
-        await fns[k]();
-        times[k].push(performance.now() - t0);
-      }
-    }
-  }
-  return times.map((t) => t.sort((x, y) => x - y)[Math.floor(t.length / 2)]);
 }
 
 async function medianMs(fn: () => Promise<unknown>, seconds: number): Promise<number> {
@@ -189,7 +173,7 @@ describe(`engine benchmarks on ${MODEL}`, () => {
         const dims = [batch, pre.channels, pre.height, pre.width];
         const images = new Float32Array(dims.reduce((a, b) => a * b, 1)).map((_, i) => Math.sin(i));
         // All sessions measured in alternation, so drift in machine load hits them alike.
-        const [fpMs, ...qMs] = await interleavedMedians([fp, ...quantized].map((r) => () => r.run(images, dims)), LATENCY_SECONDS, batch === 1 ? 20 : 3);
+        const [fpMs, ...qMs] = await interleavedMedians([fp, ...quantized].map((r) => () => r.run(images, dims)), { seconds: LATENCY_SECONDS, reps: batch === 1 ? 20 : 3, warmup: 5, minSamples: 10 });
         models.forEach((m, k) => rows.push(`| ${m.label} | ${threads || 'default'} | ${batch} | ${fpMs.toFixed(3)} | ${qMs[k].toFixed(3)} | ${(qMs[k] / fpMs).toFixed(2)}x | <= ${target}x | ${m.integer} |`));
       }
       await Promise.all([fp, ...quantized].map((r) => r.release()));
