@@ -1,29 +1,11 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { gzipSync } from 'node:zlib';
-import { main } from '../../workers/cli/fimaq';
 import { parseModelCard, type ModelCard } from '../../workers/common/model-card';
 import { openDataset } from '../../workers/data';
 import { OnnxImageModel } from '../../workers/eval';
+import { fimaq, type CliRun } from './support/run-fimaq';
 import { FMNIST_PRE, FULL_DATASET_DIR, MODELS_DIR, SAMPLE_DIR, idxBuffer, pattern, tempDir } from '../data/fixtures';
-
-interface CliRun {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function fimaq(...args: string[]): Promise<CliRun> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  const out: string[] = [];
-  const err: string[] = [];
-  stdout.on('data', (d: Buffer) => out.push(d.toString()));
-  stderr.on('data', (d: Buffer) => err.push(d.toString()));
-  const code = await main(args, { stdout, stderr });
-  return { code, stdout: out.join(''), stderr: err.join('') };
-}
 
 const model = (name: string): string => join(MODELS_DIR, `${name}.onnx`);
 const card = (name: string): ModelCard => {

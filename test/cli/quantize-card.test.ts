@@ -1,19 +1,8 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
-import { main } from '../../workers/cli/fimaq';
 import { readModelCard } from '../../workers/common/model-card';
+import { fimaq } from './support/run-fimaq';
 import { FMNIST_PRE, MODELS_DIR, SAMPLE_DIR, tempDir } from '../data/fixtures';
-
-async function fimaq(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const [stdout, stderr] = [new PassThrough(), new PassThrough()];
-  const out: string[] = [];
-  const err: string[] = [];
-  stdout.on('data', (d: Buffer) => out.push(d.toString()));
-  stderr.on('data', (d: Buffer) => err.push(d.toString()));
-  const code = await main(args, { stdout, stderr });
-  return { code, stdout: out.join(''), stderr: err.join('') };
-}
 
 describe('fimaq quantize writes a card that fimaq evaluate reads', () => {
   let tmp: ReturnType<typeof tempDir>;

@@ -1,9 +1,9 @@
 import { createRolloutsPlugin } from '../../plugins/rollouts';
 import { startTestGateway, type Dialect, type TestGateway } from '../support/gateway-harness';
 import { describeWithPostgres } from '../support/services';
-import { addVariant, get, registerModel } from '../serving/support/serving-fixtures';
+import { addVariant, addVariantBytes, get, registerModel } from '../serving/support/serving-fixtures';
 import {
-  addVariantBytes, corruptedClassifier, driveRollout, readPolicy, readRollout, rolloutAction, sendTraffic, slowClassifier, startRollout,
+  corruptedClassifier, driveRollout, readPolicy, readRollout, rolloutAction, sendTraffic, slowClassifier, startRollout,
 } from './support/rollout-fixtures';
 
 jest.setTimeout(180_000);

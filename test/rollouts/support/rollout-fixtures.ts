@@ -3,7 +3,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { decodeModel, encodeModel, onnx } from '../../../workers/engine/onnx/proto';
 import { tensorToProto } from '../../../workers/engine/onnx/tensor';
-import { FIXTURES, uploadArtifact, type TestGateway } from '../../support/gateway-harness';
+import { FIXTURES, type TestGateway } from '../../support/gateway-harness';
 import { inferenceBody, post, tensorValues } from '../../serving/support/serving-fixtures';
 
 const FLOAT = onnx.TensorProto.DataType.FLOAT;
@@ -67,18 +67,6 @@ export function slowClassifier(size: number): Buffer {
     tensorToProto('slow_axis1', onnx.TensorProto.DataType.INT64, [1], [1]) as onnx.TensorProto,
   );
   return Buffer.from(encodeModel(model));
-}
-
-/** Uploads ONNX bytes and adds them as a variant of the model; returns its id. */
-export async function addVariantBytes(gateway: TestGateway, model: string, tag: string, bytes: Buffer): Promise<string> {
-  const upload = await uploadArtifact(gateway, bytes);
-  const { sha256 } = (await upload.json()) as { sha256: string };
-  const result = await gateway.graphql<{ addVariant: { id: string } }>(
-    `mutation($input: AddVariantInput!) { addVariant(input: $input) { id } }`,
-    { input: { model, tag, artifactSha256: sha256, precision: 'W4A4', method: 'hand-made' } },
-  );
-  if (result.errors) throw new Error(result.errors[0].message);
-  return result.data!.addVariant.id;
 }
 
 /**

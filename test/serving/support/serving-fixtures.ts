@@ -26,7 +26,12 @@ export async function registerModel(gateway: TestGateway, name: string, file: st
 
 /** Uploads a fixture and adds it as a variant through the addVariant mutation. */
 export async function addVariant(gateway: TestGateway, model: string, tag: string, file: string): Promise<string> {
-  const upload = await uploadArtifact(gateway, fs.readFileSync(path.join(FIXTURES, file)));
+  return addVariantBytes(gateway, model, tag, fs.readFileSync(path.join(FIXTURES, file)));
+}
+
+/** Uploads ONNX bytes and adds them as a variant of the model; returns its id. */
+export async function addVariantBytes(gateway: TestGateway, model: string, tag: string, bytes: Buffer): Promise<string> {
+  const upload = await uploadArtifact(gateway, bytes);
   const { sha256 } = (await upload.json()) as { sha256: string };
   const result = await gateway.graphql<{ addVariant: { id: string } }>(
     `mutation($input: AddVariantInput!) { addVariant(input: $input) { id } }`,
