@@ -51,3 +51,4 @@ export { defaultVariant } from './serving/serving-catalog';
 export { pairedDifference, wilsonInterval, type Interval, type PairedCounts } from './statistics/proportions';
 export { mcnemarExact } from './statistics/mcnemar';
 export { quantileRatio, type Histogram } from './statistics/histogram-quantiles';
+export { meanInterval, type MomentSums } from './statistics/means';

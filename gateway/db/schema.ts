@@ -18,6 +18,8 @@ export interface GalleryItemsTable {
   model_id: string;
   item_id: string;
   image_sha256: string;
+  /** The item's class, matched against the class a retrieval query's feedback names (0007). */
+  label: string | null;
   revision: number;
   updated_at: Timestamp;
 }
@@ -126,6 +128,18 @@ export interface ServingRollupsTable extends RollupHistogramColumns {
   paired_shadow_only: number;
   /** ... both wrong. */
   paired_neither: number;
+  /** Retrieval (0007): sums of squares, so means carry intervals. */
+  cosine_sq_sum: number;
+  overlap_sq_sum: number;
+  /** Rank correlation of the top-k neighbours, over the rows of overlap_compared. */
+  rank_correlation_sum: number;
+  rank_correlation_sq_sum: number;
+  /** Average precision@k per query with feedback (the denominator is feedback; correct counts hits@k). */
+  average_precision_sum: number;
+  average_precision_sq_sum: number;
+  /** On a shadow's row: its AP@k minus the answering variant's, per paired query. */
+  paired_ap_delta_sum: number;
+  paired_ap_delta_sq_sum: number;
 }
 
 export interface Database {

@@ -1,6 +1,6 @@
 import { sql, type RawBuilder } from 'kysely';
 import type { DatabaseHandle } from '../db/database';
-import { COMPUTE_BUCKET_COLUMNS, LATENCY_BUCKET_COLUMNS, emptyCounts, type RollupCounts } from '../serving/metric-rollups';
+import { COMPUTE_BUCKET_COLUMNS, LATENCY_BUCKET_COLUMNS, ROLLUP_SCALAR_COLUMNS, countsOfColumns, type RollupCounts } from '../serving/metric-rollups';
 
 /** One variant's rollup totals over one time step, summed over minutes and gateway instances. */
 export interface SeriesPoint {
@@ -10,15 +10,6 @@ export interface SeriesPoint {
   counts: RollupCounts;
 }
 
-/** Scalar columns summed per step, and where each lands in RollupCounts. */
-const SUMMED: ReadonlyArray<readonly [column: string, key: Exclude<keyof RollupCounts, 'latencyBuckets' | 'computeBuckets'>]> = [
-  ['requests', 'requests'], ['errors', 'errors'], ['shadow_requests', 'shadowRequests'], ['shadow_errors', 'shadowErrors'],
-  ['shadow_dropped', 'shadowDropped'], ['latency_ms_sum', 'latencyMsSum'], ['compute_ms_sum', 'computeMsSum'],
-  ['compared', 'compared'], ['agreed', 'agreed'], ['kl_sum', 'klSum'], ['top1_delta_sum', 'top1DeltaSum'],
-  ['cosine_sum', 'cosineSum'], ['overlap_sum', 'overlapSum'], ['overlap_compared', 'overlapCompared'],
-  ['feedback', 'feedback'], ['correct', 'correct'],
-  ['paired_both', 'pairedBoth'], ['paired_primary_only', 'pairedPrimaryOnly'], ['paired_shadow_only', 'pairedShadowOnly'], ['paired_neither', 'pairedNeither'],
-];
 
 /** The step index of a rollup minute, computed by the database so only one row per step comes back. */
 function stepIndex(dialect: DatabaseHandle['dialect'], fromSeconds: number, stepSeconds: number): RawBuilder<number> {
@@ -37,7 +28,7 @@ function stepIndex(dialect: DatabaseHandle['dialect'], fromSeconds: number, step
  */
 export async function rollupSeries(database: DatabaseHandle, modelId: string, from: Date, to: Date, stepSeconds: number): Promise<SeriesPoint[]> {
   const index = stepIndex(database.dialect, Math.floor(from.getTime() / 1000), stepSeconds);
-  const sums = [...SUMMED.map(([column]) => column), ...LATENCY_BUCKET_COLUMNS, ...COMPUTE_BUCKET_COLUMNS].map((column) =>
+  const sums = [...ROLLUP_SCALAR_COLUMNS.map(([column]) => column), ...LATENCY_BUCKET_COLUMNS, ...COMPUTE_BUCKET_COLUMNS].map((column) =>
     sql`sum(${sql.ref(column)})`.as(column),
   );
   const rows = await database.db
@@ -49,11 +40,6 @@ export async function rollupSeries(database: DatabaseHandle, modelId: string, fr
     .groupBy(['variant_id', 'step_index'])
     .execute();
   return rows.map((row) => {
-    const values = row as unknown as Record<string, number | string | null>;
-    const counts = emptyCounts();
-    for (const [column, key] of SUMMED) counts[key] = Number(values[column] ?? 0);
-    counts.latencyBuckets = LATENCY_BUCKET_COLUMNS.map((column) => Number(values[column] ?? 0));
-    counts.computeBuckets = COMPUTE_BUCKET_COLUMNS.map((column) => Number(values[column] ?? 0));
-    return { variantId: row.variant_id, index: Number(row.step_index), counts };
+    return { variantId: String(row.variant_id), index: Number(row.step_index), counts: countsOfColumns(row as unknown as Record<string, unknown>) };
   });
 }

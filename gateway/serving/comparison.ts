@@ -75,6 +75,42 @@ export function overlapAtK(a: readonly string[], b: readonly string[]): number {
   return b.filter((id) => inA.has(id)).length / k;
 }
 
+/**
+ * Spearman's rank correlation of two top-k lists over the union of their items, an item missing
+ * from a list ranked k + 1 (just past its end, Fagin's location parameter): 1 for the same order,
+ * lower as the order or the membership differs. Lists of one identical item correlate fully.
+ */
+export function rankCorrelationAtK(a: readonly string[], b: readonly string[]): number {
+  const k = Math.max(a.length, b.length);
+  const union = [...new Set([...a, ...b])];
+  if (union.length <= 1) return a.length === b.length ? 1 : 0;
+  const rankIn = (list: readonly string[]) => {
+    const at = new Map(list.map((id, i) => [id, i + 1]));
+    return union.map((id) => at.get(id) ?? k + 1);
+  };
+  const x = rankIn(a);
+  const y = rankIn(b);
+  const mean = (v: number[]) => v.reduce((s, n) => s + n, 0) / v.length;
+  const mx = mean(x);
+  const my = mean(y);
+  let sxy = 0;
+  let sxx = 0;
+  let syy = 0;
+  for (let i = 0; i < union.length; i++) {
+    sxy += (x[i] - mx) * (y[i] - my);
+    sxx += (x[i] - mx) ** 2;
+    syy += (y[i] - my) ** 2;
+  }
+  return sxx === 0 || syy === 0 ? 0 : sxy / Math.sqrt(sxx * syy);
+}
+
+/** How a shadow's embedding of a row compares with the answering variant's; the neighbour figures need a gallery. */
+export interface EmbeddingComparison {
+  cosine: number;
+  overlapAtK?: number;
+  rankCorrelation?: number;
+}
+
 /** Row i of a [rows, width] matrix stored flat. */
 export function rowOf<T extends { subarray(start: number, end: number): T; length: number }>(data: T, rows: number, i: number): T {
   const width = data.length / rows;

@@ -24,16 +24,29 @@ export interface RollupCounts {
   agreed: number;
   klSum: number;
   top1DeltaSum: number;
+  /** Retrieval, on a shadow's row: cosine of its embedding and the answering variant's, per compared row. */
   cosineSum: number;
+  cosineSqSum: number;
+  /** overlap@k and the rank correlation of the two top-k neighbour lists, per row compared with a gallery. */
   overlapSum: number;
+  overlapSqSum: number;
+  rankCorrelationSum: number;
+  rankCorrelationSqSum: number;
   overlapCompared: number;
+  /** Rows (classification) or queries (retrieval) with feedback, and those the variant got right (retrieval: a relevant item in its top k). */
   feedback: number;
   correct: number;
+  /** Retrieval: average precision@k per query with feedback. */
+  averagePrecisionSum: number;
+  averagePrecisionSqSum: number;
   /** On a shadow's row: feedback rows it and the request's answering variant both predicted, by who was right. */
   pairedBoth: number;
   pairedPrimaryOnly: number;
   pairedShadowOnly: number;
   pairedNeither: number;
+  /** Retrieval, on a shadow's row: its AP@k minus the answering variant's, per paired query. */
+  pairedApDeltaSum: number;
+  pairedApDeltaSqSum: number;
 }
 
 export interface RollupRow extends RollupCounts {
@@ -42,13 +55,41 @@ export interface RollupRow extends RollupCounts {
   variantId: string;
 }
 
+type ScalarKey = Exclude<keyof RollupCounts, 'latencyBuckets' | 'computeBuckets'>;
+
+/** Every scalar counter and its column in serving_rollups: the one map that writes, reads and sums use. */
+export const ROLLUP_SCALAR_COLUMNS: ReadonlyArray<readonly [column: keyof ServingRollupsTable, key: ScalarKey]> = [
+  ['requests', 'requests'], ['errors', 'errors'], ['shadow_requests', 'shadowRequests'], ['shadow_errors', 'shadowErrors'],
+  ['shadow_dropped', 'shadowDropped'], ['latency_ms_sum', 'latencyMsSum'], ['compute_ms_sum', 'computeMsSum'],
+  ['compared', 'compared'], ['agreed', 'agreed'], ['kl_sum', 'klSum'], ['top1_delta_sum', 'top1DeltaSum'],
+  ['cosine_sum', 'cosineSum'], ['cosine_sq_sum', 'cosineSqSum'], ['overlap_sum', 'overlapSum'], ['overlap_sq_sum', 'overlapSqSum'],
+  ['rank_correlation_sum', 'rankCorrelationSum'], ['rank_correlation_sq_sum', 'rankCorrelationSqSum'], ['overlap_compared', 'overlapCompared'],
+  ['feedback', 'feedback'], ['correct', 'correct'], ['average_precision_sum', 'averagePrecisionSum'], ['average_precision_sq_sum', 'averagePrecisionSqSum'],
+  ['paired_both', 'pairedBoth'], ['paired_primary_only', 'pairedPrimaryOnly'], ['paired_shadow_only', 'pairedShadowOnly'], ['paired_neither', 'pairedNeither'],
+  ['paired_ap_delta_sum', 'pairedApDeltaSum'], ['paired_ap_delta_sq_sum', 'pairedApDeltaSqSum'],
+];
+
 export function emptyCounts(): RollupCounts {
-  return {
-    requests: 0, errors: 0, shadowRequests: 0, shadowErrors: 0, latencyMsSum: 0,
-    latencyBuckets: new Array(ROLLUP_LATENCY_BUCKETS_MS.length + 1).fill(0),
-    computeMsSum: 0, computeBuckets: new Array(ROLLUP_LATENCY_BUCKETS_MS.length + 1).fill(0), shadowDropped: 0, compared: 0, agreed: 0, klSum: 0, top1DeltaSum: 0, cosineSum: 0, overlapSum: 0, overlapCompared: 0, feedback: 0, correct: 0,
-    pairedBoth: 0, pairedPrimaryOnly: 0, pairedShadowOnly: 0, pairedNeither: 0,
-  };
+  const scalars = Object.fromEntries(ROLLUP_SCALAR_COLUMNS.map(([, key]) => [key, 0])) as Record<ScalarKey, number>;
+  return { ...scalars, latencyBuckets: new Array(ROLLUP_LATENCY_BUCKETS_MS.length + 1).fill(0), computeBuckets: new Array(ROLLUP_LATENCY_BUCKETS_MS.length + 1).fill(0) };
+}
+
+/** Counts from a row of summed or stored columns (numbers, or numeric strings from PostgreSQL sums); missing columns read as 0. */
+export function countsOfColumns(row: Readonly<Record<string, unknown>>): RollupCounts {
+  const counts = emptyCounts();
+  for (const [column, key] of ROLLUP_SCALAR_COLUMNS) counts[key] = Number(row[column] ?? 0);
+  counts.latencyBuckets = LATENCY_BUCKET_COLUMNS.map((column) => Number(row[column] ?? 0));
+  counts.computeBuckets = COMPUTE_BUCKET_COLUMNS.map((column) => Number(row[column] ?? 0));
+  return counts;
+}
+
+/** A rollup row's figures, without its key. */
+type RollupColumns = Omit<ServingRollupsTable, 'minute' | 'model_id' | 'variant_id' | 'instance_id'>;
+
+/** The columns of a set of counts, to write. */
+export function columnsOfCounts(counts: RollupCounts): RollupColumns {
+  const scalars = Object.fromEntries(ROLLUP_SCALAR_COLUMNS.map(([column, key]) => [column, counts[key]]));
+  return { ...scalars, ...bucketValues(LATENCY_BUCKET_COLUMNS, counts.latencyBuckets), ...bucketValues(COMPUTE_BUCKET_COLUMNS, counts.computeBuckets) } as RollupColumns;
 }
 
 export function bucketOf(ms: number): number {
@@ -85,7 +126,7 @@ export function addCounts(into: RollupCounts, from: RollupCounts, sign: 1 | -1 =
 }
 
 /** A histogram as the values of its bucket columns. */
-export function bucketValues<C extends LatencyBucketColumn | ComputeBucketColumn>(columns: readonly C[], counts: readonly number[]): Pick<ServingRollupsTable, C> {
+function bucketValues<C extends LatencyBucketColumn | ComputeBucketColumn>(columns: readonly C[], counts: readonly number[]): Pick<ServingRollupsTable, C> {
   return Object.fromEntries(columns.map((column, i) => [column, counts[i]])) as Pick<ServingRollupsTable, C>;
 }
 
@@ -135,15 +176,7 @@ export class MetricRollups {
     for (const [, entry] of batch) entry.dirty = false;
     try {
       for (const [, e] of batch) {
-        const c = e.counts;
-        const values = {
-          requests: c.requests, errors: c.errors, shadow_requests: c.shadowRequests, shadow_errors: c.shadowErrors,
-          latency_ms_sum: c.latencyMsSum, compute_ms_sum: c.computeMsSum, shadow_dropped: c.shadowDropped,
-          ...bucketValues(LATENCY_BUCKET_COLUMNS, c.latencyBuckets), ...bucketValues(COMPUTE_BUCKET_COLUMNS, c.computeBuckets),
-          compared: c.compared, agreed: c.agreed, kl_sum: c.klSum, top1_delta_sum: c.top1DeltaSum,
-          cosine_sum: c.cosineSum, overlap_sum: c.overlapSum, overlap_compared: c.overlapCompared, feedback: c.feedback, correct: c.correct,
-          paired_both: c.pairedBoth, paired_primary_only: c.pairedPrimaryOnly, paired_shadow_only: c.pairedShadowOnly, paired_neither: c.pairedNeither,
-        };
+        const values = columnsOfCounts(e.counts);
         await this.db
           .insertInto('serving_rollups')
           .values({ minute: e.minute, model_id: e.modelId, variant_id: e.variantId, instance_id: this.instanceId, ...values })
@@ -176,18 +209,7 @@ export class MetricRollups {
         into = { minute, modelId: row.model_id, variantId: row.variant_id, ...emptyCounts() };
         merged.set(key, into);
       }
-      addCounts(into, {
-        requests: Number(row.requests), errors: Number(row.errors), shadowRequests: Number(row.shadow_requests),
-        shadowErrors: Number(row.shadow_errors), latencyMsSum: Number(row.latency_ms_sum),
-        latencyBuckets: LATENCY_BUCKET_COLUMNS.map((column) => Number(row[column])), computeMsSum: Number(row.compute_ms_sum),
-        computeBuckets: COMPUTE_BUCKET_COLUMNS.map((column) => Number(row[column])), shadowDropped: Number(row.shadow_dropped),
-        compared: Number(row.compared), agreed: Number(row.agreed), klSum: Number(row.kl_sum),
-        top1DeltaSum: Number(row.top1_delta_sum), cosineSum: Number(row.cosine_sum), overlapSum: Number(row.overlap_sum),
-        overlapCompared: Number(row.overlap_compared),
-        feedback: Number(row.feedback), correct: Number(row.correct),
-        pairedBoth: Number(row.paired_both), pairedPrimaryOnly: Number(row.paired_primary_only),
-        pairedShadowOnly: Number(row.paired_shadow_only), pairedNeither: Number(row.paired_neither),
-      });
+      addCounts(into, countsOfColumns(row));
     }
     return [...merged.values()];
   }

@@ -1,7 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { bucketOf, type MetricRollups } from './metric-rollups';
 import type { ModelRecord, VariantRecord } from '../registry/registry-types';
-import type { ClassificationComparison } from './comparison';
+import type { ClassificationComparison, EmbeddingComparison } from './comparison';
 
 export type RequestRole = 'primary' | 'shadow';
 
@@ -52,6 +52,7 @@ export class ServingMetrics {
   private readonly top1Delta: Histogram<'model' | 'primary' | 'shadow'>;
   private readonly cosine: Histogram<'model' | 'primary' | 'shadow'>;
   private readonly overlap: Histogram<'model' | 'primary' | 'shadow'>;
+  private readonly rankCorrelation: Histogram<'model' | 'primary' | 'shadow'>;
   private readonly feedback: Counter<'model' | 'variant' | 'outcome'>;
   private readonly pairedRows: Counter<'model' | 'primary' | 'shadow' | 'outcome'>;
   /** Errors already counted where they arose, so the HTTP layer counts only the rest. */
@@ -76,6 +77,7 @@ export class ServingMetrics {
     this.top1Delta = new Histogram({ name: 'gateway_shadow_top1_probability_delta', help: "|p_primary(c) - p_shadow(c)| for the primary's top-1 class c.", labelNames: pair, buckets: [0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1], registers });
     this.cosine = new Histogram({ name: 'gateway_shadow_embedding_cosine', help: 'Cosine similarity of primary and shadow embeddings per row.', labelNames: pair, buckets: [0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 1], registers });
     this.overlap = new Histogram({ name: 'gateway_shadow_neighbour_overlap', help: 'overlap@k of the gallery neighbours found with primary and shadow embeddings.', labelNames: pair, buckets: [0, 0.2, 0.4, 0.6, 0.8, 0.9, 1], registers });
+    this.rankCorrelation = new Histogram({ name: 'gateway_shadow_neighbour_rank_correlation', help: "Spearman rank correlation of the primary's and the shadow's top-k gallery neighbours (missing items ranked k + 1).", labelNames: pair, buckets: [-0.5, 0, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1], registers });
     this.feedback = new Counter({ name: 'gateway_feedback_total', help: 'Rows with ground truth from /feedback, by whether the variant predicted it.', labelNames: ['model', 'variant', 'outcome'], registers });
     this.pairedRows = new Counter({ name: 'gateway_shadow_paired_feedback_total', help: 'Rows with ground truth predicted by both the answering variant and a shadow, by who was right (both, primaryOnly, shadowOnly, neither).', labelNames: [...pair, 'outcome'], registers });
   }
@@ -173,18 +175,22 @@ export class ServingMetrics {
     counts.top1DeltaSum += row.top1ProbabilityDelta;
   }
 
-  comparedEmbedding(primary: VariantRef, shadow: VariantRef, cosine: number, overlap: number | undefined): void {
+  comparedEmbedding(primary: VariantRef, shadow: VariantRef, row: EmbeddingComparison): void {
     const labels = { model: primary.modelName, primary: primary.variantTag, shadow: shadow.variantTag };
     this.compared.inc(labels);
-    this.cosine.observe(labels, cosine);
-    if (overlap !== undefined) this.overlap.observe(labels, overlap);
+    this.cosine.observe(labels, row.cosine);
     const counts = this.rollups.counts(shadow.modelId, shadow.variantId);
     counts.compared++;
-    counts.cosineSum += cosine;
-    if (overlap !== undefined) {
-      counts.overlapSum += overlap;
-      counts.overlapCompared++;
-    }
+    counts.cosineSum += row.cosine;
+    counts.cosineSqSum += row.cosine ** 2;
+    if (row.overlapAtK === undefined || row.rankCorrelation === undefined) return;
+    this.overlap.observe(labels, row.overlapAtK);
+    this.rankCorrelation.observe(labels, row.rankCorrelation);
+    counts.overlapCompared++;
+    counts.overlapSum += row.overlapAtK;
+    counts.overlapSqSum += row.overlapAtK ** 2;
+    counts.rankCorrelationSum += row.rankCorrelation;
+    counts.rankCorrelationSqSum += row.rankCorrelation ** 2;
   }
 
   scored(ref: VariantRef, correct: number, total: number): void {

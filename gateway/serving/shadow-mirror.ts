@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { ModelRecord, VariantRecord } from '../registry/registry-types';
 import { copyTensor, toFloat64, type Tensor } from '../tensors/tensor';
-import { compareClassification, cosineSimilarity, overlapAtK, rowOf } from './comparison';
+import { compareClassification, cosineSimilarity, overlapAtK, rankCorrelationAtK, rowOf, type EmbeddingComparison } from './comparison';
 import type { Galleries } from './galleries';
 import type { PredictionLedger } from './prediction-ledger';
 import type { ModelServingState } from './serving-catalog';
@@ -23,7 +23,7 @@ export interface PrimaryAnswer {
 /**
  * Runs shadows on a copy of a request after its primary answered, off the caller's path, in the
  * shadow lane (a full shadow queue drops the copy), and compares each shadow with the primary:
- * classification rows by agreement, KL and top-1 probability; embeddings by cosine and overlap@k.
+ * classification rows by agreement, KL and top-1 probability; embeddings by cosine, and their gallery neighbours by overlap@k and rank correlation.
  */
 export class ShadowMirror {
   constructor(
@@ -81,13 +81,15 @@ export class ShadowMirror {
     for (let r = 0; r < rows; r++) {
       const a = rowOf(p, rows, r);
       const b = rowOf(q, rows, r);
-      let overlap: number | undefined;
+      const row: EmbeddingComparison = { cosine: cosineSimilarity(a, b) };
       if (gallery && galleryRows) {
         const k = Math.min(OVERLAP_K, gallery.size);
         const ids = (rowsOfVariant: Float32Array[], query: Float64Array) => gallery.search(rowsOfVariant, query, k).map((n) => n.id);
-        overlap = overlapAtK(ids(galleryRows[0], a), ids(galleryRows[1], b));
+        const [primaryIds, shadowIds] = [ids(galleryRows[0], a), ids(galleryRows[1], b)];
+        row.overlapAtK = overlapAtK(primaryIds, shadowIds);
+        row.rankCorrelation = rankCorrelationAtK(primaryIds, shadowIds);
       }
-      this.metrics.comparedEmbedding(primaryRef, shadowRef, cosineSimilarity(a, b), overlap);
+      this.metrics.comparedEmbedding(primaryRef, shadowRef, row);
     }
   }
 }

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { startTestGateway, type Dialect, type TestGateway } from '../support/gateway-harness';
 import { describeWithPostgres } from '../support/services';
 import { histogramQuantile } from '../../gateway/statistics/histogram-quantiles';
-import { bucketValues, COMPUTE_BUCKET_COLUMNS, LATENCY_BUCKET_COLUMNS, ROLLUP_LATENCY_BUCKETS_MS } from '../../gateway/serving/metric-rollups';
+import { columnsOfCounts, emptyCounts, LATENCY_BUCKET_COLUMNS, ROLLUP_LATENCY_BUCKETS_MS } from '../../gateway/serving/metric-rollups';
 import { addVariant, imagePixels, LABELS, png, post, registerModel, setPolicy } from '../serving/support/serving-fixtures';
 
 const MODEL = 'shop';
@@ -125,11 +125,7 @@ function metricsSuite(dialect: Dialect) {
         .insertInto('serving_rollups')
         .values({
           minute: new Date(minute).toISOString(), model_id: model.id, variant_id: variant.id, instance_id: instance,
-          requests: total, errors: 0, shadow_requests: 0, shadow_errors: 0, shadow_dropped: 1, latency_ms_sum: 0, compute_ms_sum: 0,
-          compared: 0, agreed: 0, kl_sum: 0, top1_delta_sum: 0, cosine_sum: 0, overlap_sum: 0, overlap_compared: 0, feedback: 0, correct: 0,
-          paired_both: 0, paired_primary_only: 0, paired_shadow_only: 0, paired_neither: 0,
-          ...bucketValues(LATENCY_BUCKET_COLUMNS, counts),
-          ...bucketValues(COMPUTE_BUCKET_COLUMNS, counts),
+          ...columnsOfCounts({ ...emptyCounts(), requests: total, shadowDropped: 1, latencyBuckets: counts, computeBuckets: counts }),
         })
         .execute();
     }

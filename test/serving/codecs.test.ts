@@ -1,5 +1,5 @@
 import { decodeInferenceRequest, encodeInferenceResponse } from '../../gateway/http/inference/inference-codec';
-import { compareClassification, cosineSimilarity, overlapAtK, toProbabilities } from '../../gateway/serving/comparison';
+import { compareClassification, cosineSimilarity, overlapAtK, rankCorrelationAtK, toProbabilities } from '../../gateway/serving/comparison';
 import type { Tensor } from '../../gateway/tensors/tensor';
 
 const json = (value: unknown) => Buffer.from(JSON.stringify(value));
@@ -72,5 +72,13 @@ describe('comparison figures', () => {
     expect(cosineSimilarity([1, 0], [0, 2])).toBe(0);
     expect(cosineSimilarity([1, 1], [2, 2])).toBeCloseTo(1, 12);
     expect(overlapAtK(['a', 'b', 'c', 'd'], ['d', 'c', 'x', 'y'])).toBe(0.5);
+    expect(rankCorrelationAtK(['a', 'b', 'c'], ['a', 'b', 'c'])).toBeCloseTo(1, 12);
+    expect(rankCorrelationAtK(['a', 'b', 'c'], ['c', 'b', 'a'])).toBeCloseTo(-1, 12);
+    // Same members, two swapped: high but below 1; a new member lowers it further.
+    const swapped = rankCorrelationAtK(['a', 'b', 'c', 'd'], ['a', 'b', 'd', 'c']);
+    expect(swapped).toBeCloseTo(0.8, 12);
+    expect(rankCorrelationAtK(['a', 'b', 'c', 'd'], ['a', 'b', 'c', 'x'])).toBeLessThan(1);
+    expect(rankCorrelationAtK(['a', 'b', 'c', 'd'], ['x', 'y', 'z', 'w'])).toBeLessThan(0);
+    expect(rankCorrelationAtK(['a'], ['a'])).toBe(1);
   });
 });

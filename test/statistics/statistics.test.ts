@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { binomialCdf, normalQuantile } from '../../gateway/statistics/distributions';
 import { histogramQuantile, histogramQuantileInterval, quantileRatio } from '../../gateway/statistics/histogram-quantiles';
+import { meanInterval, studentQuantile } from '../../gateway/statistics/means';
 import { mcnemarExact } from '../../gateway/statistics/mcnemar';
 import { clopperPearsonInterval, pairedDifference, proportionDifference, wilsonInterval } from '../../gateway/statistics/proportions';
 
@@ -39,6 +40,42 @@ describe('statistics shared by comparisons and rollout guardrails', () => {
         expect(more.upper - more.lower).toBeLessThan(wilsonInterval(k, n, c).upper - wilsonInterval(k, n, c).lower + 1e-12);
       }),
     );
+  });
+
+  test("Student's t quantiles match their table, and the mean's interval covers the truth at its confidence", () => {
+    expect(studentQuantile(0.975, 1)).toBeCloseTo(12.7062, 3);
+    expect(studentQuantile(0.975, 3)).toBeCloseTo(3.182446, 5);
+    expect(studentQuantile(0.975, 10)).toBeCloseTo(2.228139, 5);
+    expect(studentQuantile(0.95, 29)).toBeCloseTo(1.699127, 5);
+    expect(studentQuantile(0.025, 10)).toBeCloseTo(-2.228139, 5);
+    expect(studentQuantile(0.995, 1e6)).toBeCloseTo(normalQuantile(0.995), 4);
+    // Mean 0.9525, s = 0.0386221, t(0.975, 3) = 3.182446: 0.9525 ∓ 0.0614564, the upper end clipped to the cosine's range.
+    const values = [0.9, 0.95, 0.97, 0.99];
+    const moments = { n: 4, sum: values.reduce((a, b) => a + b, 0), sumOfSquares: values.reduce((a, b) => a + b * b, 0) };
+    const interval = meanInterval(moments, 0.95, [-1, 1]);
+    expect(interval.estimate).toBeCloseTo(0.9525, 10);
+    expect(interval.lower).toBeCloseTo(0.8910436, 6);
+    expect(interval.upper).toBe(1);
+    expect(meanInterval({ n: 0, sum: 0, sumOfSquares: 0 }, 0.95, [0, 1])).toMatchObject({ lower: 0, upper: 1 });
+    expect(meanInterval({ n: 5, sum: 5, sumOfSquares: 5 }, 0.95, [0, 1])).toEqual({ estimate: 1, lower: 1, upper: 1 });
+    // Coverage on samples of overlap@10-like values (multiples of 0.1): about 95 % of intervals hold the true mean.
+    let seed = 7;
+    const random = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+    let covered = 0;
+    const trials = 2000;
+    for (let t = 0; t < trials; t++) {
+      let sum = 0;
+      let sumOfSquares = 0;
+      for (let i = 0; i < 60; i++) {
+        const x = Math.min(10, Math.floor(random() * 4) + 7) / 10; // uniform on 0.7..1.0, mean 0.85
+        sum += x;
+        sumOfSquares += x * x;
+      }
+      const i = meanInterval({ n: 60, sum, sumOfSquares }, 0.95, [0, 1]);
+      if (i.lower <= 0.85 && 0.85 <= i.upper) covered++;
+    }
+    expect(covered / trials).toBeGreaterThan(0.93);
+    expect(covered / trials).toBeLessThan(0.97);
   });
 
   test("McNemar's exact test", () => {
