@@ -98,6 +98,8 @@ export interface ServingConfig {
   feedbackWindow: number;
   /** Items per retrieval gallery. */
   galleryMaxItems: number;
+  /** The k of every retrieval figure: overlap@k and rank correlation of shadow neighbours, recall@k and mAP@k from feedback. */
+  retrievalK: number;
   /** Pixels an uploaded image may declare; larger ones are refused before decoding. */
   maxImagePixels: number;
   /** How often per-minute metric rollups are written to the database. */
@@ -208,6 +210,7 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
       batchMaxDelayMs: integer(env, 'SERVING_BATCH_MAX_DELAY_MS', 2, 0, 1000),
       feedbackWindow: integer(env, 'SERVING_FEEDBACK_WINDOW', 100000, 1, 10000000),
       galleryMaxItems: integer(env, 'SERVING_GALLERY_MAX_ITEMS', 100000, 1, 10000000),
+      retrievalK: integer(env, 'SERVING_RETRIEVAL_K', 10, 1, 1000),
       maxImagePixels: integer(env, 'MAX_IMAGE_PIXELS', DEFAULT_MAX_IMAGE_PIXELS, 1, 2 ** 30),
       rollupFlushMs: integer(env, 'SERVING_ROLLUP_FLUSH_MS', 10000, 100, 3600000),
     },

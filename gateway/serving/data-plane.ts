@@ -3,7 +3,8 @@ import { badInput, GatewayError } from '../errors';
 import type { ModelRecord, TensorSignature, VariantRecord } from '../registry/registry-types';
 import { copyTensor, toFloat64, type Tensor } from '../tensors/tensor';
 import type { EmbeddingProgress, Galleries } from './galleries';
-import type { Neighbour } from './gallery';
+import type { RowTruth } from './feedback-scores';
+import type { GalleryImage, Neighbour } from './gallery';
 import { imageTensor } from './image-input';
 import { checkRequest } from './input-check';
 import type { PredictionLedger } from './prediction-ledger';
@@ -37,7 +38,12 @@ export interface InferenceAnswer {
   model: ModelRecord;
   variant: VariantRecord;
   outputs: Tensor[];
+  /** Retrieval with a gallery loaded: each row's nearest gallery items, best first (at least SERVING_RETRIEVAL_K). */
+  neighbours?: Neighbour[][];
 }
+
+/** The truth /feedback sends: class names or indices per row, or (retrieval) the relevant gallery ids per row. */
+export type FeedbackTruth = { labels: Array<string | number> } | { relevant: string[][] };
 
 export interface LabelScore {
   label: string;
@@ -74,7 +80,7 @@ export class DataPlane {
     private readonly galleries: Galleries,
     private readonly ledger: PredictionLedger,
     private readonly metrics: ServingMetrics,
-    private readonly options: { maxImagePixels: number },
+    private readonly options: { maxImagePixels: number; retrievalK: number },
   ) {}
 
   /** The model's inputs and outputs as the addressed version (or the policy's default variant) declares them. */
@@ -130,30 +136,56 @@ export class DataPlane {
       const state = (attempt.state = await this.catalog.get(call.modelName));
       if (state.model.task !== 'RETRIEVAL') throw badInput(`model ${state.model.name} is a ${state.model.task} model; use /classify or /infer`);
       await this.galleries.require(state.model);
-      const answer = await this.answer(attempt, state, { ...call, inputs: [imageTensor(state.model, call.image, this.options.maxImagePixels)] });
-      return { answer, items: await this.galleries.search(state, answer.variant, answer.outputs[0].data as Float32Array, call.count) };
+      const answer = await this.answer(attempt, state, { ...call, inputs: [imageTensor(state.model, call.image, this.options.maxImagePixels)] }, call.count);
+      return { answer, items: (answer.neighbours as Neighbour[][])[0].slice(0, call.count) };
     });
   }
 
-  /** Ground truth for an earlier request: every variant that answered or shadowed it is scored. */
-  async feedback(modelName: string, requestId: string, labels: Array<string | number>): Promise<{ rows: number; variants: string[] }> {
+  /**
+   * Ground truth for an earlier request: every variant that answered or shadowed it is scored.
+   * Classification takes a class per row; retrieval the relevant gallery ids per row, or a class
+   * per row that stands for the gallery items uploaded with that label.
+   */
+  async feedback(modelName: string, requestId: string, truth: FeedbackTruth): Promise<{ rows: number; variants: string[] }> {
     const state = await this.catalog.get(modelName);
-    if (state.model.task !== 'CLASSIFICATION') throw badInput('feedback with labels applies to classification models');
-    const classes = labels.map((label) => {
-      const index = typeof label === 'number' ? label : state.model.labels.indexOf(label);
-      if (!Number.isInteger(index) || index < 0 || index >= state.model.labels.length) {
-        throw badInput(`unknown label ${JSON.stringify(label)}; give a label name of model ${modelName} or a class index 0..${state.model.labels.length - 1}`);
+    const rowsOfTruth = state.model.task === 'CLASSIFICATION' ? this.classesOf(state.model, truth) : await this.relevantSetsOf(state.model, truth);
+    return this.ledger.feedback(requestId, state.model.id, (rows) => {
+      if (rowsOfTruth.length !== rows) throw badInput(`request ${requestId} had ${rows} row(s); give exactly that many ${'relevant' in truth ? 'lists of relevant ids' : 'labels'} (got ${rowsOfTruth.length})`);
+      return rowsOfTruth;
+    });
+  }
+
+  private classesOf(model: ModelRecord, truth: FeedbackTruth): number[] {
+    if (!('labels' in truth)) throw badInput(`model ${model.name} is a classifier: its feedback gives "label" or "labels", not relevant gallery ids`);
+    return truth.labels.map((label) => {
+      const index = typeof label === 'number' ? label : model.labels.indexOf(label);
+      if (!Number.isInteger(index) || index < 0 || index >= model.labels.length) {
+        throw badInput(`unknown label ${JSON.stringify(label)}; give a label name of model ${model.name} or a class index 0..${model.labels.length - 1}`);
       }
       return index;
     });
-    return this.ledger.feedback(requestId, state.model.id, (rows) => {
-      if (classes.length !== rows) throw badInput(`request ${requestId} had ${rows} row(s); give exactly that many labels (got ${classes.length})`);
-      return classes;
+  }
+
+  private async relevantSetsOf(model: ModelRecord, truth: FeedbackTruth): Promise<RowTruth[]> {
+    if ((await this.galleries.status(model)).size === 0) throw badInput(`model ${model.name} has no gallery: retrieval feedback names gallery items`);
+    const gallery = await this.galleries.require(model);
+    if ('labels' in truth) {
+      return truth.labels.map((label) => {
+        const ids = typeof label === 'string' ? gallery.idsLabelled(label) : [];
+        if (ids.length === 0) throw badInput(`no gallery item of model ${model.name} has label ${JSON.stringify(label)}; give a label the gallery was uploaded with, or "relevant" ids`);
+        return new Set(ids);
+      });
+    }
+    const unknown = [...new Set(truth.relevant.flat())].filter((id) => !gallery.has(id));
+    if (unknown.length > 0) throw badInput(`unknown gallery item id(s) of model ${model.name}: ${unknown.slice(0, 10).map((id) => JSON.stringify(id)).join(', ')}`);
+    return truth.relevant.map((ids, i) => {
+      if (ids.length === 0) throw badInput(`relevant[${i}] is empty; each row needs at least one relevant gallery id`);
+      return new Set(ids);
     });
   }
 
   /** Adds images to a retrieval model's stored gallery as `actor` (audited); every replica sees them. */
-  async addToGallery(modelName: string, items: Array<{ id: string; image: Buffer }>, actor: string): Promise<{ size: number; revision: number }> {
+  async addToGallery(modelName: string, items: readonly GalleryImage[], actor: string): Promise<{ size: number; revision: number }> {
     return this.galleries.add(await this.catalog.get(modelName), items, actor);
   }
 
@@ -176,7 +208,11 @@ export class DataPlane {
     );
   }
 
-  private async answer(attempt: Attempt, state: ModelServingState, call: InferenceCall): Promise<InferenceAnswer> {
+  /**
+   * Runs the routed variant; a retrieval model with a gallery loaded also gets each row's
+   * `neighbours` nearest items (at least SERVING_RETRIEVAL_K, kept for feedback and compared with shadows).
+   */
+  private async answer(attempt: Attempt, state: ModelServingState, call: InferenceCall, neighbours = 0): Promise<InferenceAnswer> {
     const started = performance.now();
     const { variant, shadowIds } = routeCall(state, call, (id) => this.executor.canServe(id));
     attempt.variant = variant;
@@ -185,8 +221,10 @@ export class DataPlane {
     const shadowInputs = shadowIds.length > 0 ? call.inputs.map(copyTensor) : undefined;
     const outputs = await this.executor.run(state, variant, call.inputs, outputNames, 'primary');
     this.metrics.succeeded(refOf(state.model, variant), 'primary', performance.now() - started);
-    const answer = { model: state.model, variant, outputs };
-    this.ledger.recordAnswer(call.requestId, state.model, variant, 'primary', outputs);
+    const embeddings = state.model.task === 'RETRIEVAL' ? outputs.find((t) => t.name === variant.signature.outputs[0].name) : undefined;
+    const nearest = embeddings && (await this.galleries.nearest(state, variant, embeddings, Math.max(neighbours, this.options.retrievalK)));
+    const answer: InferenceAnswer = { model: state.model, variant, outputs, neighbours: nearest };
+    this.ledger.recordAnswer(call.requestId, state.model, variant, 'primary', outputs, nearest);
     if (shadowInputs) setImmediate(() => void this.mirror.mirror(state, answer, shadowIds, shadowInputs, call.requestId));
     return answer;
   }

@@ -3,8 +3,9 @@ import type { ArtifactStore } from '../../workers/common/artifacts/artifact-stor
 import { badInput, notFound } from '../errors';
 import type { ChangeFeed } from '../events/change-feed';
 import type { ModelRecord, VariantRecord } from '../registry/registry-types';
+import { toFloat64, type Tensor } from '../tensors/tensor';
 import { rowOf } from './comparison';
-import { ModelGallery, type Neighbour } from './gallery';
+import { ModelGallery, type GalleryImage, type Neighbour } from './gallery';
 import type { GalleryRepository } from './gallery-repository';
 import { imageTensor } from './image-input';
 import { liveVariants, type ModelServingState } from './serving-catalog';
@@ -67,13 +68,13 @@ export class Galleries {
    * Adds (or replaces) images, each checked to fit the model first, as one new revision of the
    * stored gallery; then embeds them with the variants that take traffic.
    */
-  async add(state: ModelServingState, items: Array<{ id: string; image: Buffer }>, actor: string): Promise<{ size: number; revision: number }> {
+  async add(state: ModelServingState, items: readonly GalleryImage[], actor: string): Promise<{ size: number; revision: number }> {
     if (state.model.task !== 'RETRIEVAL') throw badInput(`model ${state.model.name} is a ${state.model.task} model; galleries belong to retrieval models`);
     for (const item of items) imageTensor(state.model, item.image, this.options.maxImagePixels, `gallery item "${item.id}"`);
     const loaded = await this.current(state.model);
     loaded.gallery.checkRoom(items.map((item) => item.id));
     const stored = [];
-    for (const item of items) stored.push({ id: item.id, imageSha256: (await this.artifacts.put(item.image)).sha256 });
+    for (const item of items) stored.push({ id: item.id, imageSha256: (await this.artifacts.put(item.image)).sha256, label: item.label ?? null });
     const revision = await this.repository.upsert(state.model.id, stored, actor);
     this.changes.publish(GALLERY_TOPIC, state.model.id);
     // A reload that started before the upsert cannot have seen it: wait it out, then load again.
@@ -97,10 +98,17 @@ export class Galleries {
     return gallery && gallery.size > 0 ? gallery : undefined;
   }
 
-  /** The k items nearest to `query` as the variant embeds the gallery. */
-  async search(state: ModelServingState, variant: VariantRecord, query: ArrayLike<number>, k: number): Promise<Neighbour[]> {
-    const gallery = await this.require(state.model);
-    return gallery.search(await this.rows(state, gallery, variant), query, k);
+  /**
+   * Each row's k nearest items, best first, as the variant embeds the gallery held in memory (a
+   * search loads it first with `require`); undefined while the model has none loaded.
+   */
+  async nearest(state: ModelServingState, variant: VariantRecord, embeddings: Tensor, k: number): Promise<Neighbour[][] | undefined> {
+    const gallery = this.find(state.model);
+    if (!gallery) return undefined;
+    const rows = await this.rows(state, gallery, variant);
+    const count = embeddings.shape[0];
+    const values = toFloat64(embeddings.data);
+    return Array.from({ length: count }, (_, r) => gallery.search(rows, rowOf(values, count, r), k));
   }
 
   /**
@@ -165,7 +173,7 @@ export class Galleries {
       try {
         const items = await this.repository.itemsAfter(model.id, loaded.revision);
         const images = [];
-        for (const item of items) images.push({ id: item.id, image: await this.artifacts.read(item.imageSha256) });
+        for (const item of items) images.push({ id: item.id, image: await this.artifacts.read(item.imageSha256), label: item.label });
         if (images.length > 0) loaded.gallery.upsert(images);
         loaded.revision = items.reduce((highest, item) => Math.max(highest, item.revision), loaded.revision);
         loaded.checkedAt = Date.now();

@@ -5,6 +5,8 @@ import type { Database } from '../db/schema';
 export interface StoredGalleryItem {
   id: string;
   imageSha256: string;
+  /** The item's class, which feedback may name instead of listing relevant ids. */
+  label: string | null;
   revision: number;
 }
 
@@ -25,7 +27,7 @@ export class GalleryRepository {
    * Adds or replaces items as one new revision, audited in the same transaction. The revision
    * is raised in one statement, so concurrent uploads from two replicas each get their own.
    */
-  async upsert(modelId: string, items: ReadonlyArray<{ id: string; imageSha256: string }>, actor: string): Promise<number> {
+  async upsert(modelId: string, items: ReadonlyArray<{ id: string; imageSha256: string; label: string | null }>, actor: string): Promise<number> {
     const now = new Date().toISOString();
     return this.db.transaction().execute(async (tx) => {
       const { revision } = await tx
@@ -35,7 +37,7 @@ export class GalleryRepository {
         .returning('revision')
         .executeTakeFirstOrThrow();
       for (const item of items) {
-        const values = { image_sha256: item.imageSha256, revision: Number(revision), updated_at: now };
+        const values = { image_sha256: item.imageSha256, label: item.label, revision: Number(revision), updated_at: now };
         await tx
           .insertInto('gallery_items')
           .values({ model_id: modelId, item_id: item.id, ...values })
@@ -56,12 +58,12 @@ export class GalleryRepository {
   async itemsAfter(modelId: string, revision: number): Promise<StoredGalleryItem[]> {
     const rows = await this.db
       .selectFrom('gallery_items')
-      .select(['item_id', 'image_sha256', 'revision'])
+      .select(['item_id', 'image_sha256', 'label', 'revision'])
       .where('model_id', '=', modelId)
       .where('revision', '>', revision)
       .orderBy('revision')
       .orderBy('item_id')
       .execute();
-    return rows.map((row) => ({ id: row.item_id, imageSha256: row.image_sha256, revision: Number(row.revision) }));
+    return rows.map((row) => ({ id: row.item_id, imageSha256: row.image_sha256, label: row.label, revision: Number(row.revision) }));
   }
 }

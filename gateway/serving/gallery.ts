@@ -5,6 +5,13 @@ export interface Neighbour {
   score: number;
 }
 
+/** An image of the gallery as uploaded: its id, encoded image and optional class. */
+export interface GalleryImage {
+  id: string;
+  image: Buffer;
+  label?: string | null;
+}
+
 /** Computes L2-normalized embeddings of encoded images with one variant, in input order. */
 export type Embedder = (images: readonly Buffer[]) => Promise<Float32Array[]>;
 
@@ -28,6 +35,7 @@ export class ModelGallery {
   private readonly ids: string[] = [];
   private readonly position = new Map<string, number>();
   private readonly images: Buffer[] = [];
+  private readonly labels: Array<string | null> = [];
   private readonly rows = new Map<string, Array<Float32Array | undefined>>();
   private readonly filling = new Map<string, Promise<Float32Array[]>>();
 
@@ -46,9 +54,9 @@ export class ModelGallery {
   }
 
   /** Adds images, replacing those whose ids exist; refuses the lot when it would overflow. */
-  upsert(items: ReadonlyArray<{ id: string; image: Buffer }>): void {
+  upsert(items: readonly GalleryImage[]): void {
     this.checkRoom(items.map((item) => item.id));
-    for (const { id, image } of items) {
+    for (const { id, image, label } of items) {
       let index = this.position.get(id);
       if (index === undefined) {
         index = this.ids.length;
@@ -56,6 +64,7 @@ export class ModelGallery {
         this.position.set(id, index);
       }
       this.images[index] = image;
+      this.labels[index] = label ?? null;
       for (const variantRows of this.rows.values()) variantRows[index] = undefined;
     }
   }
@@ -67,6 +76,15 @@ export class ModelGallery {
     const next = previous.catch(() => []).then(() => this.fill(variantId, embed));
     this.filling.set(variantId, next);
     return next;
+  }
+
+  has(id: string): boolean {
+    return this.position.has(id);
+  }
+
+  /** Ids of the items uploaded with this label (feedback by class). */
+  idsLabelled(label: string): string[] {
+    return this.ids.filter((_, i) => this.labels[i] === label);
   }
 
   forgetVariant(variantId: string): void {

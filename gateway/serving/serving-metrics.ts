@@ -2,6 +2,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { bucketOf, type MetricRollups } from './metric-rollups';
 import type { ModelRecord, VariantRecord } from '../registry/registry-types';
 import type { ClassificationComparison, EmbeddingComparison } from './comparison';
+import type { PairedOutcome, RowScore } from './feedback-scores';
 
 export type RequestRole = 'primary' | 'shadow';
 
@@ -20,14 +21,6 @@ export const refOf = (model: ModelRecord, variant: VariantRecord): VariantRef =>
   variantId: variant.id,
   variantTag: variant.tag,
 });
-
-/** Rows of one request with feedback, split by which of the answering variant and a shadow got them right. */
-export interface PairedOutcome {
-  both: number;
-  primaryOnly: number;
-  shadowOnly: number;
-  neither: number;
-}
 
 /** Label value for requests refused before a model or variant was known. */
 export const UNKNOWN = '-';
@@ -54,6 +47,7 @@ export class ServingMetrics {
   private readonly overlap: Histogram<'model' | 'primary' | 'shadow'>;
   private readonly rankCorrelation: Histogram<'model' | 'primary' | 'shadow'>;
   private readonly feedback: Counter<'model' | 'variant' | 'outcome'>;
+  private readonly averagePrecision: Histogram<'model' | 'variant'>;
   private readonly pairedRows: Counter<'model' | 'primary' | 'shadow' | 'outcome'>;
   /** Errors already counted where they arose, so the HTTP layer counts only the rest. */
   private readonly countedErrors = new WeakSet<object>();
@@ -78,7 +72,8 @@ export class ServingMetrics {
     this.cosine = new Histogram({ name: 'gateway_shadow_embedding_cosine', help: 'Cosine similarity of primary and shadow embeddings per row.', labelNames: pair, buckets: [0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 1], registers });
     this.overlap = new Histogram({ name: 'gateway_shadow_neighbour_overlap', help: 'overlap@k of the gallery neighbours found with primary and shadow embeddings.', labelNames: pair, buckets: [0, 0.2, 0.4, 0.6, 0.8, 0.9, 1], registers });
     this.rankCorrelation = new Histogram({ name: 'gateway_shadow_neighbour_rank_correlation', help: "Spearman rank correlation of the primary's and the shadow's top-k gallery neighbours (missing items ranked k + 1).", labelNames: pair, buckets: [-0.5, 0, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1], registers });
-    this.feedback = new Counter({ name: 'gateway_feedback_total', help: 'Rows with ground truth from /feedback, by whether the variant predicted it.', labelNames: ['model', 'variant', 'outcome'], registers });
+    this.feedback = new Counter({ name: 'gateway_feedback_total', help: 'Rows with ground truth from /feedback, by whether the variant predicted it (retrieval: a relevant item in its top k).', labelNames: ['model', 'variant', 'outcome'], registers });
+    this.averagePrecision = new Histogram({ name: 'gateway_retrieval_average_precision', help: 'AP@k of a retrieval variant per query with feedback (SERVING_RETRIEVAL_K); mean = mAP@k.', labelNames: ['model', 'variant'], buckets: [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1], registers });
     this.pairedRows = new Counter({ name: 'gateway_shadow_paired_feedback_total', help: 'Rows with ground truth predicted by both the answering variant and a shadow, by who was right (both, primaryOnly, shadowOnly, neither).', labelNames: [...pair, 'outcome'], registers });
   }
 
@@ -193,22 +188,36 @@ export class ServingMetrics {
     counts.rankCorrelationSqSum += row.rankCorrelation ** 2;
   }
 
-  scored(ref: VariantRef, correct: number, total: number): void {
-    this.feedback.inc({ model: ref.modelName, variant: ref.variantTag, outcome: 'correct' }, correct);
-    this.feedback.inc({ model: ref.modelName, variant: ref.variantTag, outcome: 'incorrect' }, total - correct);
+  /** A variant's rows with feedback: correct = hits (retrieval: a relevant item in the top k), AP@k summed for retrieval. */
+  scored(ref: VariantRef, scores: readonly RowScore[]): void {
+    const labels = { model: ref.modelName, variant: ref.variantTag };
+    const correct = scores.filter((s) => s.hit).length;
+    this.feedback.inc({ ...labels, outcome: 'correct' }, correct);
+    this.feedback.inc({ ...labels, outcome: 'incorrect' }, scores.length - correct);
     const counts = this.rollups.counts(ref.modelId, ref.variantId);
-    counts.feedback += total;
+    counts.feedback += scores.length;
     counts.correct += correct;
+    for (const { averagePrecision } of scores) {
+      if (averagePrecision === undefined) continue;
+      this.averagePrecision.observe(labels, averagePrecision);
+      counts.averagePrecisionSum += averagePrecision;
+      counts.averagePrecisionSqSum += averagePrecision ** 2;
+    }
   }
 
   /** Paired correctness of a shadow against the variant that answered the same rows, kept on the shadow's rollup row. */
   paired(primary: VariantRef, shadow: VariantRef, outcome: PairedOutcome): void {
     const labels = { model: primary.modelName, primary: primary.variantTag, shadow: shadow.variantTag };
-    for (const [name, rows] of Object.entries(outcome)) this.pairedRows.inc({ ...labels, outcome: name }, rows);
+    const { averagePrecisionDeltas, ...byWhoWasRight } = outcome;
+    for (const [name, rows] of Object.entries(byWhoWasRight)) this.pairedRows.inc({ ...labels, outcome: name }, rows);
     const counts = this.rollups.counts(shadow.modelId, shadow.variantId);
     counts.pairedBoth += outcome.both;
     counts.pairedPrimaryOnly += outcome.primaryOnly;
     counts.pairedShadowOnly += outcome.shadowOnly;
     counts.pairedNeither += outcome.neither;
+    for (const delta of averagePrecisionDeltas) {
+      counts.pairedApDeltaSum += delta;
+      counts.pairedApDeltaSqSum += delta ** 2;
+    }
   }
 }

@@ -31,6 +31,8 @@ export interface Serving {
   trafficPolicies: TrafficPolicies;
   metrics: ServingMetrics;
   rollups: MetricRollups;
+  /** The k of the retrieval figures (SERVING_RETRIEVAL_K). */
+  retrievalK: number;
   /** Writes the pending rollups now (tests, shutdown). */
   flushRollups(): Promise<void>;
   stop(): Promise<void>;
@@ -79,7 +81,8 @@ export function startServing({ settings, logger, db, registry, events, changes, 
   );
   const ledger = new PredictionLedger(
     settings.feedbackWindow,
-    (variant, correct, total) => metrics.scored(variant, correct, total),
+    settings.retrievalK,
+    (variant, scores) => metrics.scored(variant, scores),
     (primary, shadow, outcome) => metrics.paired(primary, shadow, outcome),
   );
   const executor = new VariantExecutor(sessions, defaultBatching);
@@ -89,8 +92,8 @@ export function startServing({ settings, logger, db, registry, events, changes, 
     maxImagePixels: settings.maxImagePixels,
     logger,
   });
-  const mirror = new ShadowMirror(executor, metrics, ledger, galleries, logger);
-  const dataPlane = new DataPlane(catalog, executor, mirror, galleries, ledger, metrics, { maxImagePixels: settings.maxImagePixels });
+  const mirror = new ShadowMirror(executor, metrics, ledger, galleries, logger, settings.retrievalK);
+  const dataPlane = new DataPlane(catalog, executor, mirror, galleries, ledger, metrics, { maxImagePixels: settings.maxImagePixels, retrievalK: settings.retrievalK });
 
   /** A variant that can serve gets its session loaded and the model's gallery embedded, both in the background. */
   const prepare = (model: ModelRecord, variant: VariantRecord) => {
@@ -135,6 +138,7 @@ export function startServing({ settings, logger, db, registry, events, changes, 
     trafficPolicies,
     metrics,
     rollups,
+    retrievalK: settings.retrievalK,
     flushRollups,
     stop: async () => {
       clearInterval(timer);

@@ -4,20 +4,20 @@ import type { ModelRecord, VariantRecord } from '../registry/registry-types';
 import { copyTensor, toFloat64, type Tensor } from '../tensors/tensor';
 import { compareClassification, cosineSimilarity, overlapAtK, rankCorrelationAtK, rowOf, type EmbeddingComparison } from './comparison';
 import type { Galleries } from './galleries';
+import type { Neighbour } from './gallery';
 import type { PredictionLedger } from './prediction-ledger';
 import type { ModelServingState } from './serving-catalog';
 import { OverloadedError, statusOf } from './serving-errors';
 import { refOf, type ServingMetrics } from './serving-metrics';
 import type { VariantExecutor } from './variant-executor';
 
-/** Neighbours compared between primary and shadow for retrieval models. */
-const OVERLAP_K = 10;
-
 /** What the caller was answered, which each shadow's outputs are compared against. */
 export interface PrimaryAnswer {
   model: ModelRecord;
   variant: VariantRecord;
   outputs: Tensor[];
+  /** Retrieval with a gallery loaded: each row's nearest gallery items as the answering variant ranks them (at least k). */
+  neighbours?: Neighbour[][];
 }
 
 /**
@@ -32,6 +32,8 @@ export class ShadowMirror {
     private readonly ledger: PredictionLedger,
     private readonly galleries: Galleries,
     private readonly logger: Logger,
+    /** Neighbours compared per row (overlap@k, rank correlation) and kept for feedback. */
+    private readonly k: number,
   ) {}
 
   async mirror(state: ModelServingState, answer: PrimaryAnswer, shadowIds: string[], inputs: Tensor[], requestId: string): Promise<void> {
@@ -55,15 +57,19 @@ export class ShadowMirror {
           return;
         }
         this.metrics.succeeded(ref, 'shadow', performance.now() - started);
-        this.ledger.recordAnswer(requestId, state.model, shadow, 'shadow', outputs);
-        await this.compare(state, answer, shadow, outputs).catch((error: unknown) =>
-          this.logger.warn({ err: error, model: state.model.name, shadow: shadow.tag, requestId }, 'shadow comparison failed'),
-        );
+        // Shadows run every output in signature order: the first is the embedding.
+        try {
+          const neighbours = state.model.task === 'RETRIEVAL' ? await this.galleries.nearest(state, shadow, outputs[0], this.k) : undefined;
+          this.ledger.recordAnswer(requestId, state.model, shadow, 'shadow', outputs, neighbours);
+          this.compare(state, answer, shadow, outputs, neighbours);
+        } catch (error) {
+          this.logger.warn({ err: error, model: state.model.name, shadow: shadow.tag, requestId }, 'shadow comparison failed');
+        }
       }),
     );
   }
 
-  private async compare(state: ModelServingState, answer: PrimaryAnswer, shadow: VariantRecord, shadowOutputs: Tensor[]): Promise<void> {
+  private compare(state: ModelServingState, answer: PrimaryAnswer, shadow: VariantRecord, shadowOutputs: Tensor[], shadowNeighbours: Neighbour[][] | undefined): void {
     const primaryOut = answer.outputs.find((t) => t.name === answer.variant.signature.outputs[0].name);
     const shadowOut = shadowOutputs[0];
     if (!primaryOut || primaryOut.shape[0] !== shadowOut.shape[0]) return;
@@ -76,16 +82,12 @@ export class ShadowMirror {
       for (let r = 0; r < rows; r++) this.metrics.comparedClassification(primaryRef, shadowRef, compareClassification(rowOf(p, rows, r), rowOf(q, rows, r)));
       return;
     }
-    const gallery = this.galleries.find(state.model);
-    const galleryRows = gallery && (await Promise.all([this.galleries.rows(state, gallery, answer.variant), this.galleries.rows(state, gallery, shadow)]));
+    const ids = (neighbours: Neighbour[][] | undefined, r: number) => neighbours?.[r]?.slice(0, this.k).map((n) => n.id);
     for (let r = 0; r < rows; r++) {
-      const a = rowOf(p, rows, r);
-      const b = rowOf(q, rows, r);
-      const row: EmbeddingComparison = { cosine: cosineSimilarity(a, b) };
-      if (gallery && galleryRows) {
-        const k = Math.min(OVERLAP_K, gallery.size);
-        const ids = (rowsOfVariant: Float32Array[], query: Float64Array) => gallery.search(rowsOfVariant, query, k).map((n) => n.id);
-        const [primaryIds, shadowIds] = [ids(galleryRows[0], a), ids(galleryRows[1], b)];
+      const row: EmbeddingComparison = { cosine: cosineSimilarity(rowOf(p, rows, r), rowOf(q, rows, r)) };
+      const primaryIds = ids(answer.neighbours, r);
+      const shadowIds = ids(shadowNeighbours, r);
+      if (primaryIds && shadowIds) {
         row.overlapAtK = overlapAtK(primaryIds, shadowIds);
         row.rankCorrelation = rankCorrelationAtK(primaryIds, shadowIds);
       }

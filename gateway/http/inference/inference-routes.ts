@@ -3,7 +3,7 @@ import express, { Router, type NextFunction, type Request, type Response } from 
 import { badInput } from '../../errors';
 import type { RateLimiter } from '../../auth/rate-limits';
 import type { Principal } from '../../auth/roles';
-import type { DataPlane } from '../../serving/data-plane';
+import type { DataPlane, FeedbackTruth } from '../../serving/data-plane';
 import { errorResponse } from '../errors-middleware';
 import type { RequestAuthenticator } from '../http-auth';
 import { parseJson } from './json-tensors';
@@ -75,28 +75,39 @@ export function inferenceRoutes(options: { dataPlane: DataPlane; auth: RequestAu
     }));
   }
   router.post('/v2/models/:model/feedback', inferenceRole, rawBody, handle(async (req, res) => {
-    const body = parseJson(bodyOf(req), 'feedback') as { id?: unknown; label?: unknown; labels?: unknown } | null;
+    const body = parseJson(bodyOf(req), 'feedback') as { id?: unknown; label?: unknown; labels?: unknown; relevant?: unknown } | null;
     if (typeof body !== 'object' || body === null || typeof body.id !== 'string') {
-      throw badInput('feedback is {"id": "<x-request-id of the answered request>", "label": <name or class index>} (or "labels": [...] for a batch)');
+      throw badInput('feedback is {"id": "<x-request-id of the answered request>", "label": <name or class index>} (or "labels": [...] for a batch; retrieval: "relevant": [[gallery ids] per row])');
     }
-    const labels = body.labels !== undefined ? body.labels : [body.label];
-    if (!Array.isArray(labels) || labels.length === 0 || !labels.every((l) => typeof l === 'string' || typeof l === 'number')) {
-      throw badInput('"label" must be a label name or class index ("labels": an array of them)');
+    let truth: FeedbackTruth;
+    if (body.relevant !== undefined) {
+      const rows = body.relevant;
+      if (!Array.isArray(rows) || rows.length === 0 || !rows.every((row) => Array.isArray(row) && row.every((id) => typeof id === 'string'))) {
+        throw badInput('"relevant" must be an array with, per row of the request, an array of relevant gallery item ids');
+      }
+      truth = { relevant: rows as string[][] };
+    } else {
+      const labels = body.labels !== undefined ? body.labels : [body.label];
+      if (!Array.isArray(labels) || labels.length === 0 || !labels.every((l) => typeof l === 'string' || typeof l === 'number')) {
+        throw badInput('"label" must be a label name or class index ("labels": an array of them)');
+      }
+      truth = { labels: labels as Array<string | number> };
     }
-    const scored = await dataPlane.feedback(req.params.model as string, body.id, labels as Array<string | number>);
+    const scored = await dataPlane.feedback(req.params.model as string, body.id, truth);
     res.json({ id: body.id, rows: scored.rows, scored_variants: scored.variants });
   }));
 
   router.post('/v2/models/:model/gallery', auth.require('admin'), limited, rawBody, handle(async (req, res) => {
     const body = parseJson(bodyOf(req), 'gallery upload') as { items?: unknown } | null;
     const items = body && Array.isArray(body.items) ? body.items : undefined;
-    if (!items || items.length === 0) throw badInput('the gallery upload is {"items": [{"id": "...", "image": "<base64 PNG or JPEG>"}, ...]}');
+    if (!items || items.length === 0) throw badInput('the gallery upload is {"items": [{"id": "...", "image": "<base64 PNG or JPEG>", "label"?: "<class>"}, ...]}');
     const decoded = items.map((item: unknown, i) => {
-      const entry = item as { id?: unknown; image?: unknown };
+      const entry = item as { id?: unknown; image?: unknown; label?: unknown };
       if (typeof entry?.id !== 'string' || entry.id === '' || typeof entry.image !== 'string') {
         throw badInput(`items[${i}] needs a non-empty string "id" and a base64 "image"`);
       }
-      return { id: entry.id, image: Buffer.from(entry.image, 'base64') };
+      if (entry.label !== undefined && (typeof entry.label !== 'string' || entry.label === '')) throw badInput(`items[${i}]: "label" must be a non-empty string (the item's class)`);
+      return { id: entry.id, image: Buffer.from(entry.image, 'base64'), label: entry.label };
     });
     if (new Set(decoded.map((d) => d.id)).size !== decoded.length) throw badInput('gallery item ids must be distinct within one upload');
     const result = await dataPlane.addToGallery(req.params.model as string, decoded, (res.locals.principal as Principal).name);
