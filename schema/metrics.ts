@@ -14,6 +14,16 @@ export class LatencyQuantiles {
   @Field(() => Float, { nullable: true }) p99!: number | null;
 }
 
+@ObjectType({ description: "A retrieval variant's figures over a window with their intervals at the query's confidence; null without rows." })
+export class RetrievalWindow {
+  @Field(() => Int, { description: 'The k of overlap@k, rank correlation, recall@k and mAP@k (SERVING_RETRIEVAL_K).' }) k!: number;
+  @Field(() => Interval, { nullable: true, description: 'Mean cosine of its embeddings and the answering variant\'s, while shadowing (Student t).' }) cosine!: Interval | null;
+  @Field(() => Interval, { nullable: true, description: 'Mean overlap@k of its gallery neighbours and the answering variant\'s (Student t).' }) overlapAtK!: Interval | null;
+  @Field(() => Interval, { nullable: true, description: 'Mean Spearman rank correlation of the two top-k neighbour lists (Student t).' }) rankCorrelation!: Interval | null;
+  @Field(() => Interval, { nullable: true, description: 'Share of queries with feedback that have a relevant item in the top k (Wilson).' }) recallAtK!: Interval | null;
+  @Field(() => Interval, { nullable: true, description: 'Mean AP@k over queries with feedback (Student t).' }) mapAtK!: Interval | null;
+}
+
 @ObjectType({ description: "One variant's figures over a whole window." })
 export class VariantWindow {
   @Field(() => Int, { description: 'Requests this variant answered (failed ones included).' }) requests!: number;
@@ -34,7 +44,8 @@ export class VariantWindow {
   @Field(() => Float, { nullable: true, description: 'Retrieval: mean overlap@k of gallery neighbours.' }) overlapAtK!: number | null;
   @Field(() => Int, { description: 'Rows with ground truth from /feedback.' }) feedback!: number;
   @Field(() => Int) correct!: number;
-  @Field(() => Interval, { nullable: true, description: 'Live accuracy from feedback (Wilson interval).' }) accuracy!: Interval | null;
+  @Field(() => Interval, { nullable: true, description: 'Live accuracy from feedback (Wilson interval); retrieval: recall@k.' }) accuracy!: Interval | null;
+  @Field(() => RetrievalWindow, { nullable: true, description: 'Retrieval models only.' }) retrieval!: RetrievalWindow | null;
 }
 
 @ObjectType({ description: "A variant's figures per step, one list entry per step of ModelMetrics.steps (columns, as charts read them)." })
@@ -63,10 +74,12 @@ export class VariantSeries {
   @Field(() => [Float], { nullable: 'items' }) klDivergence!: Array<number | null>;
   @Field(() => [Float], { nullable: 'items' }) cosine!: Array<number | null>;
   @Field(() => [Float], { nullable: 'items' }) overlapAtK!: Array<number | null>;
+  @Field(() => [Float], { nullable: 'items', description: 'Retrieval: mean rank correlation of the top-k neighbours.' }) rankCorrelation!: Array<number | null>;
   @Field(() => [Int]) feedback!: number[];
   @Field(() => [Float], { nullable: 'items' }) accuracy!: Array<number | null>;
   @Field(() => [Float], { nullable: 'items' }) accuracyLower!: Array<number | null>;
   @Field(() => [Float], { nullable: 'items' }) accuracyUpper!: Array<number | null>;
+  @Field(() => [Float], { nullable: 'items', description: 'Retrieval: mAP@k from feedback.' }) mapAtK!: Array<number | null>;
 }
 
 @ObjectType({ description: "A model's serving figures per variant and time step, from the per-minute rollups summed over replicas." })
@@ -91,6 +104,23 @@ export class ProportionComparison {
   @Field() significant!: boolean;
 }
 
+@ObjectType({ description: 'A mean of two variants (mAP@k) and its difference b − a.' })
+export class MeanComparison {
+  @Field(() => Interval, { nullable: true, description: "a's mean over its own rows (Student t)." }) a!: Interval | null;
+  @Field(() => Interval, { nullable: true }) b!: Interval | null;
+  @Field(() => Interval, { nullable: true, description: 'b − a: mean of the per-row differences when paired (Student t), else Welch; significant when it excludes 0.' }) difference!: Interval | null;
+  @Field({ description: 'From rows both variants ranked (one shadowed the other) rather than from independent samples.' }) paired!: boolean;
+  @Field(() => Int) samples!: number;
+  @Field() significant!: boolean;
+}
+
+@ObjectType({ description: 'Retrieval variants compared on feedback: recall@k (hit-based, paired as accuracy is) and mAP@k.' })
+export class RetrievalComparison {
+  @Field(() => Int) k!: number;
+  @Field(() => ProportionComparison) recallAtK!: ProportionComparison;
+  @Field(() => MeanComparison) mapAtK!: MeanComparison;
+}
+
 @ObjectType({ description: 'A latency quantile of b over a: the ratio of the two, with a distribution-free interval from the histograms.' })
 export class QuantileComparison {
   @Field({ description: 'endToEnd or compute.' }) measure!: string;
@@ -112,4 +142,5 @@ export class VariantComparison {
   @Field(() => ProportionComparison, { description: 'Live accuracy from feedback.' }) accuracy!: ProportionComparison;
   @Field(() => ProportionComparison, { description: 'Failed share of answered requests.' }) errorRate!: ProportionComparison;
   @Field(() => [QuantileComparison], { description: 'p50, p95, p99 end to end and of compute.' }) latency!: QuantileComparison[];
+  @Field(() => RetrievalComparison, { nullable: true, description: 'Retrieval models only.' }) retrieval!: RetrievalComparison | null;
 }

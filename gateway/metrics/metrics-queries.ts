@@ -3,9 +3,18 @@ import { badInput } from '../errors';
 import type { ModelRecord, VariantRecord } from '../registry/registry-types';
 import { addCounts, emptyCounts, type RollupCounts } from '../serving/metric-rollups';
 import type { Serving } from '../serving/serving';
+import type { MomentSums } from '../statistics/means';
 import type { PairedCounts } from '../statistics/proportions';
 import { rollupSeries } from './rollup-series';
-import { compareAccuracy, compareErrorRates, compareLatency, type LatencyComparison, type ProportionComparison } from './variant-comparison';
+import {
+  compareAccuracy,
+  compareErrorRates,
+  compareLatency,
+  compareMeanAveragePrecision,
+  type LatencyComparison,
+  type MeanComparison,
+  type ProportionComparison,
+} from './variant-comparison';
 import { figuresOf, type VariantFigures } from './variant-figures';
 
 /** Most steps one modelMetrics answer may hold (a day of minutes). */
@@ -41,6 +50,8 @@ export interface VariantComparison {
   accuracy: ProportionComparison;
   errorRate: ProportionComparison;
   latency: LatencyComparison;
+  /** Retrieval models only: recall@k (the accuracy comparison: hits in the top k) and mAP@k. */
+  retrieval: { k: number; recallAtK: ProportionComparison; mapAtK: MeanComparison } | null;
 }
 
 /** Rollups have minute resolution: a window starts on the minute that holds `from`. */
@@ -55,15 +66,35 @@ function checkConfidence(confidence: number): void {
   if (!(confidence >= 0.5 && confidence < 1)) throw badInput(`confidence must lie in [0.5, 1), got ${confidence}`);
 }
 
+/** What a shadow's rollup row says of the rows it and the answering variant both got feedback for, from a's side. */
+interface Pairs {
+  /** onlyFirst: only a right. */
+  counts: PairedCounts;
+  /** Retrieval: AP@k of b minus AP@k of a per paired query. */
+  averagePrecisionDeltas: MomentSums;
+}
+
 /**
- * Feedback rows both variants predicted, from a's side (onlyFirst: only a right). A shadow's rows
- * count pairs with whichever variant answered, so they are a's and b's pairs only when the other
- * of the two answered every request in the window; otherwise there are none.
+ * Feedback rows both variants predicted. A shadow's rows count pairs with whichever variant
+ * answered, so they are a's and b's pairs only when the other of the two answered every request
+ * in the window; otherwise there are none.
  */
-function pairsOf(a: RollupCounts, b: RollupCounts, answering: ReadonlySet<string>, aId: string, bId: string): PairedCounts | undefined {
+function pairsOf(a: RollupCounts, b: RollupCounts, answering: ReadonlySet<string>, aId: string, bId: string): Pairs | undefined {
   const only = (id: string) => answering.size === 1 && answering.has(id);
-  if (only(aId)) return { both: b.pairedBoth, onlyFirst: b.pairedPrimaryOnly, onlySecond: b.pairedShadowOnly, neither: b.pairedNeither };
-  if (only(bId)) return { both: a.pairedBoth, onlyFirst: a.pairedShadowOnly, onlySecond: a.pairedPrimaryOnly, neither: a.pairedNeither };
+  const n = (c: RollupCounts) => c.pairedBoth + c.pairedPrimaryOnly + c.pairedShadowOnly + c.pairedNeither;
+  if (only(aId)) {
+    return {
+      counts: { both: b.pairedBoth, onlyFirst: b.pairedPrimaryOnly, onlySecond: b.pairedShadowOnly, neither: b.pairedNeither },
+      averagePrecisionDeltas: { n: n(b), sum: b.pairedApDeltaSum, sumOfSquares: b.pairedApDeltaSqSum },
+    };
+  }
+  if (only(bId)) {
+    // a shadowed b: its row holds a − b.
+    return {
+      counts: { both: a.pairedBoth, onlyFirst: a.pairedShadowOnly, onlySecond: a.pairedPrimaryOnly, neither: a.pairedNeither },
+      averagePrecisionDeltas: { n: n(a), sum: -a.pairedApDeltaSum, sumOfSquares: a.pairedApDeltaSqSum },
+    };
+  }
   return undefined;
 }
 
@@ -97,6 +128,7 @@ export class MetricsQueries {
     // Variants that served or could serve in the window, in registration order.
     const variants = state.variants.filter((v) => seen.has(v.id) || v.status === 'ready');
     const task = state.model.task;
+    const k = this.serving.retrievalK;
     return {
       model: state.model,
       ...span,
@@ -107,8 +139,8 @@ export class MetricsQueries {
         for (const point of points) if (point.variantId === variant.id && point.index < count) addCounts(perStep[point.index], point.counts);
         return {
           variant,
-          steps: perStep.map((counts, i) => figuresOf(counts, stepLength(i), task, confidence)),
-          window: figuresOf(perStep.reduce((into, counts) => addCounts(into, counts), emptyCounts()), (span.to.getTime() - span.from.getTime()) / 1000, task, confidence),
+          steps: perStep.map((counts, i) => figuresOf(counts, stepLength(i), task, confidence, k)),
+          window: figuresOf(perStep.reduce((into, counts) => addCounts(into, counts), emptyCounts()), (span.to.getTime() - span.from.getTime()) / 1000, task, confidence, k),
         };
       }),
     };
@@ -133,17 +165,22 @@ export class MetricsQueries {
     const countsA = totals(a.id);
     const countsB = totals(b.id);
     const answering = new Set(points.filter((p) => p.counts.requests > 0).map((p) => p.variantId));
+    const pairs = pairsOf(countsA, countsB, answering, a.id, b.id);
+    const accuracy = compareAccuracy(countsA, countsB, confidence, pairs?.counts);
+    const { task } = state.model;
+    const k = this.serving.retrievalK;
     return {
       model: state.model,
       a,
       b,
       ...span,
       confidence,
-      aFigures: figuresOf(countsA, seconds, state.model.task, confidence),
-      bFigures: figuresOf(countsB, seconds, state.model.task, confidence),
-      accuracy: compareAccuracy(countsA, countsB, confidence, pairsOf(countsA, countsB, answering, a.id, b.id)),
+      aFigures: figuresOf(countsA, seconds, task, confidence, k),
+      bFigures: figuresOf(countsB, seconds, task, confidence, k),
+      accuracy,
       errorRate: compareErrorRates(countsA, countsB, confidence),
       latency: compareLatency(countsA, countsB, confidence),
+      retrieval: task === 'RETRIEVAL' ? { k, recallAtK: accuracy, mapAtK: compareMeanAveragePrecision(countsA, countsB, confidence, pairs?.averagePrecisionDeltas) } : null,
     };
   }
 }

@@ -1,4 +1,5 @@
 import { quantileRatio } from '../statistics/histogram-quantiles';
+import { meanDifferenceInterval, meanInterval, type MomentSums } from '../statistics/means';
 import { mcnemarExact } from '../statistics/mcnemar';
 import { pairedDifference, proportionDifference, wilsonInterval, type Interval, type PairedCounts } from '../statistics/proportions';
 import type { RollupCounts } from '../serving/metric-rollups';
@@ -16,6 +17,19 @@ export interface ProportionComparison {
   samples: number;
   /** McNemar's exact two-sided p-value (paired only). */
   pValue: number | null;
+  significant: boolean;
+}
+
+/** Two variants' means of a per-row figure (mAP@k) and their difference b − a. */
+export interface MeanComparison {
+  /** Each variant's mean over its own rows. */
+  a: Interval | null;
+  b: Interval | null;
+  /** b − a: the mean of the per-row differences when paired (Student t), else Welch's interval. */
+  difference: Interval | null;
+  paired: boolean;
+  /** Paired rows, or the two sample sizes' sum when unpaired. */
+  samples: number;
   significant: boolean;
 }
 
@@ -61,6 +75,27 @@ export function compareAccuracy(a: RollupCounts, b: RollupCounts, confidence: nu
     samples,
     pValue,
     significant: pValue < 1 - confidence,
+  };
+}
+
+/**
+ * mAP@k of b against a: from the per-query AP@k differences (b − a) of the queries both ranked
+ * when counted (`pairedDeltas`), else from each variant's own feedback (Welch).
+ */
+export function compareMeanAveragePrecision(a: RollupCounts, b: RollupCounts, confidence: number, pairedDeltas?: MomentSums): MeanComparison {
+  const moments = (c: RollupCounts): MomentSums => ({ n: c.feedback, sum: c.averagePrecisionSum, sumOfSquares: c.averagePrecisionSqSum });
+  const own = (c: RollupCounts) => (c.feedback > 0 ? meanInterval(moments(c), confidence, [0, 1]) : null);
+  const paired = pairedDeltas !== undefined && pairedDeltas.n > 0;
+  const difference = paired
+    ? meanInterval(pairedDeltas, confidence, [-1, 1])
+    : a.feedback > 0 && b.feedback > 0 ? meanDifferenceInterval(moments(a), moments(b), confidence, [-1, 1]) : null;
+  return {
+    a: own(a),
+    b: own(b),
+    difference,
+    paired,
+    samples: paired ? pairedDeltas.n : a.feedback + b.feedback,
+    significant: difference !== null && excludes(difference, 0),
   };
 }
 

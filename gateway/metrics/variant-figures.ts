@@ -1,4 +1,5 @@
 import { histogramQuantile, type Histogram } from '../statistics/histogram-quantiles';
+import { meanInterval } from '../statistics/means';
 import { wilsonInterval, type Interval } from '../statistics/proportions';
 import { ROLLUP_LATENCY_BUCKETS_MS, type RollupCounts } from '../serving/metric-rollups';
 import type { ModelTask } from '../registry/registry-types';
@@ -33,6 +34,38 @@ export interface VariantFigures {
   feedback: number;
   correct: number;
   accuracy: Interval | null;
+  /** Retrieval models only. */
+  retrieval: RetrievalFigures | null;
+}
+
+/**
+ * A retrieval variant's figures with their intervals: against the answering variant while it
+ * shadowed (cosine, and with a gallery overlap@k and rank correlation of the top-k), and from
+ * feedback (recall@k with its Wilson interval, mAP@k); null where there were no rows.
+ */
+export interface RetrievalFigures {
+  k: number;
+  cosine: Interval | null;
+  overlapAtK: Interval | null;
+  rankCorrelation: Interval | null;
+  recallAtK: Interval | null;
+  mapAtK: Interval | null;
+}
+
+/** Mean of a bounded per-row figure with its Student-t interval, or null without rows. */
+function mean(n: number, sum: number, sumOfSquares: number, range: readonly [number, number], confidence: number): Interval | null {
+  return n > 0 ? meanInterval({ n, sum, sumOfSquares }, confidence, range) : null;
+}
+
+function retrievalFigures(counts: RollupCounts, k: number, confidence: number): RetrievalFigures {
+  return {
+    k,
+    cosine: mean(counts.compared, counts.cosineSum, counts.cosineSqSum, [-1, 1], confidence),
+    overlapAtK: mean(counts.overlapCompared, counts.overlapSum, counts.overlapSqSum, [0, 1], confidence),
+    rankCorrelation: mean(counts.overlapCompared, counts.rankCorrelationSum, counts.rankCorrelationSqSum, [-1, 1], confidence),
+    recallAtK: share(counts.correct, counts.feedback, confidence),
+    mapAtK: mean(counts.feedback, counts.averagePrecisionSum, counts.averagePrecisionSqSum, [0, 1], confidence),
+  };
 }
 
 const ratio = (part: number, whole: number) => (whole > 0 ? part / whole : null);
@@ -55,9 +88,10 @@ function share(successes: number, trials: number, confidence: number): Interval 
 
 /**
  * The figures of summed rollup counts. Percentiles come from the summed buckets (never from
- * averaging per-minute percentiles), shares carry Wilson intervals at `confidence`.
+ * averaging per-minute percentiles), shares carry Wilson intervals at `confidence`, means
+ * Student-t intervals. `retrievalK` is the k the retrieval figures were counted at.
  */
-export function figuresOf(counts: RollupCounts, seconds: number, task: ModelTask, confidence: number): VariantFigures {
+export function figuresOf(counts: RollupCounts, seconds: number, task: ModelTask, confidence: number, retrievalK: number): VariantFigures {
   const classification = task === 'CLASSIFICATION';
   return {
     requests: counts.requests,
@@ -78,5 +112,6 @@ export function figuresOf(counts: RollupCounts, seconds: number, task: ModelTask
     feedback: counts.feedback,
     correct: counts.correct,
     accuracy: share(counts.correct, counts.feedback, confidence),
+    retrieval: task === 'RETRIEVAL' ? retrievalFigures(counts, retrievalK, confidence) : null,
   };
 }

@@ -47,3 +47,22 @@ export function meanInterval(moments: MomentSums, confidence: number, range: rea
   const half = studentQuantile(1 - (1 - confidence) / 2, n - 1) * Math.sqrt(variance / n);
   return { estimate: mean, lower: Math.max(range[0], mean - half), upper: Math.min(range[1], mean + half) };
 }
+
+/**
+ * Welch's interval for mean(b) − mean(a) of two independent samples known by their moment sums
+ * (Welch–Satterthwaite degrees of freedom), clipped to `range`; the whole range while either
+ * sample has fewer than two values.
+ */
+export function meanDifferenceInterval(a: MomentSums, b: MomentSums, confidence: number, range: readonly [number, number]): Interval {
+  if (!(confidence > 0 && confidence < 1)) throw new RangeError(`confidence must lie in (0, 1), got ${confidence}`);
+  const estimate = a.n > 0 && b.n > 0 ? b.sum / b.n - a.sum / a.n : NaN;
+  if (a.n < 2 || b.n < 2) return { estimate, lower: range[0], upper: range[1] };
+  const spread = (m: MomentSums) => Math.max(0, (m.sumOfSquares - m.sum ** 2 / m.n) / (m.n - 1)) / m.n;
+  const va = spread(a);
+  const vb = spread(b);
+  const se = Math.sqrt(va + vb);
+  if (se === 0) return { estimate, lower: estimate, upper: estimate };
+  const df = (va + vb) ** 2 / (va ** 2 / (a.n - 1) + vb ** 2 / (b.n - 1));
+  const half = studentQuantile(1 - (1 - confidence) / 2, df) * se;
+  return { estimate, lower: Math.max(range[0], estimate - half), upper: Math.min(range[1], estimate + half) };
+}

@@ -2,13 +2,11 @@ import { Arg, Authorized, Float, Int, Query, Resolver } from 'type-graphql';
 import {
   Interval,
   ModelMetrics,
-  ProportionComparison,
   VariantComparison,
   VariantWindow,
   type VariantSeries,
 } from '../../../schema/metrics';
 import { MetricsQueries } from '../../metrics/metrics-queries';
-import type { ProportionComparison as Proportions } from '../../metrics/variant-comparison';
 import type { VariantFigures } from '../../metrics/variant-figures';
 import type { PluginContext } from '../../plugins/plugin-api';
 import type { Interval as StatInterval } from '../../statistics/proportions';
@@ -20,10 +18,17 @@ function toInterval(interval: StatInterval | null): Interval | null {
 }
 
 function toWindow(f: VariantFigures): VariantWindow {
-  return { ...f, agreement: toInterval(f.agreement), accuracy: toInterval(f.accuracy) };
+  const r = f.retrieval;
+  return {
+    ...f,
+    agreement: toInterval(f.agreement),
+    accuracy: toInterval(f.accuracy),
+    retrieval: r && { k: r.k, cosine: toInterval(r.cosine), overlapAtK: toInterval(r.overlapAtK), rankCorrelation: toInterval(r.rankCorrelation), recallAtK: toInterval(r.recallAtK), mapAtK: toInterval(r.mapAtK) },
+  };
 }
 
-const toProportions = (c: Proportions): ProportionComparison => ({ ...c, a: toInterval(c.a), b: toInterval(c.b), difference: toInterval(c.difference) });
+/** Any comparison of two variants' figures, with its intervals made GraphQL's. */
+const toComparison = <C extends { a: StatInterval | null; b: StatInterval | null; difference: StatInterval | null }>(c: C) => ({ ...c, a: toInterval(c.a), b: toInterval(c.b), difference: toInterval(c.difference) });
 
 const DEFAULT_CONFIDENCE = 0.95;
 
@@ -37,7 +42,7 @@ export class MetricsResolver {
   }
 
   @Authorized('viewer')
-  @Query(() => ModelMetrics, { description: "Per variant and time step: rate, errors, latency and compute percentiles, agreement, KL, overlap@k, accuracy, shadow drops." })
+  @Query(() => ModelMetrics, { description: "Per variant and time step: rate, errors, latency and compute percentiles, agreement, KL, overlap@k, accuracy, shadow drops; retrieval figures with intervals." })
   async modelMetrics(
     @Arg('model') model: string,
     @Arg('from', () => Date) from: Date,
@@ -80,10 +85,12 @@ export class MetricsResolver {
           klDivergence: column((f) => f.klDivergence),
           cosine: column((f) => f.cosine),
           overlapAtK: column((f) => f.overlapAtK),
+          rankCorrelation: column((f) => f.retrieval?.rankCorrelation?.estimate ?? null),
           feedback: column((f) => f.feedback),
           accuracy: column((f) => f.accuracy?.estimate ?? null),
           accuracyLower: column((f) => f.accuracy?.lower ?? null),
           accuracyUpper: column((f) => f.accuracy?.upper ?? null),
+          mapAtK: column((f) => f.retrieval?.mapAtK?.estimate ?? null),
         };
       }),
     };
@@ -109,11 +116,12 @@ export class MetricsResolver {
       confidence,
       aWindow: toWindow(result.aFigures),
       bWindow: toWindow(result.bFigures),
-      accuracy: toProportions(result.accuracy),
-      errorRate: toProportions(result.errorRate),
+      accuracy: toComparison(result.accuracy),
+      errorRate: toComparison(result.errorRate),
       latency: (['endToEnd', 'compute'] as const).flatMap((measure) =>
         result.latency[measure].map((q) => ({ measure, quantile: q.quantile, ratio: toInterval(q.ratio), significant: q.significant })),
       ),
+      retrieval: result.retrieval && { k: result.retrieval.k, recallAtK: toComparison(result.retrieval.recallAtK), mapAtK: toComparison(result.retrieval.mapAtK) },
     };
   }
 }
