@@ -21,6 +21,9 @@ interface Series {
   computeP99Ms: Array<number | null>;
   agreement: Array<number | null>;
   accuracy: Array<number | null>;
+  overlapAtK: Array<number | null>;
+  rankCorrelation: Array<number | null>;
+  mapAtK: Array<number | null>;
   shadowRequests: number[];
   shadowDropped: number[];
   window: {
@@ -32,9 +35,17 @@ interface Series {
     computeMs: Quantiles;
     agreement: IntervalValue | null;
     klDivergence: number | null;
-    overlapAtK: number | null;
     accuracy: IntervalValue | null;
+    retrieval: RetrievalWindow | null;
   };
+}
+interface RetrievalWindow {
+  k: number;
+  cosine: IntervalValue | null;
+  overlapAtK: IntervalValue | null;
+  rankCorrelation: IntervalValue | null;
+  recallAtK: IntervalValue | null;
+  mapAtK: IntervalValue | null;
 }
 interface Metrics {
   modelMetrics: { steps: string[]; variants: Series[] };
@@ -45,6 +56,11 @@ interface Comparison {
     accuracy: { difference: IntervalValue | null; paired: boolean; pValue: number | null; significant: boolean };
     errorRate: { difference: IntervalValue | null; significant: boolean };
     latency: Array<{ measure: string; quantile: number; ratio: IntervalValue | null; significant: boolean }>;
+    retrieval: {
+      k: number;
+      recallAtK: { difference: IntervalValue | null; paired: boolean; pValue: number | null; significant: boolean };
+      mapAtK: { difference: IntervalValue | null; paired: boolean; significant: boolean };
+    } | null;
   };
 }
 
@@ -52,16 +68,19 @@ const METRICS = `query($model: String!, $from: DateTimeISO!, $step: Int!) {
   modelMetrics(model: $model, from: $from, step: $step) {
     steps
     variants { variantTag precision requestRate errorRate latencyP50Ms latencyP95Ms latencyP99Ms computeP50Ms computeP95Ms computeP99Ms
-      agreement accuracy shadowRequests shadowDropped
-      window { requests errorRate shadowRequests shadowDropped klDivergence overlapAtK latencyMs { p50 p95 p99 } computeMs { p50 p95 p99 }
-        agreement { estimate lower upper } accuracy { estimate lower upper } } } }
+      agreement accuracy overlapAtK rankCorrelation mapAtK shadowRequests shadowDropped
+      window { requests errorRate shadowRequests shadowDropped klDivergence latencyMs { p50 p95 p99 } computeMs { p50 p95 p99 }
+        agreement { estimate lower upper } accuracy { estimate lower upper }
+        retrieval { k cosine { estimate lower upper } overlapAtK { estimate lower upper } rankCorrelation { estimate lower upper }
+          recallAtK { estimate lower upper } mapAtK { estimate lower upper } } } } }
   trafficPolicy(model: $model) { version routes { variantTag weight } shadows { variantTag mirrorPercent } } }`;
 
 const COMPARE = `query($model: String!, $a: String!, $b: String!, $from: DateTimeISO!) {
   compareVariants(model: $model, a: $a, b: $b, from: $from) {
     accuracy { difference { estimate lower upper } paired pValue significant }
     errorRate { difference { estimate lower upper } significant }
-    latency { measure quantile ratio { estimate lower upper } significant } } }`;
+    latency { measure quantile ratio { estimate lower upper } significant }
+    retrieval { k recallAtK { difference { estimate lower upper } paired pValue significant } mapAtK { difference { estimate lower upper } paired significant } } } }`;
 
 const RANGES = [
   { label: '15 min', minutes: 15, step: 60 },
@@ -70,6 +89,34 @@ const RANGES = [
   { label: '24 h', minutes: 1440, step: 900 },
 ];
 
+/** A column of the window table that depends on the model's task. */
+interface QualityColumn {
+  header: string;
+  cell: (window: Series['window']) => string;
+}
+
+const CLASSIFICATION_COLUMNS: QualityColumn[] = [
+  { header: 'accuracy [95 %]', cell: (w) => interval(w.accuracy) },
+  { header: 'agreement [95 %]', cell: (w) => interval(w.agreement) },
+  { header: 'KL', cell: (w) => number(w.klDivergence, 4) },
+];
+
+/** Retrieval: the neighbour figures against the answering variant, then recall and mAP from feedback, each with its interval. */
+function retrievalColumns(k: number): QualityColumn[] {
+  const figure = (header: string, pick: (r: RetrievalWindow) => IntervalValue | null, format?: (n: number) => string): QualityColumn => ({
+    header: `${header} [95 %]`,
+    cell: (w) => interval(w.retrieval && pick(w.retrieval), format),
+  });
+  const plain = (n: number) => number(n, 3);
+  return [
+    figure('cosine', (r) => r.cosine, (n) => number(n, 4)),
+    figure(`overlap@${k}`, (r) => r.overlapAtK),
+    figure('rank corr.', (r) => r.rankCorrelation, plain),
+    figure(`recall@${k}`, (r) => r.recallAtK),
+    figure(`mAP@${k}`, (r) => r.mapAtK, plain),
+  ];
+}
+
 function ComparisonTable({ model, a, b, from }: { model: string; a: string; b: string; from: string }) {
   const { data, error } = useQuery<Comparison>(COMPARE, { model, a, b, from }, 10000);
   if (error) return <p className="error">{error}</p>;
@@ -77,6 +124,8 @@ function ComparisonTable({ model, a, b, from }: { model: string; a: string; b: s
   const c = data.compareVariants;
   const mark = (significant: boolean) => (significant ? <strong className="significant">significant</strong> : <span className="muted">not significant</span>);
   const ratio = (n: number) => `×${n.toFixed(2)}`;
+  const pairing = (p: { paired: boolean; pValue?: number | null }) => (p.paired ? (p.pValue === undefined ? 'paired' : `paired, McNemar p = ${number(p.pValue, 4)}`) : 'unpaired');
+  const r = c.retrieval;
   return (
     <table data-testid="comparison">
       <thead>
@@ -87,11 +136,30 @@ function ComparisonTable({ model, a, b, from }: { model: string; a: string; b: s
         </tr>
       </thead>
       <tbody>
-        <tr>
-          <td>accuracy ({c.accuracy.paired ? `paired, McNemar p = ${number(c.accuracy.pValue, 4)}` : 'unpaired'})</td>
-          <td>{interval(c.accuracy.difference, (n) => percent(n, 2))}</td>
-          <td>{mark(c.accuracy.significant)}</td>
-        </tr>
+        {r ? (
+          <>
+            <tr data-testid="compare-recall">
+              <td>
+                recall@{r.k} ({pairing(r.recallAtK)})
+              </td>
+              <td>{interval(r.recallAtK.difference, (n) => percent(n, 2))}</td>
+              <td>{mark(r.recallAtK.significant)}</td>
+            </tr>
+            <tr data-testid="compare-map">
+              <td>
+                mAP@{r.k} ({pairing({ paired: r.mapAtK.paired })})
+              </td>
+              <td>{interval(r.mapAtK.difference, (n) => number(n, 4))}</td>
+              <td>{mark(r.mapAtK.significant)}</td>
+            </tr>
+          </>
+        ) : (
+          <tr>
+            <td>accuracy ({pairing(c.accuracy)})</td>
+            <td>{interval(c.accuracy.difference, (n) => percent(n, 2))}</td>
+            <td>{mark(c.accuracy.significant)}</td>
+          </tr>
+        )}
         <tr>
           <td>error rate</td>
           <td>{interval(c.errorRate.difference, (n) => percent(n, 2))}</td>
@@ -127,6 +195,12 @@ export function ComparisonPage({ model }: { model: string }) {
       latency: [...per((s) => s.latencyP50Ms, ' p50'), ...per((s) => s.latencyP95Ms, ' p95', [6, 3]), ...per((s) => s.latencyP99Ms, ' p99', [2, 2])],
       compute: [...per((s) => s.computeP50Ms, ' p50'), ...per((s) => s.computeP95Ms, ' p95', [6, 3]), ...per((s) => s.computeP99Ms, ' p99', [2, 2])],
       quality: [...per((s) => s.accuracy, ' accuracy'), ...per((s) => s.agreement, ' agreement', [6, 3])],
+      retrieval: [
+        ...per((s) => s.accuracy, ' recall@k'),
+        ...per((s) => s.mapAtK, ' mAP@k', [6, 3]),
+        ...per((s) => s.overlapAtK, ' overlap@k', [2, 2]),
+        ...per((s) => s.rankCorrelation, ' rank corr.', [8, 2, 2, 2]),
+      ],
       drops: [...per((s) => s.shadowRequests, ' shadow requests'), ...per((s) => s.shadowDropped, ' dropped', [6, 3])],
     };
   }, [data]);
@@ -137,6 +211,9 @@ export function ComparisonPage({ model }: { model: string }) {
   const totalWeight = policy.routes.reduce((sum, r) => sum + r.weight, 0);
   const primary = policy.routes.find((r) => r.weight > 0)?.variantTag;
   const candidates = variants.filter((v) => v.variantTag !== primary);
+  // A retrieval model's variants all carry retrieval figures; a classifier's none.
+  const k = variants.find((v) => v.window.retrieval)?.window.retrieval?.k;
+  const quality = k === undefined ? CLASSIFICATION_COLUMNS : retrievalColumns(k);
   return (
     <>
       <h1>
@@ -174,9 +251,9 @@ export function ComparisonPage({ model }: { model: string }) {
               <th>error rate</th>
               <th>latency p50 / p95 / p99</th>
               <th>compute p50 / p95 / p99</th>
-              <th>accuracy [95 %]</th>
-              <th>agreement [95 %]</th>
-              <th>KL</th>
+              {quality.map((column) => (
+                <th key={column.header}>{column.header}</th>
+              ))}
               <th>shadowed / dropped</th>
             </tr>
           </thead>
@@ -190,9 +267,9 @@ export function ComparisonPage({ model }: { model: string }) {
                 <td>{percent(v.window.errorRate, 2)}</td>
                 <td>{[v.window.latencyMs.p50, v.window.latencyMs.p95, v.window.latencyMs.p99].map(ms).join(' / ')}</td>
                 <td>{[v.window.computeMs.p50, v.window.computeMs.p95, v.window.computeMs.p99].map(ms).join(' / ')}</td>
-                <td>{interval(v.window.accuracy)}</td>
-                <td>{interval(v.window.agreement)}</td>
-                <td>{number(v.window.klDivergence, 4)}</td>
+                {quality.map((column) => (
+                  <td key={column.header}>{column.cell(v.window)}</td>
+                ))}
                 <td>
                   {v.window.shadowRequests} / {v.window.shadowDropped}
                 </td>
@@ -213,7 +290,11 @@ export function ComparisonPage({ model }: { model: string }) {
         <Chart title="Answered requests / s" times={times} series={charts.rate} unit="req/s" testId="chart-rate" />
         <Chart title="End-to-end latency (ms)" times={times} series={charts.latency} unit="ms" testId="chart-latency" />
         <Chart title="onnxruntime compute (ms)" times={times} series={charts.compute} unit="ms" testId="chart-compute" />
-        <Chart title="Accuracy and agreement" times={times} series={charts.quality} testId="chart-quality" />
+        {k === undefined ? (
+          <Chart title="Accuracy and agreement" times={times} series={charts.quality} testId="chart-quality" />
+        ) : (
+          <Chart title={`recall@${k}, mAP@${k}, overlap@${k}, rank correlation`} times={times} series={charts.retrieval} testId="chart-retrieval" />
+        )}
         <Chart title="Shadow requests and drops" times={times} series={charts.drops} testId="chart-drops" />
       </div>
     </>
