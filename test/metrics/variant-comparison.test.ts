@@ -1,5 +1,7 @@
 import { emptyCounts, type RollupCounts } from '../../gateway/serving/metric-rollups';
-import { compareAccuracy, compareErrorRates, compareLatency } from '../../gateway/metrics/variant-comparison';
+import { compareAccuracy, compareErrorRates, compareLatency, compareMeanAveragePrecision } from '../../gateway/metrics/variant-comparison';
+import { averagePrecisionAtK, pairedOutcome, scoreRow } from '../../gateway/serving/feedback-scores';
+import { meanDifferenceInterval, meanInterval } from '../../gateway/statistics/means';
 import { mcnemarExact } from '../../gateway/statistics/mcnemar';
 import { pairedDifference, proportionDifference } from '../../gateway/statistics/proportions';
 
@@ -35,6 +37,37 @@ describe('variant comparison', () => {
   test('no feedback on one side: no difference, not significant', () => {
     const result = compareAccuracy(counts({ feedback: 10, correct: 9 }), counts({}), 0.95);
     expect(result).toMatchObject({ b: null, difference: null, significant: false });
+  });
+
+  test('mAP@k: paired from the per-query AP differences, else Welch on each variant\'s own queries', () => {
+    const a = counts({ feedback: 40, averagePrecisionSum: 24, averagePrecisionSqSum: 16 });
+    const b = counts({ feedback: 30, averagePrecisionSum: 15, averagePrecisionSqSum: 9 });
+    const deltas = { n: 30, sum: -3, sumOfSquares: 1.2 };
+    const paired = compareMeanAveragePrecision(a, b, 0.95, deltas);
+    expect(paired).toMatchObject({ paired: true, samples: 30, difference: meanInterval(deltas, 0.95, [-1, 1]) });
+    expect(paired.a).toEqual(meanInterval({ n: 40, sum: 24, sumOfSquares: 16 }, 0.95, [0, 1]));
+    expect(paired.significant).toBe(paired.difference!.upper < 0);
+    const unpaired = compareMeanAveragePrecision(a, b, 0.95);
+    expect(unpaired).toMatchObject({ paired: false, samples: 70 });
+    expect(unpaired.difference).toEqual(meanDifferenceInterval({ n: 40, sum: 24, sumOfSquares: 16 }, { n: 30, sum: 15, sumOfSquares: 9 }, 0.95, [-1, 1]));
+    expect(compareMeanAveragePrecision(a, counts({}), 0.95)).toMatchObject({ b: null, difference: null, significant: false });
+  });
+
+  test('AP@k, hits and paired outcomes of retrieval rows', () => {
+    const relevant = new Set(['a', 'b', 'c']);
+    // Relevant at ranks 1 and 3 of k = 4: (1/1 + 2/3) / min(4, 3).
+    expect(averagePrecisionAtK(['a', 'x', 'b', 'y'], relevant)).toBeCloseTo((1 + 2 / 3) / 3, 12);
+    // One relevant item at rank 2 of k = 2: (1/2) / min(2, 1).
+    expect(averagePrecisionAtK(['x', 'a'], new Set(['a']))).toBe(0.5);
+    expect(averagePrecisionAtK(['a', 'b', 'c'], relevant)).toBe(1);
+    expect(scoreRow(['x', 'y'], relevant)).toEqual({ hit: false, averagePrecision: 0 });
+    expect(scoreRow(3, 3)).toEqual({ hit: true });
+    const outcome = pairedOutcome(
+      [scoreRow(['a', 'x'], relevant), scoreRow(['x', 'y'], relevant), scoreRow(['x', 'a'], relevant)],
+      [scoreRow(['x', 'y'], relevant), scoreRow(['b', 'x'], relevant), scoreRow(['a', 'b'], relevant)],
+    );
+    expect(outcome).toMatchObject({ both: 1, primaryOnly: 1, shadowOnly: 1, neither: 0 });
+    expect(outcome.averagePrecisionDeltas).toEqual([-0.5, 0.5, 1 - 0.25]);
   });
 
   test('error rates and latency ratios', () => {

@@ -59,6 +59,12 @@ interface RetrievalWindow {
   recallAtK: IntervalValue | null;
   mapAtK: IntervalValue | null;
 }
+interface Comparison {
+  difference: IntervalValue | null;
+  a: IntervalValue | null;
+  paired: boolean;
+  samples: number;
+}
 interface Series {
   variantTag: string;
   rankCorrelation: Array<number | null>;
@@ -186,7 +192,7 @@ function retrievalFeedbackSuite(dialect: Dialect) {
     expect(w4a4.rankCorrelation.some((v) => v !== null)).toBe(true);
     expect(fp32.mapAtK.filter((v) => v !== null).length).toBeGreaterThan(0);
 
-    const comparison = await gateway.graphql<{ compareVariants: Record<string, any> }>(COMPARE, { model: MODEL, from: since.toISOString() });
+    const comparison = await gateway.graphql<{ compareVariants: { accuracy: Comparison; retrieval: { k: number; recallAtK: Comparison; mapAtK: Comparison } } }>(COMPARE, { model: MODEL, from: since.toISOString() });
     expect(comparison.errors).toBeUndefined();
     const { retrieval, accuracy } = comparison.data!.compareVariants;
     expect(retrieval.k).toBe(K);

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { binomialCdf, normalQuantile } from '../../gateway/statistics/distributions';
 import { histogramQuantile, histogramQuantileInterval, quantileRatio } from '../../gateway/statistics/histogram-quantiles';
-import { meanInterval, studentQuantile } from '../../gateway/statistics/means';
+import { meanDifferenceInterval, meanInterval, studentQuantile } from '../../gateway/statistics/means';
 import { mcnemarExact } from '../../gateway/statistics/mcnemar';
 import { clopperPearsonInterval, pairedDifference, proportionDifference, wilsonInterval } from '../../gateway/statistics/proportions';
 
@@ -76,6 +76,20 @@ describe('statistics shared by comparisons and rollout guardrails', () => {
     }
     expect(covered / trials).toBeGreaterThan(0.93);
     expect(covered / trials).toBeLessThan(0.97);
+  });
+
+  test("Welch's interval for a difference of two means, from moment sums", () => {
+    const moments = (values: number[]) => ({ n: values.length, sum: values.reduce((a, b) => a + b, 0), sumOfSquares: values.reduce((a, b) => a + b * b, 0) });
+    // scipy: Welch–Satterthwaite df = 4.959184, t(0.975, df) = 2.576958, se = sqrt(0.03).
+    const interval = meanDifferenceInterval(moments([0.2, 0.4, 0.6, 0.8]), moments([0.5, 0.7, 0.9]), 0.95, [-1, 1]);
+    expect(interval.estimate).toBeCloseTo(0.2, 12);
+    expect(interval.lower).toBeCloseTo(-0.2463423, 6);
+    expect(interval.upper).toBeCloseTo(0.6463423, 6);
+    // Below two values on a side: the whole range; no spread on either side: zero width.
+    expect(meanDifferenceInterval(moments([0.5]), moments([0.5, 0.7]), 0.95, [-1, 1])).toEqual({ estimate: expect.closeTo(0.1, 12), lower: -1, upper: 1 });
+    const flat = meanDifferenceInterval(moments([0.5, 0.5]), moments([0.7, 0.7]), 0.95, [-1, 1]);
+    expect(flat.estimate).toBeCloseTo(0.2, 12);
+    expect([flat.lower, flat.upper]).toEqual([flat.estimate, flat.estimate]);
   });
 
   test("McNemar's exact test", () => {
