@@ -13,6 +13,7 @@ import { ImageModel, loadImageModel } from './image-model';
 import { ENGINE_METHODS, LoadedImages, MethodOptions, MethodProgress, MethodReport, methodFor, type MethodTable } from './methods';
 import { QuantizedModel } from './simulation';
 import { SiteOptions, findSites } from './sites';
+import { workFraction, type StageWork } from './work';
 
 /** One batch of preprocessed images, as the dataset layer yields them. */
 export interface CalibrationBatch {
@@ -60,7 +61,9 @@ export interface QuantizeOptions {
 }
 
 export interface QuantizeProgress extends MethodProgress {
-  /** Overall fraction done, 0..1. */
+  /** The method's stages and the export, with their estimated costs. */
+  work: readonly StageWork[];
+  /** Overall fraction done, 0..1, by the estimated costs of `work`. */
   fraction: number;
 }
 
@@ -129,6 +132,12 @@ function siteReport(site: QuantizedModel['sites'][number]): SiteReport {
   };
 }
 
+/**
+ * The export's estimated cost on the reference machine (see StageWork): timing both forms and the
+ * parent on onnxruntime takes a second or two on the demo classifier; writing one form, a fraction.
+ */
+const EXPORT_SECONDS = { fastest: 1.2, single: 0.3 };
+
 /** Images in the batch the export forms are timed on (the serving benchmark's batch 8). */
 const FORM_PROBE_IMAGES = 8;
 
@@ -155,6 +164,12 @@ export async function quantizeModel(options: QuantizeOptions, onProgress: (p: Qu
   const batchSize = imageModel.input.fixedBatch ?? options.batchSize ?? 32;
   const calibration = (await loadCalibration(options.calibration, imageModel, calibSize, batchSize)).batches;
   const loaded = performance.now();
+  const exportWork = (done: number): StageWork => ({ stage: 'export', done, total: 1, unitSeconds: options.exportForm === 'fastest' ? EXPORT_SECONDS.fastest : EXPORT_SECONDS.single });
+  let methodWork: readonly StageWork[] = [];
+  const report = (progress: Omit<MethodProgress, 'work'>, exported: number): void => {
+    const work = [...methodWork, exportWork(exported)];
+    onProgress({ ...progress, work, fraction: workFraction(work) });
+  };
   let methodReport: MethodReport | void;
   try {
     methodReport = await method({
@@ -166,18 +181,23 @@ export async function quantizeModel(options: QuantizeOptions, onProgress: (p: Qu
       sourceHasLabels: options.calibration.hasLabels === true,
       loadImages: (count, batchSize) => loadCalibration(options.calibration, imageModel, count, batchSize),
       options: options.methodOptions ?? {},
-      onProgress: (p) => onProgress({ ...p, fraction: 0.95 * (p.fraction ?? (p.total ? p.done / p.total : 0)) }),
+      onProgress: (p) => {
+        methodWork = p.work;
+        report(p, 0);
+      },
     });
   } finally {
     calibration.forEach((t) => t.dispose());
   }
   const learned = performance.now();
-  onProgress({ stage: 'export', done: 0, total: 1, fraction: 0.95 });
+  // The method is done with every stage it announced, whatever its last report said.
+  methodWork = methodWork.map((w) => ({ ...w, done: w.total }));
+  report({ stage: 'export', done: 0, total: 1 }, 0);
   const metadata = { method: options.method, bits: formatBits(widths) };
   let onnx: Uint8Array;
   let exportForm: QuantizeReport['exportForm'];
   if (options.exportForm === 'fastest') {
-    onProgress({ stage: 'choose-form', done: 0, total: 1, fraction: 0.95, detail: 'timing the export forms on onnxruntime' });
+    report({ stage: 'choose-form', done: 0, total: 1, detail: 'timing the export forms on onnxruntime' }, 0);
     const { onnx: chosen, ...choice } = await chooseExportForm(quantized, metadata, await probeBatch(options.calibration, imageModel), { parent: options.model });
     onnx = chosen;
     exportForm = choice;
@@ -187,7 +207,7 @@ export async function quantizeModel(options: QuantizeOptions, onProgress: (p: Qu
     exportForm = { form, reason: 'requested' };
   }
   const exported = performance.now();
-  onProgress({ stage: 'export', done: 1, total: 1, fraction: 1 });
+  report({ stage: 'export', done: 1, total: 1 }, 1);
   return {
     onnx,
     imageModel,

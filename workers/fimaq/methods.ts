@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { MethodContext, MethodReport, QuantizationMethod } from '../engine/methods/method';
+import type { StageWork } from '../engine/work';
 import { InputError } from '../data/errors';
 import { calibrate, calibrationKey, CalibrationSettings, CalibrationSummary } from './calibrate';
 import { classificationLogits, l2Normalize, LogitsFunction, retrievalLogits } from './logits';
@@ -78,7 +79,19 @@ function validate(context: MethodContext, options: FimaqOptions, reconstructs: b
   }
 }
 
-/** Stage 1's cost per block with sites, in reconstruction iterations, at eq_n 128 (see runFimaq). */
+/**
+ * Estimated costs on the reference machine (see StageWork), measured on the demo classifier with
+ * 128 reconstruction images: one reconstruction iteration of a transformer block at batch 32
+ * (15 to 21 ms); one of a smaller block (patch embedding, head) a twentieth to a tenth of that;
+ * and each block's setup and Fisher snapshots, whatever `iters` is, about a second.
+ */
+const ITERATION_SECONDS = 0.021;
+const SMALL_BLOCK_ITERATION_SHARE = 0.07;
+const BLOCK_SETUP_SECONDS = 1;
+/**
+ * Stage 1 costs about as much as this many transformer-block iterations per block with sites at
+ * eq_n 128, whatever `iters` is: 35 to 52 s for the demo classifier's 8 blocks.
+ */
 const STAGE1_ITERATIONS_PER_BLOCK = 275;
 
 async function runFimaq(context: MethodContext, loss: ReconstructionLoss | undefined): Promise<MethodReport> {
@@ -86,13 +99,7 @@ async function runFimaq(context: MethodContext, loss: ReconstructionLoss | undef
   validate(context, options, loss !== undefined);
   const blocksWithSites = context.blocks.filter((b) => b.sites.length > 0).length;
   const totalIterations = loss ? options.iters * blocksWithSites : 0;
-  // Stage 1 costs about as much as this many reconstruction iterations, whatever `iters` is: on
-  // the reference classifier 73 s against 33 ms per iteration, ~275 per block at eq_n 128. Only
-  // shapes the progress fraction (and so the ETA).
-  const calibrationWeight = loss ? Math.max(1, (STAGE1_ITERATIONS_PER_BLOCK * blocksWithSites * options.eqN) / 128) : 1;
-  const started = performance.now();
-  const fraction = (calibrated: number, iterations: number): number => (calibrated * calibrationWeight + iterations) / (calibrationWeight + totalIterations);
-  const eta = (done: number): number | undefined => (done > 0 ? ((performance.now() - started) / 1000) * (1 - done) / done : undefined);
+  const work = stageWork(context, options, loss !== undefined);
 
   const settings: CalibrationSettings = {
     inputName: context.model.input.name,
@@ -102,10 +109,9 @@ async function runFimaq(context: MethodContext, loss: ReconstructionLoss | undef
     searchImages: SEARCH_IMAGES,
     search: true,
     onSite: async (done, total, site) => {
-      const f = fraction(done / total, 0);
       const blockIndex = context.blocks.findIndex((b) => b.sites.some((s) => s.id === site.id));
       context.onProgress({
-        stage: 'calibrate', done, total, detail: `site ${done}/${total} (${site.id})`, fraction: f, etaSeconds: eta(f),
+        stage: 'calibrate', done, total, detail: `site ${done}/${total} (${site.id})`, work: work(done, 0, 0),
         ...(blockIndex >= 0 ? { blockIndex, blockCount: context.blocks.length } : {}),
       });
       await new Promise((resolve) => setImmediate(resolve));
@@ -145,19 +151,17 @@ async function runFimaq(context: MethodContext, loss: ReconstructionLoss | undef
     onIteration: async ({ block, blockIndex, iteration, loss: value, taskLoss, regularizer }) => {
       iterationsDone++;
       if (iteration % 10 !== 0 && iteration !== options.iters) return;
-      const f = fraction(1, iterationsDone);
       context.onProgress({
         stage: 'reconstruct', done: iterationsDone, total: totalIterations, block: block.name, blockIndex, blockCount: context.blocks.length,
-        iteration, iterations: options.iters, loss: value, taskLoss, regularizer, fraction: f, etaSeconds: eta(f),
+        iteration, iterations: options.iters, loss: value, taskLoss, regularizer, work: work(Infinity, blockIndex, iteration),
         detail: `${block.name} iteration ${iteration}/${options.iters}: ${describeLoss(taskLoss, regularizer)}`,
       });
       await new Promise((resolve) => setImmediate(resolve));
     },
     onBlockDone: (report, blockIndex) => {
-      const f = fraction(1, iterationsDone);
       context.onProgress({
         stage: 'reconstruct', done: iterationsDone, total: totalIterations, block: report.name, blockIndex, blockCount: context.blocks.length,
-        fraction: f, etaSeconds: eta(f), detail: describeBlockOutcome(report), milestone: true,
+        work: work(Infinity, blockIndex + 1, 0), detail: describeBlockOutcome(report), milestone: true,
       });
     },
   });
@@ -173,6 +177,27 @@ async function runFimaq(context: MethodContext, loss: ReconstructionLoss | undef
     logits.dispose();
     [images, fpOutputs].forEach((t) => t.dispose());
   }
+}
+
+/**
+ * The method's stages with their estimated costs, as a function of the sites calibrated and
+ * where the reconstruction is (block index, iteration within it). Reconstruction counts in
+ * estimated seconds: a block's setup once its first iterations ran, then each iteration at its
+ * block's share.
+ */
+function stageWork(context: MethodContext, options: FimaqOptions, reconstructs: boolean): (sites: number, blockIndex: number, iteration: number) => StageWork[] {
+  const siteCount = context.quantized.sites.length;
+  const shares = context.blocks.map((b) => (b.sites.length === 0 ? 0 : b.kind === 'transformer' ? 1 : SMALL_BLOCK_ITERATION_SHARE));
+  const blockSeconds = shares.map((share) => (share === 0 ? 0 : BLOCK_SETUP_SECONDS + options.iters * share * ITERATION_SECONDS));
+  const blocksWithSites = shares.filter((share) => share > 0).length;
+  const calibrationSeconds = (STAGE1_ITERATIONS_PER_BLOCK * Math.max(1, blocksWithSites) * options.eqN * ITERATION_SECONDS) / 128;
+  const reconstructed = (blockIndex: number, iteration: number): number =>
+    blockSeconds.slice(0, blockIndex).reduce((sum, seconds) => sum + seconds, 0)
+    + (iteration > 0 ? BLOCK_SETUP_SECONDS + iteration * shares[blockIndex] * ITERATION_SECONDS : 0);
+  return (sites, blockIndex, iteration) => [
+    { stage: 'calibrate', done: Math.min(sites, siteCount), total: siteCount, unitSeconds: calibrationSeconds / siteCount },
+    ...(reconstructs ? [{ stage: 'reconstruct', done: reconstructed(blockIndex, iteration), total: reconstructed(shares.length, 0), unitSeconds: 1 }] : []),
+  ];
 }
 
 const figure = (value: number): string => value.toPrecision(3);

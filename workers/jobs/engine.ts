@@ -7,9 +7,13 @@ import path from 'node:path';
 import type { EngineProgress, RetrievalReference } from '../common/jobs/messages';
 import type { Preprocessing } from '../common/preprocessing';
 import { openDataset } from '../data';
+import type { StageWork } from '../engine/work';
 import { quantizeModel } from '../quantization';
 
-export type { EngineProgress };
+/** The engine's progress, with its stages when it knows them (the worker's ETA is built from them). */
+export interface EngineReport extends EngineProgress {
+  work?: readonly StageWork[];
+}
 
 export interface EngineRequest {
   model: Uint8Array;
@@ -34,7 +38,7 @@ export interface EngineRequest {
    * Called often with the engine's own progress (0..100 of the engine's work; the worker places
    * it among the job's stages); throwing from it (cancellation, shutdown) stops the engine.
    */
-  onProgress: (progress: EngineProgress) => void;
+  onProgress: (progress: EngineReport) => void;
 }
 
 export interface EngineOutput {
@@ -75,6 +79,7 @@ export const libraryEngine: QuantizationEngine = async (request) => {
       ...(p.blockIndex !== undefined && p.blockCount ? { block: p.blockIndex + 1, blocks: p.blockCount } : {}),
       ...(p.iteration !== undefined ? { iteration: p.iteration, iterations: p.iterations } : {}),
       progress: 100 * p.fraction,
+      work: p.work,
       message: p.detail,
       ...(p.milestone ? { milestone: true } : {}),
     }),

@@ -7,9 +7,9 @@ import type { Logger } from 'pino';
 import { openDataset } from '../data';
 import { evaluateModel, OnnxImageModel } from '../eval';
 import type { JobResultEvent, QuantizationJobSpec, WorkerCapabilities } from '../common/jobs/messages';
-import type { EngineProgress, QuantizationEngine } from './engine';
+import type { QuantizationEngine } from './engine';
 import type { JobDelivery, WorkerTransport } from '../common/jobs/transport';
-import { ProgressReporter, StagePlan } from './job-progress';
+import { JobPlan, ProgressReporter, type EvaluationStage, type JobUpdate } from './job-progress';
 
 export interface WorkerRuntimeOptions {
   transport: WorkerTransport;
@@ -136,23 +136,26 @@ export class WorkerRuntime {
         () => undefined,
       );
     }, this.options.heartbeatMs);
-    const progress = new ProgressReporter(delivery, {
+    const plan = new JobPlan(spec);
+    const progress = new ProgressReporter(delivery, plan, {
       transport,
       capabilities: this.options.capabilities,
       intervalMs: this.options.progressIntervalMs,
       onPublishFailed: (error, job) => log.warn({ err: error, job }, 'progress event not published'),
+      now: Date.now,
     });
     // The engine calls this often; throwing here is how a cancellation or a shutdown stops it.
-    const onProgress = (p: EngineProgress) => {
+    const onProgress = (p: JobUpdate) => {
       if (interruption) throw interruption;
       progress.report(p);
     };
 
     log.info('job started');
     try {
-      onProgress({ stage: 'fetch', progress: 0, message: `attempt ${attempt} on ${this.options.capabilities.workerId}` });
-      const event = await this.quantize(spec, delivery.attempt, onProgress);
-      onProgress({ stage: 'finished', progress: 100, milestone: true, message: finishedLine(event) });
+      onProgress({ stage: 'fetch', message: `attempt ${attempt} on ${this.options.capabilities.workerId}` });
+      const event = await this.quantize(spec, delivery.attempt, plan, onProgress);
+      plan.finish();
+      onProgress({ stage: 'finished', milestone: true, message: finishedLine(event) });
       await progress.flushed();
       await this.finish(delivery, event);
       log.info({ sha256: event.outcome === 'succeeded' ? event.artifactSha256 : undefined }, 'job succeeded');
@@ -180,16 +183,15 @@ export class WorkerRuntime {
     }
   }
 
-  private async quantize(spec: QuantizationJobSpec, attempt: number, onProgress: (p: EngineProgress) => void): Promise<SucceededEvent> {
+  private async quantize(spec: QuantizationJobSpec, attempt: number, plan: JobPlan, onProgress: (p: JobUpdate) => void): Promise<SucceededEvent> {
     const { artifacts } = this.options.transport;
-    const plan = StagePlan.forJob(spec);
     const model = await transient('fetching the parent model', () => artifacts.read(spec.parent.artifactSha256));
     const calibrationPath = await transient('fetching the calibration set', () => artifacts.localPath(spec.calibration.imagesSha256));
     const labelsSha256 = spec.calibration.labelsSha256;
     const calibrationLabelsPath = spec.reference === 'prototypes' && labelsSha256
       ? await transient('fetching the calibration labels', () => artifacts.localPath(labelsSha256))
       : undefined;
-    onProgress({ stage: 'fetch', progress: plan.at('fetch', 100) });
+    onProgress({ stage: 'fetch' });
     const output = await this.options.engine({
       model,
       modelName: `${spec.model.name}@${spec.parent.variantId}`,
@@ -205,17 +207,21 @@ export class WorkerRuntime {
       iters: spec.iters,
       rank: spec.rank,
       seed: spec.seed,
-      onProgress: (p) => onProgress({ ...p, progress: plan.at('quantize', p.progress) }),
+      onProgress: (p) => {
+        plan.engineReported(p);
+        onProgress(p);
+      },
     });
-    onProgress({ stage: 'store', progress: plan.at('quantize', 100) });
+    plan.engineFinished();
+    onProgress({ stage: 'store' });
     const stored = await transient('storing the quantized model', () => artifacts.put(Buffer.from(output.onnx)));
-    onProgress({ stage: 'store', progress: plan.at('store', 100) });
-    const metrics = spec.evaluation
-      ? await this.evaluate(spec, await artifacts.localPath(stored.sha256), (percent) => onProgress({ stage: 'evaluate', progress: plan.at('evaluate', percent) }))
-      : {};
+    const evaluated = (stage: EvaluationStage) => (done: number, total: number) => {
+      plan.evaluated(stage, done, total);
+      onProgress({ stage });
+    };
+    const metrics = spec.evaluation ? await this.evaluate(spec, await artifacts.localPath(stored.sha256), evaluated('evaluate')) : {};
     const parentMetrics = spec.evaluation && spec.evaluateParent
-      ? await this.evaluate(spec, await artifacts.localPath(spec.parent.artifactSha256),
-        (percent) => onProgress({ stage: 'evaluate-parent', progress: plan.at('evaluate-parent', percent) }))
+      ? await this.evaluate(spec, await artifacts.localPath(spec.parent.artifactSha256), evaluated('evaluate-parent'))
       : undefined;
     return {
       kind: 'result',
@@ -233,7 +239,7 @@ export class WorkerRuntime {
   }
 
   /** A model's figures on the job's evaluation set, for its variant's record: what was measured, on which images. */
-  private async evaluate(spec: QuantizationJobSpec, modelPath: string, onPercent: (percent: number) => void): Promise<Record<string, unknown>> {
+  private async evaluate(spec: QuantizationJobSpec, modelPath: string, onImages: (done: number, total: number) => void): Promise<Record<string, unknown>> {
     const set = spec.evaluation as NonNullable<QuantizationJobSpec['evaluation']>;
     const { artifacts } = this.options.transport;
     const imagesPath = await transient('fetching the evaluation set', () => artifacts.localPath(set.imagesSha256));
@@ -246,7 +252,7 @@ export class WorkerRuntime {
         pre: spec.model.preprocessing,
         task: spec.model.task === 'CLASSIFICATION' ? 'classification' : 'retrieval',
         data,
-        onProgress: (p) => onPercent(100 * (p.total ? p.done / p.total : 0)),
+        onProgress: (p) => onImages(p.done, p.total),
       });
       return {
         ...result,

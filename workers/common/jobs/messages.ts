@@ -74,7 +74,7 @@ export interface EngineProgress {
   iterations?: number;
   /** 0..100 of the whole job (the worker weights the stages); one decimal. */
   progress: number;
-  /** Whole seconds left in the job, from its pace so far (the worker's figure). */
+  /** Whole seconds left in the job, from the pace of each of its stages (the worker's figure). */
   etaSeconds?: number;
   message?: string;
   /** Always reported, even between rate-limited events (a block's outcome, the job's end). */

@@ -3,6 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Block } from '../blocks';
 import { ImageModel } from '../image-model';
 import { QuantizedModel } from '../simulation';
+import type { StageWork } from '../work';
 
 export interface MethodProgress {
   stage: string;
@@ -12,8 +13,8 @@ export interface MethodProgress {
   detail?: string;
   /** A line worth keeping in a job's log even when progress events are rate-limited (a block's outcome). */
   milestone?: boolean;
-  /** Overall fraction done (0..1) when the method knows it better than done/total of its stage. */
-  fraction?: number;
+  /** All of the method's stages, those done and those to come: progress and ETAs are built from them. */
+  work: readonly StageWork[];
   /** The model block being worked on (0-based among `blockCount`), in every stage that works block by block. */
   blockIndex?: number;
   blockCount?: number;
@@ -25,7 +26,6 @@ export interface MethodProgress {
   loss?: number;
   taskLoss?: number;
   regularizer?: number;
-  etaSeconds?: number;
 }
 
 /** Method-specific settings passed through quantizeModel unchanged (e.g. FIMA-Q's iters, rank, seed); each method validates its own. */
