@@ -210,7 +210,9 @@ export class DataPlane {
 
   /**
    * Runs the routed variant; a retrieval model with a gallery loaded also gets each row's
-   * `neighbours` nearest items (at least SERVING_RETRIEVAL_K, kept for feedback and compared with shadows).
+   * `neighbours` nearest items (at least SERVING_RETRIEVAL_K, kept for feedback and compared with
+   * shadows). A call that asked for none (/infer) gets them only from a gallery the variant has
+   * embedded already: its answer never waits for an embedding.
    */
   private async answer(attempt: Attempt, state: ModelServingState, call: InferenceCall, neighbours = 0): Promise<InferenceAnswer> {
     const started = performance.now();
@@ -222,7 +224,8 @@ export class DataPlane {
     const outputs = await this.executor.run(state, variant, call.inputs, outputNames, 'primary');
     this.metrics.succeeded(refOf(state.model, variant), 'primary', performance.now() - started);
     const embeddings = state.model.task === 'RETRIEVAL' ? outputs.find((t) => t.name === variant.signature.outputs[0].name) : undefined;
-    const nearest = embeddings && (await this.galleries.nearest(state, variant, embeddings, Math.max(neighbours, this.options.retrievalK)));
+    const k = Math.max(neighbours, this.options.retrievalK);
+    const nearest = embeddings && (neighbours > 0 ? await this.galleries.nearest(state, variant, embeddings, k) : this.galleries.nearestIfEmbedded(state, variant, embeddings, k));
     const answer: InferenceAnswer = { model: state.model, variant, outputs, neighbours: nearest };
     this.ledger.recordAnswer(call.requestId, state.model, variant, 'primary', outputs, nearest);
     if (shadowInputs) setImmediate(() => void this.mirror.mirror(state, answer, shadowIds, shadowInputs, call.requestId));

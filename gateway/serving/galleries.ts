@@ -104,11 +104,18 @@ export class Galleries {
    */
   async nearest(state: ModelServingState, variant: VariantRecord, embeddings: Tensor, k: number): Promise<Neighbour[][] | undefined> {
     const gallery = this.find(state.model);
-    if (!gallery) return undefined;
-    const rows = await this.rows(state, gallery, variant);
-    const count = embeddings.shape[0];
-    const values = toFloat64(embeddings.data);
-    return Array.from({ length: count }, (_, r) => gallery.search(rows, rowOf(values, count, r), k));
+    return gallery && searchRows(gallery, await this.rows(state, gallery, variant), embeddings, k);
+  }
+
+  /**
+   * The same, but only when the variant has already embedded the whole gallery: for calls that
+   * did not ask for neighbours (/infer), which must not wait for an embedding nor fail with it.
+   */
+  nearestIfEmbedded(state: ModelServingState, variant: VariantRecord, embeddings: Tensor, k: number): Neighbour[][] | undefined {
+    const gallery = this.find(state.model);
+    const rows = gallery?.embedded(variant.id);
+    if (!gallery || !rows || rows.length === 0 || rows[0].length !== embeddings.shape[1]) return undefined;
+    return searchRows(gallery, rows, embeddings, k);
   }
 
   /**
@@ -193,4 +200,10 @@ function concatFloat(parts: Float32Array[]): Float32Array {
     offset += part.length;
   }
   return out;
+}
+
+function searchRows(gallery: ModelGallery, rows: readonly Float32Array[], embeddings: Tensor, k: number): Neighbour[][] {
+  const count = embeddings.shape[0];
+  const values = toFloat64(embeddings.data);
+  return Array.from({ length: count }, (_, r) => gallery.search(rows, rowOf(values, count, r), k));
 }

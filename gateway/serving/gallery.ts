@@ -78,6 +78,14 @@ export class ModelGallery {
     return next;
   }
 
+  /** The variant's embedding of every item when it has them all already, else undefined (nothing is computed). */
+  embedded(variantId: string): Float32Array[] | undefined {
+    const variantRows = this.rows.get(variantId);
+    if (!variantRows) return undefined;
+    for (let i = 0; i < this.ids.length; i++) if (!variantRows[i]) return undefined;
+    return variantRows.slice(0, this.ids.length) as Float32Array[];
+  }
+
   has(id: string): boolean {
     return this.position.has(id);
   }

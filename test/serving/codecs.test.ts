@@ -1,6 +1,7 @@
 import { decodeInferenceRequest, encodeInferenceResponse } from '../../gateway/http/inference/inference-codec';
 import { compareClassification, cosineSimilarity, overlapAtK, rankCorrelationAtK, toProbabilities } from '../../gateway/serving/comparison';
 import type { Tensor } from '../../gateway/tensors/tensor';
+import { ModelGallery } from '../../gateway/serving/gallery';
 
 const json = (value: unknown) => Buffer.from(JSON.stringify(value));
 const noRaw = () => undefined;
@@ -80,5 +81,31 @@ describe('comparison figures', () => {
     expect(rankCorrelationAtK(['a', 'b', 'c', 'd'], ['a', 'b', 'c', 'x'])).toBeLessThan(1);
     expect(rankCorrelationAtK(['a', 'b', 'c', 'd'], ['x', 'y', 'z', 'w'])).toBeLessThan(0);
     expect(rankCorrelationAtK(['a'], ['a'])).toBe(1);
+  });
+});
+
+describe('gallery embeddings', () => {
+  test('a variant counts as embedded only once it has every item, so /infer never waits for an embedding', async () => {
+    const gallery = new ModelGallery(10);
+    gallery.upsert([{ id: 'a', image: Buffer.from('a') }, { id: 'b', image: Buffer.from('b') }]);
+    expect(gallery.embedded('v1')).toBeUndefined();
+    let release: () => void = () => undefined;
+    const started = new Promise<void>((begun) => {
+      void gallery.embeddings('v1', async (images) => {
+        const released = new Promise<void>((resolve) => (release = resolve));
+        begun();
+        await released;
+        return images.map((_, i) => Float32Array.of(i, 1));
+      });
+    });
+    await started;
+    expect(gallery.embedded('v1')).toBeUndefined(); // under way: still not there
+    const embedding = gallery.embeddings('v1', async () => []);
+    release();
+    await embedding;
+    expect(gallery.embedded('v1')).toHaveLength(2);
+    gallery.upsert([{ id: 'c', image: Buffer.from('c') }]);
+    expect(gallery.embedded('v1')).toBeUndefined(); // a new item is not embedded yet
+    expect(gallery.embedded('v2')).toBeUndefined();
   });
 });
