@@ -3,7 +3,7 @@ import { startTestGateway, type Dialect, type TestGateway } from '../support/gat
 import { describeWithPostgres } from '../support/services';
 import { addVariant, addVariantBytes, get, registerModel } from '../serving/support/serving-fixtures';
 import {
-  corruptedClassifier, driveRollout, readPolicy, readRollout, rolloutAction, sendTraffic, slowClassifier, startRollout,
+  corruptedWeights, driveRollout, readPolicy, readRollout, rolloutAction, sendTraffic, slowClassifier, startRollout,
 } from './support/rollout-fixtures';
 
 jest.setTimeout(180_000);
@@ -63,7 +63,7 @@ function suite(dialect: Dialect) {
   });
 
   test('a variant with corrupted weights is rolled back in its first step, before more than that step’s share of traffic saw it', async () => {
-    await model('bad', { broken: corruptedClassifier() });
+    await model('bad', { broken: corruptedWeights('tiny-classifier.onnx') });
     // The default plan: 5/25/50/100 %, confidence 0.95.
     const started = await startRollout(gateway, { model: 'bad', candidate: 'broken' });
     expect(started.errors).toBeUndefined();

@@ -18,16 +18,22 @@ function seeded(seed: number): () => number {
   };
 }
 
-function tinyClassifier(): { model: onnx.ModelProto; graph: onnx.GraphProto } {
-  const model = decodeModel(fs.readFileSync(path.join(FIXTURES, 'tiny-classifier.onnx')));
+function loadModel(file: string): { model: onnx.ModelProto; graph: onnx.GraphProto } {
+  const model = decodeModel(fs.readFileSync(file));
   return { model, graph: model.graph as onnx.GraphProto };
 }
 
-/** tiny-classifier.onnx with its weights replaced by noise: a variant whose answers are garbage. */
-export function corruptedClassifier(): Buffer {
-  const { model, graph } = tinyClassifier();
+const tinyClassifier = () => loadModel(path.join(FIXTURES, 'tiny-classifier.onnx'));
+
+/**
+ * An ONNX file (a fixture name, or a path) with its float weights replaced by noise: a variant
+ * whose answers are garbage. Integer initializers (shapes, axes) are kept so the graph still runs.
+ */
+export function corruptedWeights(file: string): Buffer {
+  const { model, graph } = loadModel(path.resolve(FIXTURES, file));
   const random = seeded(11);
   graph.initializer = graph.initializer.map((t) => {
+    if (t.dataType !== FLOAT) return t;
     const dims = (t.dims ?? []).map(Number);
     const size = dims.reduce((a, b) => a * b, 1);
     return tensorToProto(t.name as string, FLOAT, dims, Array.from({ length: size }, () => (random() - 0.5) * 0.2)) as onnx.TensorProto;
