@@ -17,10 +17,16 @@ export class RolloutStepInput {
 
 @InputType({ description: 'What must hold for the candidate to advance, each judged at the confidence. null switches a guardrail off.' })
 export class RolloutGuardrailsInput {
-  @Field(() => Float, { nullable: true, description: 'Largest accepted top-1 accuracy drop on the same rows with feedback (0.01 = one point). Default 0.01.' })
+  @Field(() => Float, { nullable: true, description: 'Classifiers: largest accepted top-1 accuracy drop on the same rows with feedback (0.01 = one point). Default 0.01.' })
   maxAccuracyDrop?: number | null;
-  @Field(() => Float, { nullable: true, description: 'Smallest accepted top-1 agreement between candidate and baseline. Default 0.95.' })
+  @Field(() => Float, { nullable: true, description: 'Classifiers: smallest accepted top-1 agreement between candidate and baseline. Default 0.95.' })
   minAgreement?: number | null;
+  @Field(() => Float, { nullable: true, description: 'Retrieval: smallest accepted mean overlap@10 of the candidate\'s and the baseline\'s gallery neighbours, in [0, 1]. Default 0.5.' })
+  minOverlapAtK?: number | null;
+  @Field(() => Float, { nullable: true, description: 'Retrieval: smallest accepted mean cosine between the candidate\'s and the baseline\'s embedding of a row, in [-1, 1]. Default 0.95.' })
+  minCosine?: number | null;
+  @Field(() => Float, { nullable: true, description: 'Retrieval: largest accepted recall@10 drop on the same queries with feedback (0.01 = one point). Default 0.01.' })
+  maxRecallDrop?: number | null;
   @Field(() => Float, { nullable: true, description: 'Largest accepted p99 latency ratio, candidate / baseline. Default 1.5.' })
   maxLatencyRatio?: number | null;
   @Field(() => Float, { nullable: true, description: "Largest accepted share of the candidate's requests that fail. Default 0.01." })

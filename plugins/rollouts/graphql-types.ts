@@ -20,6 +20,9 @@ export class RolloutStep {
 export class RolloutGuardrails {
   @Field(() => Float, { nullable: true }) maxAccuracyDrop!: number | null;
   @Field(() => Float, { nullable: true }) minAgreement!: number | null;
+  @Field(() => Float, { nullable: true }) minOverlapAtK!: number | null;
+  @Field(() => Float, { nullable: true }) minCosine!: number | null;
+  @Field(() => Float, { nullable: true }) maxRecallDrop!: number | null;
   @Field(() => Float, { nullable: true }) maxLatencyRatio!: number | null;
   @Field(() => Float, { nullable: true }) maxErrorRate!: number | null;
   @Field(() => Float) confidence!: number;
@@ -27,14 +30,14 @@ export class RolloutGuardrails {
 
 @ObjectType({ description: 'A guardrail as judged at a decision: the figure, its interval at the rollout confidence, and the verdict.' })
 export class GuardrailFigure {
-  @Field({ description: 'accuracy (candidate − baseline on paired feedback rows), agreement, latency (p99 ratio), errorRate.' }) guardrail!: string;
+  @Field({ description: 'accuracy (candidate − baseline on paired feedback rows), agreement, overlap (mean overlap@k), cosine (mean), recall (candidate − baseline recall@k on paired feedback queries), latency (p99 ratio), errorRate.' }) guardrail!: string;
   @Field({ description: 'holds, violated, unknown (not conclusive yet) or inapplicable (this step cannot measure it).' }) verdict!: string;
   @Field(() => Float, { nullable: true }) estimate!: number | null;
   @Field(() => Float, { nullable: true }) lower!: number | null;
   @Field(() => Float, { nullable: true, description: 'null: unbounded (too few observations).' }) upper!: number | null;
   @Field(() => Float) threshold!: number;
   @Field(() => Int) samples!: number;
-  @Field(() => Float, { nullable: true, description: "McNemar's exact one-sided p-value for a less accurate candidate (accuracy only)." }) pValue!: number | null;
+  @Field(() => Float, { nullable: true, description: "McNemar's exact one-sided p-value for a less accurate candidate (accuracy and recall only)." }) pValue!: number | null;
 }
 
 @ObjectType({ description: "An entry of a rollout's event log: a person's action or a controller decision, with its figures." })

@@ -1,28 +1,29 @@
-import { mcnemarExact, quantileRatio, pairedDifference, wilsonInterval, type Interval } from '../../gateway/plugin-surface';
+import { mcnemarExact, meanInterval, quantileRatio, pairedDifference, wilsonInterval, type Interval } from '../../gateway/plugin-surface';
 import type { StepEvidence } from './rollout-evidence';
 import type { Guardrails } from './rollout-plan';
 
-export type GuardrailName = 'accuracy' | 'agreement' | 'latency' | 'errorRate';
+export type GuardrailName = 'accuracy' | 'agreement' | 'overlap' | 'cosine' | 'recall' | 'latency' | 'errorRate';
 
 /**
  * holds: the bound at the rollout's confidence shows the guardrail is met; violated: the bound
  * at the look's rollback confidence shows it is not; unknown: neither yet; inapplicable: this
- * step cannot measure it (no feedback, no latency of one side, a retrieval model's agreement).
+ * step cannot measure it (no feedback, no latency of one side, no gallery to compare neighbours
+ * in), or the model's task has no such figure (a retrieval model's agreement, a classifier's cosine).
  */
 export type Verdict = 'holds' | 'violated' | 'unknown' | 'inapplicable';
 
 export interface GuardrailFigure {
   guardrail: GuardrailName;
   verdict: Verdict;
-  /** The measured figure (accuracy: candidate − baseline) and its two-sided interval at the rollout's confidence. */
+  /** The measured figure (accuracy, recall: candidate − baseline) and its two-sided interval at the rollout's confidence. */
   estimate: number | null;
   lower: number | null;
   upper: number | null;
-  /** The guardrail's limit, on the estimate's scale (accuracy: −maxAccuracyDrop). */
+  /** The guardrail's limit, on the estimate's scale (accuracy: −maxAccuracyDrop, recall: −maxRecallDrop). */
   threshold: number;
   /** Observations behind the figure (rows compared, feedback pairs, requests). */
   samples: number;
-  /** McNemar's one-sided p-value for "the candidate is less accurate" (accuracy only). */
+  /** McNemar's one-sided p-value for "the candidate is less accurate" (accuracy, recall). */
   pValue: number | null;
 }
 
@@ -32,7 +33,7 @@ interface Test {
   threshold: number;
   samples: number;
   applicable: boolean;
-  /** Higher figures are better (agreement, accuracy) or worse (latency, error rate). */
+  /** Higher figures are better (agreement, accuracy, overlap, cosine, recall) or worse (latency, error rate). */
   higherIsBetter: boolean;
   interval(confidence: number): Interval;
   pValue?: number;
@@ -40,19 +41,35 @@ interface Test {
 
 const P99 = 0.99;
 
+/**
+ * The paired test of a drop (accuracy for classifiers, recall@k for encoders): the candidate's
+ * share right minus the baseline's on the same feedback rows, Newcombe's interval, McNemar's p.
+ */
+function pairedDrop(name: GuardrailName, maxDrop: number, evidence: StepEvidence, taskFits: boolean): Test {
+  const p = evidence.paired;
+  const pairs = p.both + p.onlyFirst + p.onlySecond + p.neither;
+  return {
+    name, threshold: -maxDrop, samples: pairs, applicable: taskFits && pairs > 0, higherIsBetter: true,
+    interval: (c) => pairedDifference(p, c), pValue: mcnemarExact(p.onlyFirst, p.onlySecond).firstWorse,
+  };
+}
+
 function testsOf(guardrails: Guardrails, evidence: StepEvidence, classification: boolean): Test[] {
   const tests: Test[] = [];
   const e = evidence;
+  const retrieval = !classification;
   if (guardrails.minAgreement !== null) {
     tests.push({ name: 'agreement', threshold: guardrails.minAgreement, samples: e.compared, applicable: classification, higherIsBetter: true, interval: (c) => wilsonInterval(e.agreed, e.compared, c) });
   }
-  if (guardrails.maxAccuracyDrop !== null) {
-    const pairs = e.paired.both + e.paired.onlyFirst + e.paired.onlySecond + e.paired.neither;
-    tests.push({
-      name: 'accuracy', threshold: -guardrails.maxAccuracyDrop, samples: pairs, applicable: classification && pairs > 0, higherIsBetter: true,
-      interval: (c) => pairedDifference(e.paired, c), pValue: mcnemarExact(e.paired.onlyFirst, e.paired.onlySecond).firstWorse,
-    });
+  if (guardrails.maxAccuracyDrop !== null) tests.push(pairedDrop('accuracy', guardrails.maxAccuracyDrop, e, classification));
+  if (guardrails.minOverlapAtK !== null) {
+    // Only rows compared with a gallery have neighbours: a model without one is judged on cosine alone.
+    tests.push({ name: 'overlap', threshold: guardrails.minOverlapAtK, samples: e.overlap.n, applicable: retrieval && e.overlap.n > 0, higherIsBetter: true, interval: (c) => meanInterval(e.overlap, c, [0, 1]) });
   }
+  if (guardrails.minCosine !== null) {
+    tests.push({ name: 'cosine', threshold: guardrails.minCosine, samples: e.cosine.n, applicable: retrieval, higherIsBetter: true, interval: (c) => meanInterval(e.cosine, c, [-1, 1]) });
+  }
+  if (guardrails.maxRecallDrop !== null) tests.push(pairedDrop('recall', guardrails.maxRecallDrop, e, retrieval));
   if (guardrails.maxLatencyRatio !== null) {
     const n = (h: StepEvidence['candidateLatency']) => h.counts.reduce((a, b) => a + b, 0);
     const [nc, nb] = [n(e.candidateLatency), n(e.baselineLatency)];
@@ -71,8 +88,9 @@ const finite = (x: number) => (Number.isFinite(x) ? x : null);
 
 /**
  * The false-rollback budget of one look. Across all looks of a rollout the budgets sum to at
- * most 1 − confidence (Σ 6/(π²k²) = 1), shared equally by the guardrails (Bonferroni), so
- * looking again and again cannot push the chance of rolling back a good variant above it.
+ * most 1 − confidence (Σ 6/(π²k²) = 1), shared equally by the guardrails the look can judge
+ * (Bonferroni; one the model's task or the step's evidence leaves inapplicable spends nothing),
+ * so looking again and again cannot push the chance of rolling back a good variant above it.
  */
 export function rollbackAlpha(confidence: number, look: number, guardrails: number): number {
   return ((1 - confidence) * 6) / (Math.PI ** 2 * look ** 2) / Math.max(1, guardrails);
@@ -86,7 +104,8 @@ export function rollbackAlpha(confidence: number, look: number, guardrails: numb
 export function judgeGuardrails(guardrails: Guardrails, evidence: StepEvidence, classification: boolean, look: number | undefined): GuardrailFigure[] {
   const tests = testsOf(guardrails, evidence, classification);
   const holdLevel = twoSided(guardrails.confidence);
-  const rollbackLevel = look === undefined ? undefined : twoSided(1 - rollbackAlpha(guardrails.confidence, look, tests.length));
+  const judged = tests.filter((t) => t.applicable).length;
+  const rollbackLevel = look === undefined ? undefined : twoSided(1 - rollbackAlpha(guardrails.confidence, look, judged));
   return tests.map((test) => {
     const shown = test.interval(holdLevel);
     const base = {

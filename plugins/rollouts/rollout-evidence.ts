@@ -1,4 +1,4 @@
-import { addCounts, emptyCounts, ROLLUP_LATENCY_BUCKETS_MS, type RollupCounts, type RollupRow, type Histogram, type PairedCounts } from '../../gateway/plugin-surface';
+import { addCounts, emptyCounts, ROLLUP_LATENCY_BUCKETS_MS, type RollupCounts, type RollupRow, type Histogram, type MomentSums, type PairedCounts } from '../../gateway/plugin-surface';
 
 /** Running totals of the two variants of a rollout, summed over minutes and gateway replicas. */
 export interface PairTotals {
@@ -18,13 +18,18 @@ export interface StepEvidence {
   /** Rows compared between the two (either one shadowing the other) and how many agreed on the top-1 class. */
   compared: number;
   agreed: number;
-  /** Feedback rows both predicted: `onlyFirst` is the candidate right alone, `onlySecond` the baseline. */
+  /** Retrieval: the cosine of the two embeddings per compared row, and overlap@k of their gallery neighbours per row compared with a gallery. */
+  cosine: MomentSums;
+  overlap: MomentSums;
+  /**
+   * Feedback rows both predicted: `onlyFirst` is the candidate right alone, `onlySecond` the
+   * baseline (classifiers: the top-1 class; retrieval: a relevant item in the top k).
+   */
   paired: PairedCounts;
   /** End-to-end latencies of the requests each variant answered. */
   candidateLatency: Histogram;
   baselineLatency: Histogram;
 }
-
 
 /** The two variants' totals over the given rollup rows. */
 export function totalsOf(rows: readonly RollupRow[], candidateId: string, baselineId: string): PairTotals {
@@ -62,6 +67,8 @@ export function evidenceOf({ candidate: c, baseline: b }: PairTotals): StepEvide
     candidateErrors: c.errors + c.shadowErrors,
     compared: c.compared + b.compared,
     agreed: c.agreed + b.agreed,
+    cosine: { n: c.compared + b.compared, sum: c.cosineSum + b.cosineSum, sumOfSquares: c.cosineSqSum + b.cosineSqSum },
+    overlap: { n: c.overlapCompared + b.overlapCompared, sum: c.overlapSum + b.overlapSum, sumOfSquares: c.overlapSqSum + b.overlapSqSum },
     paired: {
       both: c.pairedBoth + b.pairedBoth,
       onlyFirst: c.pairedShadowOnly + b.pairedPrimaryOnly,

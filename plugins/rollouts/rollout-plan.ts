@@ -17,8 +17,14 @@ export interface RolloutStep {
 export interface Guardrails {
   /** Largest accepted drop of top-1 accuracy, candidate vs baseline on the same rows (feedback), e.g. 0.01 = one point. */
   maxAccuracyDrop: number | null;
-  /** Smallest accepted share of rows where candidate and baseline agree on the top-1 class. */
+  /** Smallest accepted share of rows where candidate and baseline agree on the top-1 class (classifiers). */
   minAgreement: number | null;
+  /** Retrieval: smallest accepted mean overlap@k of candidate's and baseline's gallery neighbours (k = 10). */
+  minOverlapAtK: number | null;
+  /** Retrieval: smallest accepted mean cosine of the candidate's embedding and the baseline's of the same row. */
+  minCosine: number | null;
+  /** Retrieval: largest accepted drop of recall@k, candidate vs baseline on the same queries (feedback). */
+  maxRecallDrop: number | null;
   /** Largest accepted ratio of p99 latencies (candidate / baseline) of the requests each answered. */
   maxLatencyRatio: number | null;
   /** Largest accepted share of the candidate's requests (answered or shadowed) that failed. */
@@ -51,6 +57,11 @@ export const DEFAULT_SHADOW_PERCENT = 100;
 export const DEFAULT_GUARDRAILS: Guardrails = {
   maxAccuracyDrop: 0.01,
   minAgreement: 0.95,
+  // From the demo encoder (README, Canary rollouts): rtn W8A8 overlaps FP32 at 0.96, rtn W4A4 at
+  // 0.60, corrupted weights at 0.13; cosines 1.000, 0.994, −0.01.
+  minOverlapAtK: 0.5,
+  minCosine: 0.95,
+  maxRecallDrop: 0.01,
   maxLatencyRatio: 1.5,
   maxErrorRate: 0.01,
   confidence: 0.95,
@@ -99,6 +110,9 @@ export function completePlan(request: PlanRequest): RolloutPlan {
   }
   fraction('maxAccuracyDrop', guardrails.maxAccuracyDrop, 0, 1, true);
   fraction('minAgreement', guardrails.minAgreement, 0, 1, true);
+  fraction('minOverlapAtK', guardrails.minOverlapAtK, 0, 1, true);
+  fraction('minCosine', guardrails.minCosine, -1, 1, true);
+  fraction('maxRecallDrop', guardrails.maxRecallDrop, 0, 1, true);
   fraction('maxErrorRate', guardrails.maxErrorRate, 0, 1, true);
   if (guardrails.maxLatencyRatio !== null && !(Number.isFinite(guardrails.maxLatencyRatio) && guardrails.maxLatencyRatio >= 1)) {
     throw badInput(`guardrails.maxLatencyRatio must be a finite number of at least 1; got ${guardrails.maxLatencyRatio}`);
@@ -106,4 +120,13 @@ export function completePlan(request: PlanRequest): RolloutPlan {
   const shadowPercent = request.shadowPercent ?? DEFAULT_SHADOW_PERCENT;
   if (!(Number.isFinite(shadowPercent) && shadowPercent >= 0 && shadowPercent <= 100)) throw badInput(`shadowPercent must be in 0..100; got ${shadowPercent}`);
   return { steps, guardrails, shadowPercent };
+}
+
+/**
+ * A plan as stored: one written before a guardrail existed did not judge it, so a guardrail
+ * missing from it reads as off, never as a default it was not started with.
+ */
+export function storedPlan(plan: RolloutPlan): RolloutPlan {
+  const off = Object.fromEntries(Object.keys(DEFAULT_GUARDRAILS).map((key) => [key, null])) as unknown as Guardrails;
+  return { ...plan, guardrails: { ...off, ...plan.guardrails } };
 }

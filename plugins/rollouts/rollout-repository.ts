@@ -2,7 +2,7 @@ import type { Kysely, Transaction } from 'kysely';
 import { fromJson, toDate, toJson, toOptionalDate, conflict, type AuditLog, type NewAuditEntry, type Database } from '../../gateway/plugin-surface';
 import type { GuardrailFigure } from './guardrails';
 import type { PairTotals } from './rollout-evidence';
-import type { RolloutPlan } from './rollout-plan';
+import { storedPlan, type RolloutPlan } from './rollout-plan';
 import { LIVE_STATUSES, type RolloutEvent, type RolloutEventKind, type RolloutRecord, type RolloutStatus } from './rollout-record';
 
 type Timestamp = Date | string;
@@ -75,7 +75,7 @@ function toRecord(row: RolloutRow): RolloutRecord {
     modelId: row.model_id,
     candidateVariantId: row.candidate_variant_id,
     baselineVariantId: row.baseline_variant_id,
-    plan: fromJson<RolloutPlan>(row.plan),
+    plan: storedPlan(fromJson<RolloutPlan>(row.plan)),
     status: row.status as RolloutStatus,
     stepIndex: Number(row.step_index),
     stepStartedAt: toDate(row.step_started_at),
