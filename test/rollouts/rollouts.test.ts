@@ -159,6 +159,9 @@ function suite(dialect: Dialect) {
       [{ guardrails: { confidence: 1.5 } }, /confidence/],
       [{ guardrails: { minAgreement: 1.2 } }, /minAgreement/],
       [{ guardrails: { maxLatencyRatio: 0.5 } }, /maxLatencyRatio/],
+      [{ guardrails: { minOverlapAtK: 1.2 } }, /minOverlapAtK must be a number in \[0, 1\]/],
+      [{ guardrails: { minCosine: -2 } }, /minCosine must be a number in \[-1, 1\]/],
+      [{ guardrails: { maxRecallDrop: -0.1 } }, /maxRecallDrop/],
     ];
     for (const [change, message] of refusals) {
       const result = await startRollout(gateway, { model: 'strict', candidate: 'w4a4', ...change });

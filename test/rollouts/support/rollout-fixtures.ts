@@ -4,7 +4,7 @@ import zlib from 'node:zlib';
 import { decodeModel, encodeModel, onnx } from '../../../workers/engine/onnx/proto';
 import { tensorToProto } from '../../../workers/engine/onnx/tensor';
 import { FIXTURES, type TestGateway } from '../../support/gateway-harness';
-import { inferenceBody, post, tensorValues } from '../../serving/support/serving-fixtures';
+import { inferenceBody, png, post, tensorValues } from '../../serving/support/serving-fixtures';
 
 const FLOAT = onnx.TensorProto.DataType.FLOAT;
 const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
@@ -76,35 +76,48 @@ export function slowClassifier(size: number): Buffer {
 }
 
 /**
- * The committed Fashion-MNIST test sample (1000 images, IDX), as the gateway's tensors: real,
- * independent images, so agreement measured on any stretch of traffic is the same on average
- * (the seeded noise images of the serving tests are correlated from one seed to the next).
+ * The committed Fashion-MNIST sample (IDX), as pixels: real, independent images, so agreement
+ * measured on any stretch of traffic is the same on average (the seeded noise images of the
+ * serving tests are correlated from one seed to the next).
  */
-let fashionMnist: number[][] | undefined;
-function fashionMnistImage(i: number): number[] {
-  if (!fashionMnist) {
-    const raw = zlib.gunzipSync(fs.readFileSync(path.join(REPO_ROOT, 'deploy', 'demo', 'data', 'fashion-mnist', 't10k-images-idx3-ubyte.gz')));
+const fashionMnist = new Map<string, Uint8Array[]>();
+export function fashionMnistPixels(split: 'train' | 't10k', i: number): Uint8Array {
+  let images = fashionMnist.get(split);
+  if (!images) {
+    const raw = zlib.gunzipSync(fs.readFileSync(path.join(REPO_ROOT, 'deploy', 'demo', 'data', 'fashion-mnist', `${split}-images-idx3-ubyte.gz`)));
     const count = raw.readUInt32BE(4);
-    fashionMnist = Array.from({ length: count }, (_, k) => tensorValues(raw.subarray(16 + k * 784, 16 + (k + 1) * 784)));
+    images = Array.from({ length: count }, (_, k) => raw.subarray(16 + k * 784, 16 + (k + 1) * 784));
+    fashionMnist.set(split, images);
   }
-  return fashionMnist[i % fashionMnist.length];
+  return images[i % images.length];
 }
 
 /** Who answered how many of the requests sent. */
 export type Answered = Map<string, number>;
 
 /**
- * Sends `count` inference requests (a few at a time) to the model's policy route; returns who
- * answered each. Image i of a call is the sample's image `seedBase + i`.
+ * How traffic reaches the model: tensors to /infer (normalized as the fixtures' classifiers
+ * are), or PNG images to /search, which the gateway normalizes with the model's preprocessing.
  */
-export async function sendTraffic(gateway: TestGateway, model: string, count: number, seedBase = 0, concurrency = 4): Promise<Answered> {
+export type Route = 'infer' | 'search';
+
+function request(gateway: TestGateway, model: string, route: Route, pixels: Uint8Array) {
+  if (route === 'search') return post(gateway, `/v2/models/${model}/search`, png(pixels), { 'content-type': 'image/png' });
+  return post(gateway, `/v2/models/${model}/infer`, inferenceBody([tensorValues(pixels)]));
+}
+
+/**
+ * Sends `count` requests (a few at a time) to the model's policy route; returns who answered
+ * each. Image i of a call is the test sample's image `seedBase + i`.
+ */
+export async function sendTraffic(gateway: TestGateway, model: string, count: number, seedBase = 0, concurrency = 4, route: Route = 'infer'): Promise<Answered> {
   const answered: Answered = new Map();
   let next = 0;
   const worker = async () => {
     while (next < count) {
       const i = next++;
-      const reply = await post(gateway, `/v2/models/${model}/infer`, inferenceBody([fashionMnistImage(seedBase + i)]));
-      if (reply.status !== 200) throw new Error(`inference answered ${reply.status}: ${reply.raw.toString()}`);
+      const reply = await request(gateway, model, route, fashionMnistPixels('t10k', seedBase + i));
+      if (reply.status !== 200) throw new Error(`${route} answered ${reply.status}: ${reply.raw.toString()}`);
       const variant = reply.headers.get('x-variant') ?? '?';
       answered.set(variant, (answered.get(variant) ?? 0) + 1);
     }
@@ -157,12 +170,12 @@ export async function readPolicy(gateway: TestGateway, model: string): Promise<{
  * Sends traffic in rounds until the rollout reaches a status in `until` (or `maxRequests` are
  * sent); returns who answered and the rollout as last read.
  */
-export async function driveRollout(gateway: TestGateway, model: string, id: string, until: string[], options: { round: number; maxRequests: number; stopAtStep?: number; concurrency?: number }): Promise<{ answered: Answered; sent: number; rollout: RolloutView }> {
+export async function driveRollout(gateway: TestGateway, model: string, id: string, until: string[], options: { round: number; maxRequests: number; stopAtStep?: number; concurrency?: number; route?: Route }): Promise<{ answered: Answered; sent: number; rollout: RolloutView }> {
   const answered: Answered = new Map();
   let sent = 0;
   let rollout = await readRollout(gateway, id);
   while (!until.includes(rollout.status) && !(options.stopAtStep !== undefined && rollout.step >= options.stopAtStep) && sent < options.maxRequests) {
-    for (const [variant, n] of await sendTraffic(gateway, model, options.round, sent, options.concurrency)) answered.set(variant, (answered.get(variant) ?? 0) + n);
+    for (const [variant, n] of await sendTraffic(gateway, model, options.round, sent, options.concurrency, options.route)) answered.set(variant, (answered.get(variant) ?? 0) + n);
     sent += options.round;
     rollout = await readRollout(gateway, id);
   }

@@ -6,8 +6,11 @@ import { ADMIN_TOKEN, FIXTURES, uploadArtifact, type TestGateway } from '../../s
 export const LABELS = ['tshirt', 'trouser', 'pullover', 'dress', 'coat', 'sandal', 'shirt', 'sneaker', 'bag', 'boot'];
 export const PIXELS = 28 * 28;
 
-/** Registers a fixture as a model through GraphQL; returns the model's first variant id. */
-export async function registerModel(gateway: TestGateway, name: string, file: string, task: 'CLASSIFICATION' | 'RETRIEVAL' = 'CLASSIFICATION'): Promise<string> {
+/** The fixtures' preprocessing: pixels mapped to [-1, 1]. */
+const FIXTURE_PREPROCESSING = { height: 28, width: 28, channels: 1, mean: [0.5], std: [0.5] };
+
+/** Registers a fixture (a name in the fixtures, or a path) as a model through GraphQL; returns the model's first variant id. */
+export async function registerModel(gateway: TestGateway, name: string, file: string, task: 'CLASSIFICATION' | 'RETRIEVAL' = 'CLASSIFICATION', preprocessing = FIXTURE_PREPROCESSING): Promise<string> {
   const result = await gateway.graphql<{ registerModel: { variant: { id: string } } }>(
     `mutation($input: RegisterModelInput!) { registerModel(input: $input) { variant { id } } }`,
     {
@@ -15,8 +18,8 @@ export async function registerModel(gateway: TestGateway, name: string, file: st
         name,
         task,
         labels: task === 'CLASSIFICATION' ? LABELS : undefined,
-        preprocessing: { height: 28, width: 28, channels: 1, mean: [0.5], std: [0.5] },
-        localPath: path.join(FIXTURES, file),
+        preprocessing,
+        localPath: path.resolve(FIXTURES, file),
       },
     },
   );

@@ -1,0 +1,109 @@
+import { createRolloutsPlugin } from '../../plugins/rollouts';
+import { startTestGateway, type Dialect, type TestGateway } from '../support/gateway-harness';
+import { describeWithPostgres } from '../support/services';
+import { addVariantBytes, png, post, registerModel } from '../serving/support/serving-fixtures';
+import { DEMO_ENCODER, FMNIST_PREPROCESSING, quantizedEncoder } from './support/encoder-variants';
+import { corruptedWeights, driveRollout, fashionMnistPixels, readPolicy, readRollout, startRollout } from './support/rollout-fixtures';
+
+jest.setTimeout(240_000);
+
+/**
+ * Rollouts of the demo encoder's variants through the gateway, judged on the retrieval
+ * guardrails: traffic is /search against a stored gallery of Fashion-MNIST train images, each
+ * variant shadowing the other, so every query compares the two by cosine and overlap@10.
+ */
+const plugin = () => createRolloutsPlugin({ config: { intervalMs: 100, leaseMs: 3000 } });
+const GALLERY_SIZE = 200;
+/** Default retrieval guardrails; latency off and a 5 % error rate, as in the classifier suites' short plans. */
+const QUICK_GUARDRAILS = { maxLatencyRatio: null, maxErrorRate: 0.05 };
+const quickSteps = (...percents: number[]) => percents.map((trafficPercent) => ({ trafficPercent, minRequests: 100, minDuration: 0 }));
+
+async function encoder(gateway: TestGateway, name: string, candidates: Record<string, Buffer>): Promise<void> {
+  await registerModel(gateway, name, DEMO_ENCODER, 'RETRIEVAL', FMNIST_PREPROCESSING);
+  for (const [tag, bytes] of Object.entries(candidates)) await addVariantBytes(gateway, name, tag, bytes);
+  const items = Array.from({ length: GALLERY_SIZE }, (_, i) => ({ id: `train-${i}`, image: png(fashionMnistPixels('train', i)).toString('base64') }));
+  const upload = await post(gateway, `/v2/models/${name}/gallery`, { items });
+  if (upload.status !== 200) throw new Error(`gallery upload answered ${upload.status}: ${upload.raw.toString()}`);
+}
+
+/** The 3 nearest gallery items of test image i, as a set (the variants may order close ones differently). */
+async function searchTop(gateway: TestGateway, name: string, i: number): Promise<{ status: number; ids: string[] }> {
+  const reply = await post(gateway, `/v2/models/${name}/search?k=3`, png(fashionMnistPixels('t10k', i)), { 'content-type': 'image/png' });
+  return { status: reply.status, ids: ((reply.json.results as Array<{ id: string }> | undefined) ?? []).map((r) => r.id).sort() };
+}
+
+function suite(dialect: Dialect) {
+  let gateway: TestGateway;
+  let w8a8: Buffer;
+
+  beforeAll(async () => {
+    w8a8 = await quantizedEncoder('w8a8');
+    gateway = await startTestGateway({ dialect, plugins: [plugin()] });
+  });
+  afterAll(async () => {
+    await gateway?.stop();
+  });
+
+  test('an encoder with corrupted weights is rolled back in its first step on overlap and cosine (default plan)', async () => {
+    await encoder(gateway, 'emb-bad', { broken: corruptedWeights(DEMO_ENCODER) });
+    const started = await startRollout(gateway, { model: 'emb-bad', candidate: 'broken' });
+    expect(started.errors).toBeUndefined();
+    const { id } = started.data!.startRollout;
+
+    const { rollout } = await driveRollout(gateway, 'emb-bad', id, ['rolled_back', 'promoted'], { round: 20, maxRequests: 1000, route: 'search' });
+    expect([rollout.status, rollout.step]).toEqual(['rolled_back', 1]);
+    const figures = rollout.events.at(-1)!.figures;
+    const byName = Object.fromEntries(figures.map((f) => [f.guardrail, f]));
+    expect(byName.overlap).toMatchObject({ verdict: 'violated' });
+    expect(byName.overlap.estimate).toBeLessThan(0.3);
+    expect(byName.cosine).toMatchObject({ verdict: 'violated' });
+    expect(byName.agreement).toMatchObject({ verdict: 'inapplicable' });
+    expect(byName.accuracy).toMatchObject({ verdict: 'inapplicable' });
+    expect(rollout.reason).toMatch(/overlap/);
+    expect(await readPolicy(gateway, 'emb-bad')).toMatchObject({ routes: { fp32: 1 }, shadows: [] });
+  });
+
+  test('the rtn W8A8 encoder is promoted to 100 % on overlap and cosine', async () => {
+    await encoder(gateway, 'emb-w8a8', { w8a8 });
+    const started = await startRollout(gateway, { model: 'emb-w8a8', candidate: 'w8a8', steps: quickSteps(10, 50, 100), guardrails: QUICK_GUARDRAILS });
+    expect(started.errors).toBeUndefined();
+    const { id } = started.data!.startRollout;
+
+    const { rollout } = await driveRollout(gateway, 'emb-w8a8', id, ['promoted', 'rolled_back'], { round: 50, maxRequests: 3000, route: 'search' });
+    expect([rollout.status, rollout.reason]).toEqual(['promoted', expect.any(String)]);
+    expect(rollout.events.map((e) => `${e.kind}@${e.trafficPercent}`)).toEqual(['started@10', 'advanced@50', 'advanced@100', 'promoted@100']);
+    const figures = Object.fromEntries(rollout.events[1].figures.map((f) => [f.guardrail, f]));
+    expect(figures.overlap).toMatchObject({ verdict: 'holds' });
+    expect(figures.overlap.estimate).toBeGreaterThan(0.85);
+    expect(figures.cosine).toMatchObject({ verdict: 'holds' });
+    expect(figures.cosine.estimate).toBeGreaterThan(0.99);
+    expect(await readPolicy(gateway, 'emb-w8a8')).toMatchObject({ routes: { w8a8: 1 }, shadows: [] });
+    expect((await searchTop(gateway, 'emb-w8a8', 5)).status).toBe(200);
+  });
+
+  test('a gateway restarted mid-rollout resumes its step, and the gallery is still there', async () => {
+    await encoder(gateway, 'emb-restart', { w8a8 });
+    const started = await startRollout(gateway, { model: 'emb-restart', candidate: 'w8a8', steps: quickSteps(10, 50, 100), guardrails: QUICK_GUARDRAILS });
+    const { id } = started.data!.startRollout;
+    const before = await driveRollout(gateway, 'emb-restart', id, ['promoted', 'rolled_back'], { round: 50, maxRequests: 2000, stopAtStep: 2, route: 'search' });
+    expect([before.rollout.status, before.rollout.step]).toEqual(['running', 2]);
+    const answer = await searchTop(gateway, 'emb-restart', 7);
+
+    await gateway.halt();
+    gateway = await startTestGateway({ dialect, plugins: [plugin()], storage: gateway.storage });
+    expect(await readRollout(gateway, id)).toMatchObject({ status: 'running', step: 2, trafficPercent: 50 });
+    expect(await readPolicy(gateway, 'emb-restart')).toMatchObject({ routes: { fp32: 50, w8a8: 50 } });
+    const gallery = await gateway.graphql<{ gallery: { size: number } }>(`{ gallery(model: "emb-restart") { size } }`);
+    expect(gallery.data?.gallery.size).toBe(GALLERY_SIZE);
+    // Either variant may answer; both find the same nearest train images for this query.
+    expect(await searchTop(gateway, 'emb-restart', 7)).toEqual(answer);
+
+    const after = await driveRollout(gateway, 'emb-restart', id, ['promoted', 'rolled_back'], { round: 50, maxRequests: 3000, route: 'search' });
+    expect(after.rollout.status).toBe('promoted');
+    expect(after.rollout.events.map((e) => `${e.kind}@${e.trafficPercent}`)).toEqual(['started@10', 'advanced@50', 'advanced@100', 'promoted@100']);
+    expect(after.rollout.events.at(-1)!.figures.find((f) => f.guardrail === 'overlap')).toMatchObject({ verdict: 'holds' });
+  });
+}
+
+describe('canary rollouts of an encoder (SQLite)', () => suite('sqlite'));
+describeWithPostgres('canary rollouts of an encoder (PostgreSQL)', () => suite('postgres'));
