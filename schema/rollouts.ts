@@ -21,11 +21,11 @@ export class RolloutGuardrailsInput {
   maxAccuracyDrop?: number | null;
   @Field(() => Float, { nullable: true, description: 'Classifiers: smallest accepted top-1 agreement between candidate and baseline. Default 0.95.' })
   minAgreement?: number | null;
-  @Field(() => Float, { nullable: true, description: 'Retrieval: smallest accepted mean overlap@10 of the candidate\'s and the baseline\'s gallery neighbours, in [0, 1]. Default 0.5.' })
+  @Field(() => Float, { nullable: true, description: 'Retrieval: smallest accepted mean overlap@k (k: SERVING_RETRIEVAL_K, default 10) of the candidate\'s and the baseline\'s gallery neighbours, in [0, 1]. Default 0.5.' })
   minOverlapAtK?: number | null;
   @Field(() => Float, { nullable: true, description: 'Retrieval: smallest accepted mean cosine between the candidate\'s and the baseline\'s embedding of a row, in [-1, 1]. Default 0.95.' })
   minCosine?: number | null;
-  @Field(() => Float, { nullable: true, description: 'Retrieval: largest accepted recall@10 drop on the same queries with feedback (0.01 = one point). Default 0.01.' })
+  @Field(() => Float, { nullable: true, description: 'Retrieval: largest accepted recall@k drop on the same queries with feedback (0.01 = one point). Default 0.01.' })
   maxRecallDrop?: number | null;
   @Field(() => Float, { nullable: true, description: 'Largest accepted p99 latency ratio, candidate / baseline. Default 1.5.' })
   maxLatencyRatio?: number | null;

@@ -19,7 +19,7 @@ export interface Guardrails {
   maxAccuracyDrop: number | null;
   /** Smallest accepted share of rows where candidate and baseline agree on the top-1 class (classifiers). */
   minAgreement: number | null;
-  /** Retrieval: smallest accepted mean overlap@k of candidate's and baseline's gallery neighbours (k = 10). */
+  /** Retrieval: smallest accepted mean overlap@k of candidate's and baseline's gallery neighbours (k: the gateway's SERVING_RETRIEVAL_K). */
   minOverlapAtK: number | null;
   /** Retrieval: smallest accepted mean cosine of the candidate's embedding and the baseline's of the same row. */
   minCosine: number | null;
