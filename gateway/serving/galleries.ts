@@ -137,10 +137,12 @@ export class Galleries {
     return [...this.progress.entries()].filter(([key]) => key.startsWith(`${model.id}|`)).map(([, value]) => ({ ...value }));
   }
 
-  /** Items and revision of the stored gallery: the size GraphQL reports. */
-  async status(model: ModelRecord): Promise<{ size: number; revision: number }> {
-    const loaded = await this.current(model);
-    return { size: loaded.gallery.size, revision: loaded.revision };
+  /**
+   * Items and revision of the stored gallery, the figures GraphQL reports: read from the
+   * database, so asking never waits for a replica to load the images.
+   */
+  status(model: ModelRecord): Promise<{ size: number; revision: number }> {
+    return this.repository.summary(model.id);
   }
 
   /** The variant's normalized embedding of every gallery item, computing those it lacks. */

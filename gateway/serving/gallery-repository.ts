@@ -49,6 +49,15 @@ export class GalleryRepository {
     });
   }
 
+  /** The stored gallery's size and revision (both 0 before the first upload), read without loading an image. */
+  async summary(modelId: string): Promise<{ size: number; revision: number }> {
+    const [revision, count] = await Promise.all([
+      this.revision(modelId),
+      this.db.selectFrom('gallery_items').select((eb) => eb.fn.countAll().as('items')).where('model_id', '=', modelId).executeTakeFirstOrThrow(),
+    ]);
+    return { size: Number(count.items), revision };
+  }
+
   /** Models that have a stored gallery. */
   async modelIds(): Promise<string[]> {
     return (await this.db.selectFrom('galleries').select('model_id').execute()).map((row) => row.model_id);
