@@ -22,6 +22,7 @@ import { OutboxDispatcher } from './outbox-dispatcher';
 import { QuantizationService } from './quantization-service';
 import { jobsMigration } from './migrations/0003_jobs';
 import { jobIterationsMigration } from './migrations/0021_job_iterations';
+import { JobNotifier } from './job-notifier';
 import { JOB_CHANGE_TOPIC, JOB_UPDATED_TOPIC } from './job-topics';
 import { addShadow } from './shadow';
 import { ROLLOUT_STARTER, type RolloutStarter, type StartRolloutInput } from '../../schema/rollouts';
@@ -100,14 +101,15 @@ export function createFimaqPlugin(options: FimaqPluginOptions = {}): GatewayPlug
       const logger = context.logger.child({ plugin: 'fimaq' });
       const transport = await openTransport(context, config, options, logger);
       const jobs = new JobRepository(context.database.db, context.audit);
-      const notify = (job: JobRecord) => context.pubSub.publish(JOB_UPDATED_TOPIC, job.id, job);
+      const notifier = new JobNotifier((job) => context.pubSub.publish(JOB_UPDATED_TOPIC, job.id, job));
+      const notify = (job: JobRecord) => notifier.notify(job);
       // One replica applies each worker event (they share the durable consumer); the others hear
       // of it on the change feed and tell their own subscribers what is stored.
       const changed = (job: JobRecord) => {
         notify(job);
         context.changes.publish(JOB_CHANGE_TOPIC, job.id);
       };
-      // Read one after another, so subscribers never see an older state after a newer one.
+      // Read one after another, so the reads themselves come back in order.
       let reading = Promise.resolve();
       context.onStop(
         context.changes.subscribe(JOB_CHANGE_TOPIC, (jobId) => {
