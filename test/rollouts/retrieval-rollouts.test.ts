@@ -3,14 +3,15 @@ import { startTestGateway, type Dialect, type TestGateway } from '../support/gat
 import { describeWithPostgres } from '../support/services';
 import { addVariantBytes, png, post, registerModel } from '../serving/support/serving-fixtures';
 import { DEMO_ENCODER, FMNIST_PREPROCESSING, quantizedEncoder } from './support/encoder-variants';
-import { corruptedWeights, driveRollout, fashionMnistPixels, readPolicy, readRollout, startRollout } from './support/rollout-fixtures';
+import { corruptedWeights, driveRollout, fashionMnistLabel, fashionMnistPixels, readPolicy, readRollout, startRollout } from './support/rollout-fixtures';
 
 jest.setTimeout(240_000);
 
 /**
  * Rollouts of the demo encoder's variants through the gateway, judged on the retrieval
- * guardrails: traffic is /search against a stored gallery of Fashion-MNIST train images, each
- * variant shadowing the other, so every query compares the two by cosine and overlap@10.
+ * guardrails: traffic is /search against a stored gallery of Fashion-MNIST train images labelled
+ * with their class names, each variant shadowing the other, so every query compares the two by
+ * cosine and overlap@10, and feedback naming the query's class scores both on recall@10.
  */
 const plugin = () => createRolloutsPlugin({ config: { intervalMs: 100, leaseMs: 3000 } });
 const GALLERY_SIZE = 200;
@@ -21,7 +22,7 @@ const quickSteps = (...percents: number[]) => percents.map((trafficPercent) => (
 async function encoder(gateway: TestGateway, name: string, candidates: Record<string, Buffer>): Promise<void> {
   await registerModel(gateway, name, DEMO_ENCODER, 'RETRIEVAL', FMNIST_PREPROCESSING);
   for (const [tag, bytes] of Object.entries(candidates)) await addVariantBytes(gateway, name, tag, bytes);
-  const items = Array.from({ length: GALLERY_SIZE }, (_, i) => ({ id: `train-${i}`, image: png(fashionMnistPixels('train', i)).toString('base64') }));
+  const items = Array.from({ length: GALLERY_SIZE }, (_, i) => ({ id: `train-${i}`, image: png(fashionMnistPixels('train', i)).toString('base64'), label: fashionMnistLabel('train', i) }));
   const upload = await post(gateway, `/v2/models/${name}/gallery`, { items });
   if (upload.status !== 200) throw new Error(`gallery upload answered ${upload.status}: ${upload.raw.toString()}`);
 }
@@ -62,6 +63,30 @@ function suite(dialect: Dialect) {
     expect(byName.accuracy).toMatchObject({ verdict: 'inapplicable' });
     expect(rollout.reason).toMatch(/overlap/);
     expect(await readPolicy(gateway, 'emb-bad')).toMatchObject({ routes: { fp32: 1 }, shadows: [] });
+  });
+
+  test('an encoder that loses recall@10 is rolled back on maxRecallDrop alone, judged on feedback by class', async () => {
+    // Noise of scale 1 keeps a same-class neighbour for fewer queries than FP32 (about 0.87 vs 0.97 on this gallery).
+    await encoder(gateway, 'emb-recall', { lossy: corruptedWeights(DEMO_ENCODER, 1) });
+    const started = await startRollout(gateway, { model: 'emb-recall', candidate: 'lossy', guardrails: { ...QUICK_GUARDRAILS, minOverlapAtK: null, minCosine: null } });
+    expect(started.errors).toBeUndefined();
+    const { id } = started.data!.startRollout;
+
+    const { rollout, sent } = await driveRollout(gateway, 'emb-recall', id, ['rolled_back', 'promoted'], { round: 20, maxRequests: 1000, route: 'search', feedback: true });
+    expect([rollout.status, rollout.step]).toEqual(['rolled_back', 1]);
+    const figures = Object.fromEntries(rollout.events.at(-1)!.figures.map((f) => [f.guardrail, f]));
+    // Switched off, overlap and cosine are not judged at all; accuracy is the classifiers' figure.
+    expect([figures.overlap, figures.cosine]).toEqual([undefined, undefined]);
+    expect(figures.accuracy).toMatchObject({ verdict: 'inapplicable' });
+    expect(figures.recall).toMatchObject({ verdict: 'violated', threshold: -0.01 });
+    // Paired queries: both variants answered (one as the shadow) and feedback named the class.
+    expect(figures.recall.samples).toBeGreaterThanOrEqual(30);
+    expect(figures.recall.samples).toBeLessThanOrEqual(sent);
+    expect(figures.recall.estimate).toBeLessThan(-0.03);
+    expect(figures.recall.upper).toBeLessThan(-0.01);
+    expect(figures.recall.pValue).toBeLessThan(0.01);
+    expect(rollout.reason).toMatch(/guardrail violated at step 1 \(5 %\): recall -0\.\d+ \[.*\] vs -0\.01 on \d+/);
+    expect(await readPolicy(gateway, 'emb-recall')).toMatchObject({ routes: { fp32: 1 }, shadows: [] });
   });
 
   test('the rtn W8A8 encoder is promoted to 100 % on overlap and cosine', async () => {

@@ -5,6 +5,7 @@ import { decodeModel, encodeModel, onnx } from '../../../workers/engine/onnx/pro
 import { tensorToProto } from '../../../workers/engine/onnx/tensor';
 import { FIXTURES, type TestGateway } from '../../support/gateway-harness';
 import { inferenceBody, png, post, tensorValues } from '../../serving/support/serving-fixtures';
+import { FASHION_MNIST_SAMPLE } from './encoder-variants';
 
 const FLOAT = onnx.TensorProto.DataType.FLOAT;
 const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
@@ -28,15 +29,17 @@ const tinyClassifier = () => loadModel(path.join(FIXTURES, 'tiny-classifier.onnx
 /**
  * An ONNX file (a fixture name, or a path) with its float weights replaced by noise: a variant
  * whose answers are garbage. Integer initializers (shapes, axes) are kept so the graph still runs.
+ * The noise is uniform in ±scale; on the demo encoder a scale of 1 costs more recall@10 than the
+ * default 0.1 (which still finds a same-class neighbour for most queries).
  */
-export function corruptedWeights(file: string): Buffer {
+export function corruptedWeights(file: string, scale = 0.1): Buffer {
   const { model, graph } = loadModel(path.resolve(FIXTURES, file));
   const random = seeded(11);
   graph.initializer = graph.initializer.map((t) => {
     if (t.dataType !== FLOAT) return t;
     const dims = (t.dims ?? []).map(Number);
     const size = dims.reduce((a, b) => a * b, 1);
-    return tensorToProto(t.name as string, FLOAT, dims, Array.from({ length: size }, () => (random() - 0.5) * 0.2)) as onnx.TensorProto;
+    return tensorToProto(t.name as string, FLOAT, dims, Array.from({ length: size }, () => (random() * 2 - 1) * scale)) as onnx.TensorProto;
   });
   return Buffer.from(encodeModel(model));
 }
@@ -75,6 +78,8 @@ export function slowClassifier(size: number): Buffer {
   return Buffer.from(encodeModel(model));
 }
 
+const idx = (file: string) => zlib.gunzipSync(fs.readFileSync(path.join(FASHION_MNIST_SAMPLE, file)));
+
 /**
  * The committed Fashion-MNIST sample (IDX), as pixels: real, independent images, so agreement
  * measured on any stretch of traffic is the same on average (the seeded noise images of the
@@ -84,12 +89,26 @@ const fashionMnist = new Map<string, Uint8Array[]>();
 export function fashionMnistPixels(split: 'train' | 't10k', i: number): Uint8Array {
   let images = fashionMnist.get(split);
   if (!images) {
-    const raw = zlib.gunzipSync(fs.readFileSync(path.join(REPO_ROOT, 'deploy', 'demo', 'data', 'fashion-mnist', `${split}-images-idx3-ubyte.gz`)));
+    const raw = idx(`${split}-images-idx3-ubyte.gz`);
     const count = raw.readUInt32BE(4);
     images = Array.from({ length: count }, (_, k) => raw.subarray(16 + k * 784, 16 + (k + 1) * 784));
     fashionMnist.set(split, images);
   }
   return images[i % images.length];
+}
+
+/** The demo models' class names (their cards'), by class index. */
+const FASHION_MNIST_CLASSES: string[] = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'deploy', 'demo', 'models', 'vit-fmnist-emb-op17.card.json'), 'utf8')).labels;
+const fashionMnistClasses = new Map<string, Uint8Array>();
+/** The class name of the image `fashionMnistPixels(split, i)` returns. */
+export function fashionMnistLabel(split: 'train' | 't10k', i: number): string {
+  let classes = fashionMnistClasses.get(split);
+  if (!classes) {
+    const raw = idx(`${split}-labels-idx1-ubyte.gz`);
+    classes = raw.subarray(8, 8 + raw.readUInt32BE(4));
+    fashionMnistClasses.set(split, classes);
+  }
+  return FASHION_MNIST_CLASSES[classes[i % classes.length]];
 }
 
 /** Who answered how many of the requests sent. */
@@ -101,25 +120,42 @@ export type Answered = Map<string, number>;
  */
 export type Route = 'infer' | 'search';
 
+export interface TrafficOptions {
+  /** Requests in flight at once (4). */
+  concurrency?: number;
+  route?: Route;
+  /**
+   * /search only: after each answer, feedback naming the query's Fashion-MNIST class (the model's
+   * gallery must be uploaded with those class names as labels), so recall@k is scored per variant.
+   */
+  feedback?: boolean;
+}
+
 function request(gateway: TestGateway, model: string, route: Route, pixels: Uint8Array) {
   if (route === 'search') return post(gateway, `/v2/models/${model}/search`, png(pixels), { 'content-type': 'image/png' });
   return post(gateway, `/v2/models/${model}/infer`, inferenceBody([tensorValues(pixels)]));
 }
 
 /**
- * Sends `count` requests (a few at a time) to the model's policy route; returns who answered
- * each. Image i of a call is the test sample's image `seedBase + i`.
+ * Sends `count` requests to the model's policy route; returns who answered each. Image i of a
+ * call is the test sample's image `seedBase + i`.
  */
-export async function sendTraffic(gateway: TestGateway, model: string, count: number, seedBase = 0, concurrency = 4, route: Route = 'infer'): Promise<Answered> {
+export async function sendTraffic(gateway: TestGateway, model: string, count: number, seedBase = 0, options: TrafficOptions = {}): Promise<Answered> {
+  const { concurrency = 4, route = 'infer', feedback = false } = options;
+  if (feedback && route !== 'search') throw new Error('feedback by class is sent for /search traffic only');
   const answered: Answered = new Map();
   let next = 0;
   const worker = async () => {
     while (next < count) {
-      const i = next++;
-      const reply = await request(gateway, model, route, fashionMnistPixels('t10k', seedBase + i));
+      const image = seedBase + next++;
+      const reply = await request(gateway, model, route, fashionMnistPixels('t10k', image));
       if (reply.status !== 200) throw new Error(`${route} answered ${reply.status}: ${reply.raw.toString()}`);
       const variant = reply.headers.get('x-variant') ?? '?';
       answered.set(variant, (answered.get(variant) ?? 0) + 1);
+      if (feedback) {
+        const told = await post(gateway, `/v2/models/${model}/feedback`, { id: reply.json.id, label: fashionMnistLabel('t10k', image) });
+        if (told.status !== 200) throw new Error(`feedback answered ${told.status}: ${told.raw.toString()}`);
+      }
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
@@ -134,10 +170,10 @@ export interface RolloutView {
   candidate: string;
   baseline: string;
   reason: string | null;
-  events: Array<{ seq: number; kind: string; step: number; trafficPercent: number; actor: string; reason: string; figures: Array<{ guardrail: string; verdict: string; estimate: number | null; lower: number | null; upper: number | null; samples: number }> }>;
+  events: Array<{ seq: number; kind: string; step: number; trafficPercent: number; actor: string; reason: string; figures: Array<{ guardrail: string; verdict: string; estimate: number | null; lower: number | null; upper: number | null; threshold: number; samples: number; pValue: number | null }> }>;
 }
 
-export const ROLLOUT_FIELDS = 'id status step trafficPercent candidate baseline reason events { seq kind step trafficPercent actor reason figures { guardrail verdict estimate lower upper samples } }';
+export const ROLLOUT_FIELDS = 'id status step trafficPercent candidate baseline reason events { seq kind step trafficPercent actor reason figures { guardrail verdict estimate lower upper threshold samples pValue } }';
 
 type GraphQLReply<T> = Awaited<ReturnType<TestGateway['graphql']>> & { data?: T };
 
@@ -170,12 +206,12 @@ export async function readPolicy(gateway: TestGateway, model: string): Promise<{
  * Sends traffic in rounds until the rollout reaches a status in `until` (or `maxRequests` are
  * sent); returns who answered and the rollout as last read.
  */
-export async function driveRollout(gateway: TestGateway, model: string, id: string, until: string[], options: { round: number; maxRequests: number; stopAtStep?: number; concurrency?: number; route?: Route }): Promise<{ answered: Answered; sent: number; rollout: RolloutView }> {
+export async function driveRollout(gateway: TestGateway, model: string, id: string, until: string[], options: TrafficOptions & { round: number; maxRequests: number; stopAtStep?: number }): Promise<{ answered: Answered; sent: number; rollout: RolloutView }> {
   const answered: Answered = new Map();
   let sent = 0;
   let rollout = await readRollout(gateway, id);
   while (!until.includes(rollout.status) && !(options.stopAtStep !== undefined && rollout.step >= options.stopAtStep) && sent < options.maxRequests) {
-    for (const [variant, n] of await sendTraffic(gateway, model, options.round, sent, options.concurrency, options.route)) answered.set(variant, (answered.get(variant) ?? 0) + n);
+    for (const [variant, n] of await sendTraffic(gateway, model, options.round, sent, options)) answered.set(variant, (answered.get(variant) ?? 0) + n);
     sent += options.round;
     rollout = await readRollout(gateway, id);
   }
