@@ -17,6 +17,8 @@ const plugin = () => createRolloutsPlugin({ config: { intervalMs: 100, leaseMs: 
 const GALLERY_SIZE = 200;
 /** Default retrieval guardrails; latency off and a 5 % error rate, as in the classifier suites' short plans. */
 const QUICK_GUARDRAILS = { maxLatencyRatio: null, maxErrorRate: 0.05 };
+/** Judged on recall@10 from feedback (maxRecallDrop at its default) and errors only. */
+const RECALL_ONLY = { ...QUICK_GUARDRAILS, minOverlapAtK: null, minCosine: null };
 const quickSteps = (...percents: number[]) => percents.map((trafficPercent) => ({ trafficPercent, minRequests: 100, minDuration: 0 }));
 
 async function encoder(gateway: TestGateway, name: string, candidates: Record<string, Buffer>): Promise<void> {
@@ -68,7 +70,7 @@ function suite(dialect: Dialect) {
   test('an encoder that loses recall@10 is rolled back on maxRecallDrop alone, judged on feedback by class', async () => {
     // Noise of scale 1 keeps a same-class neighbour for fewer queries than FP32 (about 0.87 vs 0.97 on this gallery).
     await encoder(gateway, 'emb-recall', { lossy: corruptedWeights(DEMO_ENCODER, 1) });
-    const started = await startRollout(gateway, { model: 'emb-recall', candidate: 'lossy', guardrails: { ...QUICK_GUARDRAILS, minOverlapAtK: null, minCosine: null } });
+    const started = await startRollout(gateway, { model: 'emb-recall', candidate: 'lossy', guardrails: RECALL_ONLY });
     expect(started.errors).toBeUndefined();
     const { id } = started.data!.startRollout;
 
@@ -105,6 +107,23 @@ function suite(dialect: Dialect) {
     expect(figures.cosine.estimate).toBeGreaterThan(0.99);
     expect(await readPolicy(gateway, 'emb-w8a8')).toMatchObject({ routes: { w8a8: 1 }, shadows: [] });
     expect((await searchTop(gateway, 'emb-w8a8', 5)).status).toBe(200);
+  });
+
+  test('the rtn W8A8 encoder is promoted on maxRecallDrop alone once paired feedback shows its recall@10 within a point', async () => {
+    await encoder(gateway, 'emb-recall-w8a8', { w8a8 });
+    // One step at 100 %: the baseline shadows every query, and the few hundred paired queries a
+    // hold needs (recall@10 the same on nearly all of them) are gathered once, not per step.
+    const started = await startRollout(gateway, { model: 'emb-recall-w8a8', candidate: 'w8a8', steps: quickSteps(100), guardrails: RECALL_ONLY });
+    expect(started.errors).toBeUndefined();
+    const { id } = started.data!.startRollout;
+
+    const { rollout } = await driveRollout(gateway, 'emb-recall-w8a8', id, ['promoted', 'rolled_back'], { round: 50, maxRequests: 2000, route: 'search', feedback: true });
+    expect(rollout.status).toBe('promoted');
+    const recall = rollout.events.at(-1)!.figures.find((f) => f.guardrail === 'recall')!;
+    expect(recall).toMatchObject({ verdict: 'holds', threshold: -0.01 });
+    expect(recall.lower).toBeGreaterThanOrEqual(-0.01);
+    expect(Math.abs(recall.estimate!)).toBeLessThan(0.01);
+    expect(rollout.reason).toMatch(/step 1 \(100 %\) passed: recall /);
   });
 
   test('a gateway restarted mid-rollout resumes its step, and the gallery is still there', async () => {
