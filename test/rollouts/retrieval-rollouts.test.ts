@@ -1,7 +1,7 @@
 import { createRolloutsPlugin } from '../../plugins/rollouts';
 import { startTestGateway, type Dialect, type TestGateway } from '../support/gateway-harness';
 import { describeWithPostgres } from '../support/services';
-import { addVariantBytes, png, post, registerModel } from '../serving/support/serving-fixtures';
+import { addVariantBytes, png, post, registerModel, setPolicy } from '../serving/support/serving-fixtures';
 import { DEMO_ENCODER, FMNIST_PREPROCESSING, quantizedEncoder } from './support/encoder-variants';
 import { corruptedWeights, driveRollout, fashionMnistLabel, fashionMnistPixels, readPolicy, readRollout, startRollout } from './support/rollout-fixtures';
 
@@ -27,6 +27,18 @@ async function encoder(gateway: TestGateway, name: string, candidates: Record<st
   const items = Array.from({ length: GALLERY_SIZE }, (_, i) => ({ id: `train-${i}`, image: png(fashionMnistPixels('train', i)).toString('base64'), label: fashionMnistLabel('train', i) }));
   const upload = await post(gateway, `/v2/models/${name}/gallery`, { items });
   if (upload.status !== 200) throw new Error(`gallery upload answered ${upload.status}: ${upload.raw.toString()}`);
+  // Each candidate embeds the gallery now (a /search routed to it waits for that): otherwise the
+  // rollout's first shadow would, and the shadows queued behind it would be dropped, not compared.
+  for (const tag of Object.keys(candidates)) {
+    await routeTo(gateway, name, tag);
+    if ((await searchTop(gateway, name, 0)).status !== 200) throw new Error(`${tag} could not search the gallery`);
+  }
+  await routeTo(gateway, name, 'fp32');
+}
+
+async function routeTo(gateway: TestGateway, name: string, tag: string): Promise<void> {
+  const set = await setPolicy(gateway, name, { routes: [{ variant: tag, weight: 1 }] });
+  if (set.errors) throw new Error(set.errors[0].message);
 }
 
 /** The 3 nearest gallery items of test image i, as a set (the variants may order close ones differently). */
@@ -112,8 +124,10 @@ function suite(dialect: Dialect) {
   test('the rtn W8A8 encoder is promoted on maxRecallDrop alone once paired feedback shows its recall@10 within a point', async () => {
     await encoder(gateway, 'emb-recall-w8a8', { w8a8 });
     // One step at 100 %: the baseline shadows every query, and the few hundred paired queries a
-    // hold needs (recall@10 the same on nearly all of them) are gathered once, not per step.
-    const started = await startRollout(gateway, { model: 'emb-recall-w8a8', candidate: 'w8a8', steps: quickSteps(100), guardrails: RECALL_ONLY });
+    // hold needs (recall@10 the same on nearly all of them) are gathered once, not per step. Its
+    // 300 requests keep the step from passing on the error rate alone before feedback is counted
+    // (recall is judged only once the step has paired queries).
+    const started = await startRollout(gateway, { model: 'emb-recall-w8a8', candidate: 'w8a8', steps: [{ trafficPercent: 100, minRequests: 300, minDuration: 0 }], guardrails: RECALL_ONLY });
     expect(started.errors).toBeUndefined();
     const { id } = started.data!.startRollout;
 
