@@ -19,6 +19,11 @@ const GALLERY_SIZE = 200;
 const QUICK_GUARDRAILS = { maxLatencyRatio: null, maxErrorRate: 0.05 };
 /** Judged on recall@10 from feedback (maxRecallDrop at its default) and errors only. */
 const RECALL_ONLY = { ...QUICK_GUARDRAILS, minOverlapAtK: null, minCosine: null };
+/**
+ * /search with feedback by class, one query at a time: a pair needs the shadow to run, and the
+ * shadow lane (niced, its queue half the primary's) drops what it cannot keep up with on a busy machine.
+ */
+const RECALL_TRAFFIC = { round: 25, maxRequests: 2500, route: 'search' as const, feedback: true, concurrency: 1 };
 const quickSteps = (...percents: number[]) => percents.map((trafficPercent) => ({ trafficPercent, minRequests: 100, minDuration: 0 }));
 
 async function encoder(gateway: TestGateway, name: string, candidates: Record<string, Buffer>): Promise<void> {
@@ -86,7 +91,7 @@ function suite(dialect: Dialect) {
     expect(started.errors).toBeUndefined();
     const { id } = started.data!.startRollout;
 
-    const { rollout, sent } = await driveRollout(gateway, 'emb-recall', id, ['rolled_back', 'promoted'], { round: 20, maxRequests: 1000, route: 'search', feedback: true });
+    const { rollout, sent } = await driveRollout(gateway, 'emb-recall', id, ['rolled_back', 'promoted'], RECALL_TRAFFIC);
     expect([rollout.status, rollout.step]).toEqual(['rolled_back', 1]);
     const figures = Object.fromEntries(rollout.events.at(-1)!.figures.map((f) => [f.guardrail, f]));
     // Switched off, overlap and cosine are not judged at all; accuracy is the classifiers' figure.
@@ -131,7 +136,7 @@ function suite(dialect: Dialect) {
     expect(started.errors).toBeUndefined();
     const { id } = started.data!.startRollout;
 
-    const { rollout } = await driveRollout(gateway, 'emb-recall-w8a8', id, ['promoted', 'rolled_back'], { round: 50, maxRequests: 2000, route: 'search', feedback: true });
+    const { rollout } = await driveRollout(gateway, 'emb-recall-w8a8', id, ['promoted', 'rolled_back'], RECALL_TRAFFIC);
     expect(rollout.status).toBe('promoted');
     const recall = rollout.events.at(-1)!.figures.find((f) => f.guardrail === 'recall')!;
     expect(recall).toMatchObject({ verdict: 'holds', threshold: -0.01 });
