@@ -11,6 +11,8 @@ import type { RolloutService } from './rollout-service';
 export class RolloutController {
   private timer: NodeJS.Timeout | undefined;
   private pass: Promise<void> | undefined;
+  /** Rollouts this controller held the lease of at its last pass. */
+  private leading = new Set<string>();
 
   constructor(
     private readonly service: RolloutService,
@@ -39,10 +41,14 @@ export class RolloutController {
 
   private async passOverRollouts(): Promise<void> {
     try {
+      const led = new Set<string>();
       for (const rollout of await this.repository.listWork()) {
         if (!(await this.repository.acquireLease(rollout.id, this.instanceId, this.options.leaseMs))) continue;
-        await this.service.control(rollout).catch((error: unknown) => this.logger.error({ err: error, rollout: rollout.id }, 'rollout controller pass failed'));
+        led.add(rollout.id);
+        const takingOver = !this.leading.has(rollout.id);
+        await this.service.control(rollout, takingOver).catch((error: unknown) => this.logger.error({ err: error, rollout: rollout.id }, 'rollout controller pass failed'));
       }
+      this.leading = led;
     } catch (error) {
       this.logger.error({ err: error }, 'listing rollouts failed');
     }

@@ -133,11 +133,14 @@ export class RolloutService implements RolloutStarter {
 
   /**
    * One controller pass over a rollout whose lease this replica holds: writes the traffic policy
-   * its state wants if that is not done yet, then judges the running step.
+   * its state wants if that is not done yet (or, taking the rollout over, again), then judges
+   * the running step.
    */
-  async control(rollout: RolloutRecord): Promise<void> {
+  async control(rollout: RolloutRecord, takingOver = false): Promise<void> {
     let current = rollout;
-    if (current.appliedVersion !== current.version) current = await this.applyPolicy(current);
+    // A controller taking a rollout over writes its traffic again: the one before may have
+    // stopped between writing a new step's traffic and recording the step.
+    if (takingOver || current.appliedVersion !== current.version) current = await this.applyPolicy(current);
     if (current.status !== 'running') return;
     const model = await this.registry.getModelById(current.modelId);
     const totals = await this.totals(current);

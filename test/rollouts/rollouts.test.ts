@@ -1,6 +1,7 @@
 import { createRolloutsPlugin } from '../../plugins/rollouts';
 import { startTestGateway, type Dialect, type TestGateway } from '../support/gateway-harness';
 import { describeWithPostgres } from '../support/services';
+import { waitFor } from '../jobs/support/jobs-harness';
 import { addVariant, addVariantBytes, get, registerModel } from '../serving/support/serving-fixtures';
 import {
   corruptedWeights, driveRollout, readPolicy, readRollout, rolloutAction, sendTraffic, slowClassifier, startRollout,
@@ -180,11 +181,20 @@ function suite(dialect: Dialect) {
     const { id } = started.data!.startRollout;
     const before = await driveRollout(gateway, 'restart', id, ['promoted', 'rolled_back'], { round: 50, maxRequests: 3000, stopAtStep: 2 });
     expect([before.rollout.status, before.rollout.step, before.rollout.reason]).toEqual(['running', 2, expect.any(String)]);
+    // Leave the traffic as a controller that died between writing the next step's traffic and
+    // recording the step would: all of it on the candidate while the stored step is 50 %.
+    const registered = await gateway.services.registry.getModel('restart');
+    const candidate = (await gateway.services.registry.listVariants(registered.id)).find((v) => v.tag === 'w4a4')!;
+    await gateway.services.serving.trafficPolicies.update('restart', ({ policy }) => ({ ...policy, routes: [{ variantId: candidate.id, weight: 1 }] }), { actor: 'test' });
 
     await gateway.halt();
     gateway = await startTestGateway({ dialect, plugins: [plugin()], storage: gateway.storage });
     expect(await readRollout(gateway, id)).toMatchObject({ status: 'running', step: 2, trafficPercent: 50 });
-    expect(await readPolicy(gateway, 'restart')).toMatchObject({ routes: { fp32: 50, w4a4: 50 } });
+    // The controller that takes the rollout over writes the stored step's traffic again.
+    await waitFor('the traffic of step 2', async () => {
+      const policy = await readPolicy(gateway, 'restart');
+      return policy.routes.fp32 === 50 && policy.routes.w4a4 === 50 ? policy : undefined;
+    }, 10_000);
 
     const after = await driveRollout(gateway, 'restart', id, ['promoted', 'rolled_back'], { round: 50, maxRequests: 4000 });
     expect(after.rollout.status).toBe('promoted');
