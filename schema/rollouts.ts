@@ -43,6 +43,8 @@ export class RolloutPlanInput {
   shadowFirst?: boolean | null;
   @Field(() => Float, { nullable: true, description: "Share (0..100) of each variant's answered requests the other shadows, for agreement and paired feedback. Default 100: every request is compared, at the cost of a second run in idle CPU." })
   shadowPercent?: number | null;
+  @Field(() => Boolean, { nullable: true, description: 'Steps wait for paired feedback: maxAccuracyDrop (classifiers) or maxRecallDrop (encoders) is not conclusive until feedback shows it holds. Default false: without feedback that guardrail is inapplicable and a step may pass on the others.' })
+  requireFeedback?: boolean | null;
 }
 
 @InputType({ description: 'A canary rollout of a candidate variant against a baseline.' })

@@ -66,6 +66,7 @@ export class Rollout {
   @Field(() => [RolloutStep]) steps!: RolloutStep[];
   @Field(() => RolloutGuardrails) guardrails!: RolloutGuardrails;
   @Field(() => Float, { description: "Share of each variant's answered requests the other shadows." }) shadowPercent!: number;
+  @Field({ description: 'Whether steps wait for paired feedback (accuracy or recall).' }) requireFeedback!: boolean;
   @Field(() => String, { nullable: true, description: 'Why it is where it is (the last decision or action).' }) reason!: string | null;
   @Field() stepStartedAt!: Date;
   @Field() createdBy!: string;

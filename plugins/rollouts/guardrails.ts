@@ -41,27 +41,31 @@ interface Test {
 
 const P99 = 0.99;
 
+/** A difference of shares with no observations: anything from −1 to 1. */
+const UNOBSERVED: Interval = { estimate: NaN, lower: -1, upper: 1 };
+
 /**
  * The paired test of a drop (accuracy for classifiers, recall@k for encoders): the candidate's
  * share right minus the baseline's on the same feedback rows, Newcombe's interval, McNemar's p.
+ * Without feedback it is inapplicable, unless the plan waits for feedback: then it is not conclusive.
  */
-function pairedDrop(name: GuardrailName, maxDrop: number, evidence: StepEvidence, taskFits: boolean): Test {
+function pairedDrop(name: GuardrailName, maxDrop: number, evidence: StepEvidence, taskFits: boolean, requireFeedback: boolean): Test {
   const p = evidence.paired;
   const pairs = p.both + p.onlyFirst + p.onlySecond + p.neither;
   return {
-    name, threshold: -maxDrop, samples: pairs, applicable: taskFits && pairs > 0, higherIsBetter: true,
-    interval: (c) => pairedDifference(p, c), pValue: mcnemarExact(p.onlyFirst, p.onlySecond).firstWorse,
+    name, threshold: -maxDrop, samples: pairs, applicable: taskFits && (pairs > 0 || requireFeedback), higherIsBetter: true,
+    interval: (c) => (pairs > 0 ? pairedDifference(p, c) : UNOBSERVED), pValue: mcnemarExact(p.onlyFirst, p.onlySecond).firstWorse,
   };
 }
 
-function testsOf(guardrails: Guardrails, evidence: StepEvidence, classification: boolean): Test[] {
+function testsOf(guardrails: Guardrails, evidence: StepEvidence, classification: boolean, requireFeedback: boolean): Test[] {
   const tests: Test[] = [];
   const e = evidence;
   const retrieval = !classification;
   if (guardrails.minAgreement !== null) {
     tests.push({ name: 'agreement', threshold: guardrails.minAgreement, samples: e.compared, applicable: classification, higherIsBetter: true, interval: (c) => wilsonInterval(e.agreed, e.compared, c) });
   }
-  if (guardrails.maxAccuracyDrop !== null) tests.push(pairedDrop('accuracy', guardrails.maxAccuracyDrop, e, classification));
+  if (guardrails.maxAccuracyDrop !== null) tests.push(pairedDrop('accuracy', guardrails.maxAccuracyDrop, e, classification, requireFeedback));
   if (guardrails.minOverlapAtK !== null) {
     // Only rows compared with a gallery have neighbours: a model without one is judged on cosine alone.
     tests.push({ name: 'overlap', threshold: guardrails.minOverlapAtK, samples: e.overlap.n, applicable: retrieval && e.overlap.n > 0, higherIsBetter: true, interval: (c) => meanInterval(e.overlap, c, [0, 1]) });
@@ -69,7 +73,7 @@ function testsOf(guardrails: Guardrails, evidence: StepEvidence, classification:
   if (guardrails.minCosine !== null) {
     tests.push({ name: 'cosine', threshold: guardrails.minCosine, samples: e.cosine.n, applicable: retrieval, higherIsBetter: true, interval: (c) => meanInterval(e.cosine, c, [-1, 1]) });
   }
-  if (guardrails.maxRecallDrop !== null) tests.push(pairedDrop('recall', guardrails.maxRecallDrop, e, retrieval));
+  if (guardrails.maxRecallDrop !== null) tests.push(pairedDrop('recall', guardrails.maxRecallDrop, e, retrieval, requireFeedback));
   if (guardrails.maxLatencyRatio !== null) {
     const n = (h: StepEvidence['candidateLatency']) => h.counts.reduce((a, b) => a + b, 0);
     const [nc, nb] = [n(e.candidateLatency), n(e.baselineLatency)];
@@ -99,20 +103,23 @@ export function rollbackAlpha(confidence: number, look: number, guardrails: numb
 /**
  * Judges each guardrail on a step's evidence. Holding is shown at the rollout's confidence;
  * a violation only at this look's rollback confidence (`look` undefined: not a look, no
- * violation is declared).
+ * violation is declared). An inapplicable guardrail shows no figure: what it would compute is
+ * not what it stands for (a classifier's accuracy pairs are no encoder's recall).
  */
-export function judgeGuardrails(guardrails: Guardrails, evidence: StepEvidence, classification: boolean, look: number | undefined): GuardrailFigure[] {
-  const tests = testsOf(guardrails, evidence, classification);
+export function judgeGuardrails(guardrails: Guardrails, evidence: StepEvidence, classification: boolean, look: number | undefined, requireFeedback = false): GuardrailFigure[] {
+  const tests = testsOf(guardrails, evidence, classification, requireFeedback);
   const holdLevel = twoSided(guardrails.confidence);
   const judged = tests.filter((t) => t.applicable).length;
   const rollbackLevel = look === undefined ? undefined : twoSided(1 - rollbackAlpha(guardrails.confidence, look, judged));
   return tests.map((test) => {
+    if (!test.applicable) {
+      return { guardrail: test.name, verdict: 'inapplicable' as const, threshold: test.threshold, samples: test.samples, pValue: null, estimate: null, lower: null, upper: null };
+    }
     const shown = test.interval(holdLevel);
     const base = {
       guardrail: test.name, threshold: test.threshold, samples: test.samples, pValue: test.pValue ?? null,
       estimate: finite(shown.estimate), lower: finite(shown.lower), upper: finite(shown.upper),
     };
-    if (!test.applicable) return { ...base, verdict: 'inapplicable' as const };
     const good = (i: Interval) => (test.higherIsBetter ? i.lower >= test.threshold : i.upper <= test.threshold);
     const bad = (i: Interval) => (test.higherIsBetter ? i.upper < test.threshold : i.lower > test.threshold);
     if (rollbackLevel !== undefined && bad(test.interval(rollbackLevel))) return { ...base, verdict: 'violated' as const };

@@ -27,8 +27,9 @@ export const FIRST_LOOK_SAMPLES = 30;
 export const LOOK_GROWTH = 1.25;
 
 function describe(f: GuardrailFigure): string {
-  const digits = (x: number | null) => (x === null ? '∞' : Number(x.toPrecision(4)).toString());
-  return `${f.guardrail} ${digits(f.estimate)} [${digits(f.lower)}, ${digits(f.upper)}] vs ${digits(f.threshold)} on ${f.samples}`;
+  // A missing bound is unbounded; a missing estimate has not been observed yet.
+  const digits = (x: number | null, missing = '∞') => (x === null ? missing : Number(x.toPrecision(4)).toString());
+  return `${f.guardrail} ${digits(f.estimate, 'n/a')} [${digits(f.lower)}, ${digits(f.upper)}] vs ${digits(f.threshold)} on ${f.samples}`;
 }
 
 /**
@@ -40,7 +41,7 @@ export function judgeStep(plan: RolloutPlan, stepIndex: number, evidence: StepEv
   const step = plan.steps[stepIndex];
   const isLook = evidence.candidateCalls >= Math.max(FIRST_LOOK_SAMPLES, lookState.lastLookSamples * LOOK_GROWTH);
   const next = isLook ? { looks: lookState.looks + 1, lastLookSamples: evidence.candidateCalls } : lookState;
-  const figures = judgeGuardrails(plan.guardrails, evidence, classification, isLook ? next.looks : undefined);
+  const figures = judgeGuardrails(plan.guardrails, evidence, classification, isLook ? next.looks : undefined, plan.requireFeedback);
   const violated = figures.filter((f) => f.verdict === 'violated');
   if (violated.length > 0) {
     return { decision: 'rollback', reason: `guardrail violated at step ${stepIndex + 1} (${step.trafficPercent} %): ${violated.map(describe).join('; ')}`, figures, lookState: next };

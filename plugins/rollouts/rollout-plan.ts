@@ -38,6 +38,12 @@ export interface RolloutPlan {
   guardrails: Guardrails;
   /** Share (0..100) of each variant's answered requests the other one shadows, for comparisons and paired feedback. */
   shadowPercent: number;
+  /**
+   * Whether a step waits for feedback: the accuracy (classifier) or recall (encoder) guardrail,
+   * when on, is then not conclusive until paired feedback shows it holds, instead of inapplicable
+   * without feedback (a step may then pass on the other guardrails alone).
+   */
+  requireFeedback: boolean;
 }
 
 /** What a caller may leave out; `completePlan` fills in the defaults. */
@@ -47,6 +53,7 @@ export interface PlanRequest {
   /** Prepend a 0 % step (the candidate only shadows) with the first step's minimums. */
   shadowFirst?: boolean | null;
   shadowPercent?: number | null;
+  requireFeedback?: boolean | null;
 }
 
 export const DEFAULT_STEPS: readonly RolloutStep[] = [5, 25, 50, 100].map((trafficPercent) => ({ trafficPercent, minRequests: 1000, minDurationSeconds: 300 }));
@@ -119,14 +126,14 @@ export function completePlan(request: PlanRequest): RolloutPlan {
   }
   const shadowPercent = request.shadowPercent ?? DEFAULT_SHADOW_PERCENT;
   if (!(Number.isFinite(shadowPercent) && shadowPercent >= 0 && shadowPercent <= 100)) throw badInput(`shadowPercent must be in 0..100; got ${shadowPercent}`);
-  return { steps, guardrails, shadowPercent };
+  return { steps, guardrails, shadowPercent, requireFeedback: request.requireFeedback ?? false };
 }
 
 /**
- * A plan as stored: one written before a guardrail existed did not judge it, so a guardrail
- * missing from it reads as off, never as a default it was not started with.
+ * A plan as stored: one written before a guardrail or option existed did not judge it, so a
+ * guardrail missing from it reads as off, never as a default it was not started with.
  */
 export function storedPlan(plan: RolloutPlan): RolloutPlan {
   const off = Object.fromEntries(Object.keys(DEFAULT_GUARDRAILS).map((key) => [key, null])) as unknown as Guardrails;
-  return { ...plan, guardrails: { ...off, ...plan.guardrails } };
+  return { ...plan, guardrails: { ...off, ...plan.guardrails }, requireFeedback: plan.requireFeedback ?? false };
 }

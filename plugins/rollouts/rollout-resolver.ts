@@ -34,6 +34,7 @@ export class RolloutResolver {
       steps: record.plan.steps.map((s) => ({ trafficPercent: s.trafficPercent, minRequests: s.minRequests, minDuration: s.minDurationSeconds })),
       guardrails: record.plan.guardrails,
       shadowPercent: record.plan.shadowPercent,
+      requireFeedback: record.plan.requireFeedback,
     };
   }
 

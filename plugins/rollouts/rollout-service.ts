@@ -24,6 +24,7 @@ export function planRequestOf(input: RolloutPlanInput): PlanRequest {
       : null,
     shadowFirst: input.shadowFirst ?? null,
     shadowPercent: input.shadowPercent ?? null,
+    requireFeedback: input.requireFeedback ?? null,
   };
 }
 

@@ -83,7 +83,7 @@ function emptyEvidence(): StepEvidence {
 
 /** Requests until the controller rolls back (undefined: it did not within the stream). */
 function runStream(guardrails: Guardrails, next: () => Outcome, spendBudget: boolean, classification: boolean): number | undefined {
-  const plan: RolloutPlan = { steps: [{ trafficPercent: 5, minRequests: Number.MAX_SAFE_INTEGER, minDurationSeconds: 0 }], guardrails, shadowPercent: 100 };
+  const plan: RolloutPlan = { steps: [{ trafficPercent: 5, minRequests: Number.MAX_SAFE_INTEGER, minDurationSeconds: 0 }], guardrails, shadowPercent: 100, requireFeedback: false };
   const evidence = emptyEvidence();
   let looks: LookState = { looks: 0, lastLookSamples: 0 };
   for (let n = 0; n < MAX_REQUESTS; ) {

@@ -77,6 +77,23 @@ describe('retrieval guardrails', () => {
     expect(judgeStep(plan, 0, { ...good, ...little }, 10, start, false)).toMatchObject({ decision: 'hold', reason: expect.stringMatching(/recall .* not conclusive/) });
   });
 
+  test('without feedback recall is inapplicable and a step may pass on the rest; a plan that waits for feedback holds until recall is shown', () => {
+    const steps = [{ trafficPercent: 5, minRequests: 100, minDurationSeconds: 0 }, { trafficPercent: 100, minRequests: 100, minDurationSeconds: 0 }];
+    const start = { looks: 0, lastLookSamples: 0 };
+    const passes = judgeStep(completePlan({ steps, guardrails: { maxLatencyRatio: null } }), 0, good, 10, start, false);
+    expect(passes.decision).toBe('advance');
+    // An inapplicable guardrail shows no figure, only its threshold and (zero) samples.
+    expect(passes.figures.find((f) => f.guardrail === 'recall')).toEqual({ guardrail: 'recall', verdict: 'inapplicable', threshold: -0.01, samples: 0, estimate: null, lower: null, upper: null, pValue: null });
+    const waiting = completePlan({ steps, guardrails: { maxLatencyRatio: null }, requireFeedback: true });
+    expect(waiting.requireFeedback).toBe(true);
+    expect(judgeStep(waiting, 0, good, 10, start, false)).toMatchObject({ decision: 'hold', reason: expect.stringMatching(/recall n\/a \[-1, 1\] vs -0\.01 on 0 not conclusive/) });
+    const feedback = { paired: { both: 19000, onlyFirst: 20, onlySecond: 20, neither: 960 } };
+    expect(judgeStep(waiting, 0, { ...good, ...feedback }, 10, start, false).decision).toBe('advance');
+    // A classifier waits on accuracy the same way; recall stays inapplicable to it.
+    const classifier = evidence({ agreed: 400 });
+    expect(verdicts(judgeStep(waiting, 0, classifier, 10, start, true).figures)).toMatchObject({ accuracy: 'unknown', recall: 'inapplicable' });
+  });
+
   test('the rollback budget is shared by the guardrails a look can judge: inapplicable ones spend none of it', () => {
     // An overlap figure just violated when three guardrails share the look's budget (overlap, cosine, error rate).
     const applicable = { ...OFF, minOverlapAtK: 0.5, minCosine: 0.95, maxErrorRate: 0.01 };
@@ -104,5 +121,7 @@ describe('retrieval guardrails in the plan', () => {
     const old = completePlan({});
     const { minOverlapAtK: _o, minCosine: _c, maxRecallDrop: _r, ...before } = old.guardrails;
     expect(storedPlan({ ...old, guardrails: before as Guardrails }).guardrails).toEqual({ ...old.guardrails, minOverlapAtK: null, minCosine: null, maxRecallDrop: null });
+    const { requireFeedback: _f, ...withoutOption } = old;
+    expect(storedPlan(withoutOption as RolloutPlan).requireFeedback).toBe(false);
   });
 });
