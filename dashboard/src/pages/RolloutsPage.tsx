@@ -54,7 +54,7 @@ function Guardrails({ figures }: { figures: Figure[] }) {
             <td>{f.guardrail}</td>
             <td className={`verdict-${f.verdict}`}>{f.verdict}</td>
             <td>
-              {number(f.estimate, 4)} [{f.lower === null ? '−∞' : number(f.lower, 4)}, {f.upper === null ? '∞' : number(f.upper, 4)}]
+              {f.estimate === null ? '—' : `${number(f.estimate, 4)} [${f.lower === null ? '−∞' : number(f.lower, 4)}, ${f.upper === null ? '∞' : number(f.upper, 4)}]`}
             </td>
             <td>{number(f.threshold, 4)}</td>
             <td>{f.samples}</td>
