@@ -174,7 +174,7 @@ async function drive(gateway: Gateway, rolloutId: string, labels: string[]): Pro
     ({ rollout } = await graphql<{ rollout: RolloutView }>(gateway, `query($id: ID!) { rollout(id: $id) { ${ROLLOUT_FIELDS} } }`, { id: rolloutId }));
     for (const event of rollout.events.slice(seenEvents)) {
       out(`${event.at.slice(11, 19)} [${sent} queries] ${event.kind} step ${event.step} (${event.trafficPercent} %): ${event.reason}`);
-      for (const figure of event.figures) out(`    ${figureLine(figure)}`);
+      for (const figure of event.figures.filter((x) => x.verdict !== 'inapplicable')) out(`    ${figureLine(figure)}`);
     }
     seenEvents = rollout.events.length;
     if (rollout.reason !== lastReason) out(`${new Date().toISOString().slice(11, 19)} [${sent} queries] ${rollout.reason}`);
