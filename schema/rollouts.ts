@@ -13,6 +13,8 @@ export class RolloutStepInput {
   minRequests!: number;
   @Field(() => Int, { defaultValue: 300, description: 'Seconds the step must last before it may advance.' })
   minDuration!: number;
+  @Field(() => Int, { nullable: true, description: 'Seconds after which a step that has not passed (guardrails not shown to hold, minimums not met) is rolled back. Default null: it holds as long as it takes.' })
+  maxDuration?: number | null;
 }
 
 @InputType({ description: 'What must hold for the candidate to advance, each judged at the confidence. null switches a guardrail off.' })

@@ -14,6 +14,7 @@ export class RolloutStep {
   @Field(() => Float) trafficPercent!: number;
   @Field(() => Int) minRequests!: number;
   @Field(() => Int, { description: 'Seconds.' }) minDuration!: number;
+  @Field(() => Int, { nullable: true, description: 'Seconds after which the step, not passed, is rolled back; null: it holds as long as it takes.' }) maxDuration!: number | null;
 }
 
 @ObjectType({ description: 'The guardrails a rollout judges; null: switched off.' })

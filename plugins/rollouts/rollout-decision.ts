@@ -35,7 +35,8 @@ function describe(f: GuardrailFigure): string {
 /**
  * The controller's rule for one step: roll back when a guardrail is shown violated; advance
  * (promote after the last step) when every guardrail this step can measure is shown to hold and
- * the step's minimum requests and duration are met; otherwise hold.
+ * the step's minimum requests and duration are met; otherwise hold, until the step's
+ * maxDurationSeconds (if set) has passed: then roll back, as a candidate not shown fit in time.
  */
 export function judgeStep(plan: RolloutPlan, stepIndex: number, evidence: StepEvidence, elapsedSeconds: number, lookState: LookState, classification: boolean): StepJudgement {
   const step = plan.steps[stepIndex];
@@ -52,6 +53,10 @@ export function judgeStep(plan: RolloutPlan, stepIndex: number, evidence: StepEv
   if (elapsedSeconds < step.minDurationSeconds) waiting.push(`${Math.floor(elapsedSeconds)}/${step.minDurationSeconds} s`);
   if (pending.length > 0 || waiting.length > 0) {
     const reasons = [...pending.map((f) => `${describe(f)} not conclusive`), ...waiting];
+    const deadline = step.maxDurationSeconds;
+    if (deadline !== undefined && deadline !== null && elapsedSeconds >= deadline) {
+      return { decision: 'rollback', reason: `step ${stepIndex + 1} (${step.trafficPercent} %) did not pass within its ${deadline} s: ${reasons.join('; ')}`, figures, lookState: next };
+    }
     return { decision: 'hold', reason: `holding at step ${stepIndex + 1} (${step.trafficPercent} %): ${reasons.join('; ')}`, figures, lookState: next };
   }
   const shown = figures.filter((f) => f.verdict === 'holds').map(describe).join('; ') || 'no guardrail measurable';

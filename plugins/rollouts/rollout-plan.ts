@@ -8,6 +8,11 @@ export interface RolloutStep {
   minRequests: number;
   /** Seconds the step must last before it may advance. */
   minDurationSeconds: number;
+  /**
+   * Seconds after which a step that has not passed is rolled back (its guardrails not shown to
+   * hold in time, or its minimums not met); absent or null: the step holds as long as it takes.
+   */
+  maxDurationSeconds?: number | null;
 }
 
 /**
@@ -101,11 +106,15 @@ export function completePlan(request: PlanRequest): RolloutPlan {
     for (const field of ['minRequests', 'minDurationSeconds'] as const) {
       if (!Number.isInteger(step[field]) || step[field] < 0) throw badInput(`steps[${i}].${field} must be a non-negative integer; got ${step[field]}`);
     }
+    const max = step.maxDurationSeconds;
+    if (max !== undefined && max !== null && !(Number.isInteger(max) && max >= Math.max(1, step.minDurationSeconds))) {
+      throw badInput(`steps[${i}].maxDurationSeconds must be a whole number of seconds of at least the step's minDurationSeconds (and 1); got ${max}`);
+    }
   });
   if (given[given.length - 1].trafficPercent !== 100) {
     throw badInput(`the last step must send 100 % of the traffic to the candidate (promotion follows it); got ${given[given.length - 1].trafficPercent}`);
   }
-  const steps = given.map((s) => ({ trafficPercent: s.trafficPercent, minRequests: s.minRequests, minDurationSeconds: s.minDurationSeconds }));
+  const steps = given.map((s) => ({ trafficPercent: s.trafficPercent, minRequests: s.minRequests, minDurationSeconds: s.minDurationSeconds, maxDurationSeconds: s.maxDurationSeconds ?? null }));
   if (request.shadowFirst && steps[0].trafficPercent > 0) steps.unshift({ ...steps[0], trafficPercent: 0 });
 
   const guardrails: Guardrails = { ...DEFAULT_GUARDRAILS };

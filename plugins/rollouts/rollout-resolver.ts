@@ -31,7 +31,7 @@ export class RolloutResolver {
       status: record.status as RolloutStatusEnum,
       step: record.stepIndex + 1,
       trafficPercent: record.plan.steps[record.stepIndex].trafficPercent,
-      steps: record.plan.steps.map((s) => ({ trafficPercent: s.trafficPercent, minRequests: s.minRequests, minDuration: s.minDurationSeconds })),
+      steps: record.plan.steps.map((s) => ({ trafficPercent: s.trafficPercent, minRequests: s.minRequests, minDuration: s.minDurationSeconds, maxDuration: s.maxDurationSeconds ?? null })),
       guardrails: record.plan.guardrails,
       shadowPercent: record.plan.shadowPercent,
       requireFeedback: record.plan.requireFeedback,

@@ -18,7 +18,7 @@ export const ROLLOUT_UPDATED_TOPIC = 'ROLLOUT_UPDATED';
 export function planRequestOf(input: RolloutPlanInput): PlanRequest {
   const g = input.guardrails;
   return {
-    steps: input.steps?.map((s) => ({ trafficPercent: s.trafficPercent, minRequests: s.minRequests, minDurationSeconds: s.minDuration })) ?? null,
+    steps: input.steps?.map((s) => ({ trafficPercent: s.trafficPercent, minRequests: s.minRequests, minDurationSeconds: s.minDuration, maxDurationSeconds: s.maxDuration ?? null })) ?? null,
     guardrails: g
       ? Object.fromEntries(Object.entries({ ...g }).filter(([, v]) => v !== undefined))
       : null,

@@ -94,6 +94,21 @@ describe('retrieval guardrails', () => {
     expect(verdicts(judgeStep(waiting, 0, classifier, 10, start, true).figures)).toMatchObject({ accuracy: 'unknown', recall: 'inapplicable' });
   });
 
+  test("a step that has not passed by its maxDurationSeconds is rolled back, saying what was not shown; without one it holds", () => {
+    const step = { trafficPercent: 10, minRequests: 100, minDurationSeconds: 0 };
+    const start = { looks: 0, lastLookSamples: 0 };
+    const unclear = evidence({ overlap: moments(40, 0.3, 0.8, 0.5), cosine: good.cosine });
+    const holding = completePlan({ steps: [step, { ...step, trafficPercent: 100 }], guardrails: { maxLatencyRatio: null } });
+    expect(judgeStep(holding, 0, unclear, 10_000, start, false).decision).toBe('hold');
+    const deadline = completePlan({ steps: [{ ...step, maxDurationSeconds: 600 }, { ...step, trafficPercent: 100 }], guardrails: { maxLatencyRatio: null } });
+    expect(judgeStep(deadline, 0, unclear, 599, start, false).decision).toBe('hold');
+    expect(judgeStep(deadline, 0, unclear, 600, start, false)).toMatchObject({ decision: 'rollback', reason: expect.stringMatching(/^step 1 \(10 %\) did not pass within its 600 s: overlap .* not conclusive/) });
+    // A step that passes in time is not affected.
+    expect(judgeStep(deadline, 0, good, 700, start, false).decision).toBe('advance');
+    expect(() => completePlan({ steps: [{ ...step, minDurationSeconds: 60, maxDurationSeconds: 30 }, { ...step, trafficPercent: 100 }] })).toThrow(/maxDurationSeconds must be a whole number of seconds of at least/);
+    expect(completePlan({}).steps.every((s) => s.maxDurationSeconds === null)).toBe(true);
+  });
+
   test('the rollback budget is shared by the guardrails a look can judge: inapplicable ones spend none of it', () => {
     // An overlap figure just violated when three guardrails share the look's budget (overlap, cosine, error rate).
     const applicable = { ...OFF, minOverlapAtK: 0.5, minCosine: 0.95, maxErrorRate: 0.01 };

@@ -155,6 +155,7 @@ function suite(dialect: Dialect) {
       [{ steps: quickSteps(-5, 100) }, /0\.\.100/],
       [{ steps: quickSteps(10, 50) }, /last step must send 100/],
       [{ steps: [{ trafficPercent: 100, minRequests: -1, minDuration: 0 }] }, /minRequests/],
+      [{ steps: [{ trafficPercent: 100, minRequests: 1, minDuration: 60, maxDuration: 30 }] }, /maxDurationSeconds/],
       [{ guardrails: { confidence: 0 } }, /confidence/],
       [{ guardrails: { confidence: 1 } }, /confidence/],
       [{ guardrails: { confidence: 1.5 } }, /confidence/],
