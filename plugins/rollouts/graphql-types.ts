@@ -29,6 +29,14 @@ export class RolloutGuardrails {
   @Field(() => Float) confidence!: number;
 }
 
+@ObjectType({ description: 'Feedback rows (classifier) or queries (encoder) both variants answered, by who was right.' })
+export class GuardrailPairs {
+  @Field(() => Int) both!: number;
+  @Field(() => Int) candidateOnly!: number;
+  @Field(() => Int) baselineOnly!: number;
+  @Field(() => Int) neither!: number;
+}
+
 @ObjectType({ description: 'A guardrail as judged at a decision: the figure, its interval at the rollout confidence, and the verdict.' })
 export class GuardrailFigure {
   @Field({ description: 'accuracy (candidate − baseline on paired feedback rows), agreement, overlap (mean overlap@k), cosine (mean), recall (candidate − baseline recall@k on paired feedback queries), latency (p99 ratio), errorRate.' }) guardrail!: string;
@@ -39,6 +47,7 @@ export class GuardrailFigure {
   @Field(() => Float) threshold!: number;
   @Field(() => Int) samples!: number;
   @Field(() => Float, { nullable: true, description: "McNemar's exact one-sided p-value for a less accurate candidate (accuracy and recall only)." }) pValue!: number | null;
+  @Field(() => GuardrailPairs, { nullable: true, description: 'The pairs behind accuracy and recall (null for the others, and in events recorded before pairs were kept).' }) pairs!: GuardrailPairs | null;
 }
 
 @ObjectType({ description: "An entry of a rollout's event log: a person's action or a controller decision, with its figures." })

@@ -25,6 +25,16 @@ export interface GuardrailFigure {
   samples: number;
   /** McNemar's one-sided p-value for "the candidate is less accurate" (accuracy, recall). */
   pValue: number | null;
+  /** The feedback pairs behind a paired figure (accuracy, recall) by who was right; null for the others. */
+  pairs: PairsByOutcome | null;
+}
+
+/** Rows both variants predicted with feedback, by who got them right. */
+export interface PairsByOutcome {
+  both: number;
+  candidateOnly: number;
+  baselineOnly: number;
+  neither: number;
 }
 
 /** A test in one direction: is the figure on the good side of the threshold, at a confidence? */
@@ -37,6 +47,7 @@ interface Test {
   higherIsBetter: boolean;
   interval(confidence: number): Interval;
   pValue?: number;
+  pairs?: PairsByOutcome;
 }
 
 const P99 = 0.99;
@@ -55,6 +66,7 @@ function pairedDrop(name: GuardrailName, maxDrop: number, evidence: StepEvidence
   return {
     name, threshold: -maxDrop, samples: pairs, applicable: taskFits && (pairs > 0 || requireFeedback), higherIsBetter: true,
     interval: (c) => (pairs > 0 ? pairedDifference(p, c) : UNOBSERVED), pValue: mcnemarExact(p.onlyFirst, p.onlySecond).firstWorse,
+    pairs: { both: p.both, candidateOnly: p.onlyFirst, baselineOnly: p.onlySecond, neither: p.neither },
   };
 }
 
@@ -113,11 +125,11 @@ export function judgeGuardrails(guardrails: Guardrails, evidence: StepEvidence, 
   const rollbackLevel = look === undefined ? undefined : twoSided(1 - rollbackAlpha(guardrails.confidence, look, judged));
   return tests.map((test) => {
     if (!test.applicable) {
-      return { guardrail: test.name, verdict: 'inapplicable' as const, threshold: test.threshold, samples: test.samples, pValue: null, estimate: null, lower: null, upper: null };
+      return { guardrail: test.name, verdict: 'inapplicable' as const, threshold: test.threshold, samples: test.samples, pValue: null, pairs: null, estimate: null, lower: null, upper: null };
     }
     const shown = test.interval(holdLevel);
     const base = {
-      guardrail: test.name, threshold: test.threshold, samples: test.samples, pValue: test.pValue ?? null,
+      guardrail: test.name, threshold: test.threshold, samples: test.samples, pValue: test.pValue ?? null, pairs: test.pairs ?? null,
       estimate: finite(shown.estimate), lower: finite(shown.lower), upper: finite(shown.upper),
     };
     const good = (i: Interval) => (test.higherIsBetter ? i.lower >= test.threshold : i.upper <= test.threshold);

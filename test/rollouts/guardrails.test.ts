@@ -61,6 +61,7 @@ describe('retrieval guardrails', () => {
     expect(recall).toMatchObject({ guardrail: 'recall', verdict: 'violated', threshold: -0.01, samples: 1000 });
     expect(recall.estimate).toBeCloseTo(-0.05, 10);
     expect(recall.pValue).toBeLessThan(1e-6);
+    expect(recall.pairs).toEqual({ both: 900, candidateOnly: 5, baselineOnly: 55, neither: 40 });
     const equal = evidence({ paired: { both: 19000, onlyFirst: 20, onlySecond: 20, neither: 960 } });
     expect(judgeGuardrails({ ...OFF, maxRecallDrop: 0.01 }, equal, false, 1)[0].verdict).toBe('holds');
     expect(verdicts(judgeGuardrails({ ...OFF, maxRecallDrop: 0.01, maxAccuracyDrop: 0.01 }, drop, true, 1))).toEqual({ accuracy: 'violated', recall: 'inapplicable' });
@@ -83,7 +84,7 @@ describe('retrieval guardrails', () => {
     const passes = judgeStep(completePlan({ steps, guardrails: { maxLatencyRatio: null } }), 0, good, 10, start, false);
     expect(passes.decision).toBe('advance');
     // An inapplicable guardrail shows no figure, only its threshold and (zero) samples.
-    expect(passes.figures.find((f) => f.guardrail === 'recall')).toEqual({ guardrail: 'recall', verdict: 'inapplicable', threshold: -0.01, samples: 0, estimate: null, lower: null, upper: null, pValue: null });
+    expect(passes.figures.find((f) => f.guardrail === 'recall')).toEqual({ guardrail: 'recall', verdict: 'inapplicable', threshold: -0.01, samples: 0, estimate: null, lower: null, upper: null, pValue: null, pairs: null });
     const waiting = completePlan({ steps, guardrails: { maxLatencyRatio: null }, requireFeedback: true });
     expect(waiting.requireFeedback).toBe(true);
     expect(judgeStep(waiting, 0, good, 10, start, false)).toMatchObject({ decision: 'hold', reason: expect.stringMatching(/recall n\/a \[-1, 1\] vs -0\.01 on 0 not conclusive/) });

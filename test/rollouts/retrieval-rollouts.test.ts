@@ -104,6 +104,10 @@ function suite(dialect: Dialect) {
     expect(figures.recall.estimate).toBeLessThan(-0.03);
     expect(figures.recall.upper).toBeLessThan(-0.01);
     expect(figures.recall.pValue).toBeLessThan(0.01);
+    // The pairs behind it: they add up to the samples, and the baseline alone was right more often.
+    const pairs = figures.recall.pairs!;
+    expect(pairs.both + pairs.candidateOnly + pairs.baselineOnly + pairs.neither).toBe(figures.recall.samples);
+    expect(pairs.baselineOnly).toBeGreaterThan(pairs.candidateOnly);
     expect(rollout.reason).toMatch(/guardrail violated at step 1 \(5 %\): recall -0\.\d+ \[.*\] vs -0\.01 on \d+/);
     expect(await readPolicy(gateway, 'emb-recall')).toMatchObject({ routes: { fp32: 1 }, shadows: [] });
   });

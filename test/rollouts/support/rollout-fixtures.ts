@@ -170,10 +170,10 @@ export interface RolloutView {
   candidate: string;
   baseline: string;
   reason: string | null;
-  events: Array<{ seq: number; kind: string; step: number; trafficPercent: number; actor: string; reason: string; figures: Array<{ guardrail: string; verdict: string; estimate: number | null; lower: number | null; upper: number | null; threshold: number; samples: number; pValue: number | null }> }>;
+  events: Array<{ seq: number; kind: string; step: number; trafficPercent: number; actor: string; reason: string; figures: Array<{ guardrail: string; verdict: string; estimate: number | null; lower: number | null; upper: number | null; threshold: number; samples: number; pValue: number | null; pairs: { both: number; candidateOnly: number; baselineOnly: number; neither: number } | null }> }>;
 }
 
-export const ROLLOUT_FIELDS = 'id status step trafficPercent candidate baseline reason events { seq kind step trafficPercent actor reason figures { guardrail verdict estimate lower upper threshold samples pValue } }';
+export const ROLLOUT_FIELDS = 'id status step trafficPercent candidate baseline reason events { seq kind step trafficPercent actor reason figures { guardrail verdict estimate lower upper threshold samples pValue pairs { both candidateOnly baselineOnly neither } } }';
 
 type GraphQLReply<T> = Awaited<ReturnType<TestGateway['graphql']>> & { data?: T };
 
