@@ -167,8 +167,8 @@ export class DataPlane {
   }
 
   private async relevantSetsOf(model: ModelRecord, truth: FeedbackTruth): Promise<RowTruth[]> {
-    if ((await this.galleries.status(model)).size === 0) throw badInput(`model ${model.name} has no gallery: retrieval feedback names gallery items`);
-    const gallery = await this.galleries.require(model);
+    const gallery = await this.galleries.load(model);
+    if (gallery.size === 0) throw badInput(`model ${model.name} has no gallery: retrieval feedback names gallery items`);
     if ('labels' in truth) {
       return truth.labels.map((label) => {
         const ids = typeof label === 'string' ? gallery.idsLabelled(label) : [];

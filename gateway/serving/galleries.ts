@@ -85,9 +85,14 @@ export class Galleries {
     return { size: loaded.gallery.size, revision };
   }
 
+  /** The model's gallery as stored, brought up to date; empty until one was uploaded. */
+  async load(model: ModelRecord): Promise<ModelGallery> {
+    return (await this.current(model)).gallery;
+  }
+
   /** The model's gallery as stored; NOT_FOUND until one was uploaded. */
   async require(model: ModelRecord): Promise<ModelGallery> {
-    const { gallery } = await this.current(model);
+    const gallery = await this.load(model);
     if (gallery.size === 0) throw notFound(`model ${model.name} has no gallery yet; POST images to /v2/models/${model.name}/gallery first`);
     return gallery;
   }
